@@ -1,0 +1,37 @@
+"""PPMd variant H (pyppmd): the classical context model to beat on text."""
+from __future__ import annotations
+
+import pyppmd
+
+import lmar
+from lmar.codec import Codec
+from lmar.errors import CodecError
+
+
+class PpmdCodec(Codec):
+    name = "ppmd"
+    description = "PPMd var. H, order 6, 256 MiB"
+    speed = 4e6
+    default_params = {"order": 6, "mem_mb": 256}
+
+    def compress(self, data: bytes) -> bytes:
+        enc = pyppmd.Ppmd7Encoder(self.params["order"], self.params["mem_mb"] << 20)
+        return enc.encode(data) + enc.flush(endmark=False)
+
+    def decompress(self, payload: bytes, size: int) -> bytes:
+        try:
+            dec = pyppmd.Ppmd7Decoder(self.params["order"], self.params["mem_mb"] << 20)
+            out = dec.decode(payload, size)
+            while len(out) < size and not dec.eof and dec.needs_input is False:
+                more = dec.decode(b"", size - len(out))
+                if not more:
+                    break
+                out += more
+        except (ValueError, RuntimeError, EOFError) as exc:
+            raise CodecError(f"ppmd: {exc}") from None
+        return out
+
+
+@lmar.hookimpl
+def register_codecs(register):
+    register(PpmdCodec)
