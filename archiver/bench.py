@@ -1,0 +1,531 @@
+"""Measure codecs on files: sizes, rates and speeds, every figure backed by a verified round trip.
+
+Why a layer of its own: the archiver keeps only the winning codec per block, while a benchmark must run
+*every* contender on the same bytes and keep failures as results, so a comparison never silently loses a
+codec. Contenders are the registry's codecs (never imported directly) plus the classical command-line
+compressors found on ``PATH``, which anchor the figures to tools readers already know.
+
+Everything here is measurement: inputs in, dataclasses out. Rendering (terminal, Markdown, JSON, plots)
+lives in :mod:`lmar.bench_report`, the command line in :mod:`lmar.bench_cli`.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Protocol, Sequence
+
+from . import __version__
+from .errors import CodecError, LmarError
+from .registry import Registry
+
+#: Bump when a field of the JSON report changes meaning or disappears (adding fields keeps the version).
+SCHEMA_VERSION = 1
+#: Codec kinds that only understand one kind of data; their refusals are expected, not failures.
+DOMAIN_KINDS = frozenset({"image", "audio"})
+#: Modality of files given directly (not inside a top-level folder of a given directory).
+ROOT_MODALITY = "(root)"
+#: Name of the summary group that covers every file.
+ALL_GROUP = "all"
+#: Order of kinds in reports: the classical references first, then the contenders they are measured against.
+_KIND_ORDER = {"classical": 0, "lm": 1, "image": 2, "audio": 3}
+
+OK, DECLINED, ERROR, MISMATCH = "ok", "declined", "error", "mismatch"
+
+
+class Coder(Protocol):
+    """What a measurement needs: the codec contract's coding half (``lmar.codec.Codec`` satisfies it)."""
+
+    def accepts(self, data: bytes) -> bool: ...
+
+    def compress(self, data: bytes) -> bytes: ...
+
+    def decompress(self, payload: bytes, size: int) -> bytes: ...
+
+
+# -- contenders -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One codec to measure. ``factory`` builds the coder once, lazily (LM codecs load a model)."""
+
+    name: str
+    kind: str
+    source: str  # "registry" or "external"
+    description: str
+    version: int | None
+    #: Size of the model a decoder must own; counted by the adjusted rate (Deletang et al. 2023).
+    model_bytes: int | None
+    #: Independent blocks the archiver would cut a file into for this codec (None: one stream per file).
+    block_size: int | None
+    factory: Callable[[], Coder] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something that was not measured (codec unavailable, tool missing, file unreadable) and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExternalTool:
+    """A command-line compressor used as a baseline, driven through stdin/stdout.
+
+    ``-T1`` keeps xz and zstd single-threaded so their speed compares with the in-process codecs;
+    ``size_hint`` passes the input size to zstd, which otherwise sizes its window for an unbounded stream
+    (at ``--ultra -22`` that costs most of a second per call) and codes differently from ``zstd FILE``.
+    """
+
+    name: str
+    program: str
+    level_args: tuple[str, ...]
+    decompress_args: tuple[str, ...] = ("-d", "-c")
+    size_hint: bool = False
+
+    @property
+    def label(self) -> str:
+        return " ".join((self.program, *self.level_args))
+
+
+EXTERNAL_TOOLS: tuple[ExternalTool, ...] = (
+    ExternalTool("ext:xz", "xz", ("-9e", "-T1")),
+    ExternalTool("ext:zstd", "zstd", ("--ultra", "-22", "-T1"), ("-d", "-c", "-q"), size_hint=True),
+    ExternalTool("ext:brotli", "brotli", ("-q", "11")),
+    ExternalTool("ext:bzip2", "bzip2", ("-9",)),
+    ExternalTool("ext:gzip", "gzip", ("-9", "-n")),
+)
+
+
+class ExternalCoder:
+    """Runs an :class:`ExternalTool` once per call; process start-up is part of its measured time."""
+
+    def __init__(self, tool: ExternalTool, executable: str) -> None:
+        self.tool = tool
+        self.executable = executable
+
+    def accepts(self, data: bytes) -> bool:
+        return True
+
+    def compress(self, data: bytes) -> bytes:
+        argv = [self.executable, *self.tool.level_args, "-c"]
+        if self.tool.size_hint:
+            argv.append(f"--stream-size={len(data)}")
+        return self._run(argv, data)
+
+    def decompress(self, payload: bytes, size: int) -> bytes:
+        return self._run([self.executable, *self.tool.decompress_args], payload)
+
+    def _run(self, argv: list[str], data: bytes) -> bytes:
+        proc = subprocess.run(argv, input=data, capture_output=True, check=False)
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise CodecError(f"{self.tool.program} exited with {proc.returncode}: {err[-1] if err else 'no message'}")
+        return proc.stdout
+
+
+def _model_bytes(info: dict) -> int | None:
+    value = info.get("model_bytes")
+    return int(value) if isinstance(value, (int, float)) and value >= 0 else None
+
+
+def discover_contenders(
+    registry: Registry,
+    selected: Sequence[str] | None = None,
+    which: Callable[[str], str | None] = shutil.which,
+    external: Sequence[ExternalTool] = EXTERNAL_TOOLS,
+) -> tuple[list[Contender], list[Skipped]]:
+    """Every codec that can run here (or the ``selected`` ones), plus what could not and why.
+
+    Raises :class:`LmarError` for a selected name that is neither a registry codec nor an external tool,
+    so a typo fails before a long run instead of quietly measuring less.
+    """
+    wanted = list(dict.fromkeys(selected)) if selected else None
+    known = set(registry.codecs) | {t.name for t in external}
+    unknown = [n for n in wanted or () if n not in known]
+    if unknown:
+        raise LmarError(
+            f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+
+    contenders: list[Contender] = []
+    skipped: list[Skipped] = [
+        Skipped(f"plugin {f.plugin}", f"failed to load: {f.error}") for f in registry.failures]
+    for name, cls in registry.codecs.items():
+        if wanted is not None and name not in wanted:
+            continue
+        ok, why = cls.availability()
+        if not ok:
+            skipped.append(Skipped(name, f"unavailable: {why}"))
+            continue
+        try:
+            info = cls.info()
+        except Exception as exc:  # a codec's metadata bug must not hide its measurements
+            info = {}
+            skipped.append(Skipped(f"{name} (info)", f"info() raised {type(exc).__name__}: {exc}"))
+        contenders.append(Contender(
+            name=name, kind=cls.kind, source="registry", description=cls.description, version=cls.version,
+            model_bytes=_model_bytes(info), block_size=cls.block_size if cls.block_size > 0 else None,
+            factory=lambda _n=name: registry.create(_n)))
+    contenders.sort(key=lambda c: (_KIND_ORDER.get(c.kind, len(_KIND_ORDER)), c.name))
+
+    for tool in external:
+        if wanted is not None and tool.name not in wanted:
+            continue
+        exe = which(tool.program)
+        if exe is None:
+            skipped.append(Skipped(tool.name, f"'{tool.program}' not found on PATH"))
+            continue
+        contenders.append(Contender(
+            name=tool.name, kind="external", source="external", description=f"{tool.label} (command line)",
+            version=None, model_bytes=None, block_size=None,
+            factory=lambda _t=tool, _e=exe: ExternalCoder(_t, _e)))
+    return contenders, skipped
+
+
+# -- inputs -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchFile:
+    """A file to measure. ``modality`` is its top-level folder under the path it was found through."""
+
+    path: str
+    modality: str
+    raw_bytes: int
+
+
+def _modality(rel: Path) -> str:
+    return rel.parts[0] if len(rel.parts) > 1 else ROOT_MODALITY
+
+
+def collect_files(paths: Sequence[str]) -> tuple[list[BenchFile], list[Skipped]]:
+    """Files under ``paths`` in a stable order (sorted walk), each once; raises for a missing path."""
+    files: list[BenchFile] = []
+    skipped: list[Skipped] = []
+    seen: set[str] = set()
+    for given in paths:
+        root = Path(given)
+        if not root.exists():
+            raise LmarError(f"{given}: no such file or directory")
+        if root.is_dir():
+            candidates = []
+            for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: skipped.append(
+                    Skipped(str(e.filename), f"cannot list: {e.strerror}"))):
+                dirnames.sort()
+                candidates.extend(Path(dirpath) / f for f in sorted(filenames))
+        else:
+            candidates = [root]
+        for path in candidates:
+            real = os.path.realpath(path)
+            if real in seen:
+                continue
+            seen.add(real)
+            if not path.is_file():
+                skipped.append(Skipped(str(path), "not a regular file"))
+                continue
+            if not os.access(path, os.R_OK):
+                skipped.append(Skipped(str(path), "not readable"))
+                continue
+            rel = path.relative_to(root) if root.is_dir() else Path(path.name)
+            files.append(BenchFile(str(path), _modality(rel), path.stat().st_size))
+    return files, skipped
+
+
+# -- measuring --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One codec on one file, cut into ``pieces`` coded independently (sizes summed, times summed)."""
+
+    status: str  # ok | declined | error | mismatch
+    reason: str = ""
+    compressed_bytes: int | None = None
+    #: Median over repeats of the total time for all pieces.
+    compress_s: float | None = None
+    decompress_s: float | None = None
+    pieces: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+def split(data: bytes, size: int | None) -> list[bytes]:
+    """Cut ``data`` into independent pieces of ``size`` bytes (the last may be shorter); at least one."""
+    if not size or len(data) <= size:
+        return [data]
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def _mismatch(expected: bytes, got: bytes) -> str:
+    n = min(len(expected), len(got))
+    first = next((i for i in range(n) if expected[i] != got[i]), n)
+    return f"round trip differs: {len(got)} bytes back for {len(expected)}, first difference at byte {first}"
+
+
+def measure(coder: Coder, pieces: Sequence[bytes], repeat: int = 1) -> Measurement:
+    """Compress and decompress every piece ``repeat`` times, checking each round trip byte for byte.
+
+    A refusal, an exception or a mismatch becomes the measurement's status with its reason: the
+    benchmark reports failures, it never drops them. ``KeyboardInterrupt`` passes through.
+    """
+    try:
+        for i, piece in enumerate(pieces):
+            if not coder.accepts(piece):
+                where = f" (piece {i + 1} of {len(pieces)})" if len(pieces) > 1 else ""
+                return Measurement(DECLINED, f"accepts() returned False{where}", pieces=len(pieces))
+        comp_times: list[float] = []
+        decomp_times: list[float] = []
+        size: int | None = None
+        for _ in range(max(1, repeat)):
+            total_size = 0
+            t_comp = t_decomp = 0.0
+            for piece in pieces:
+                t0 = time.perf_counter()
+                payload = coder.compress(piece)
+                t1 = time.perf_counter()
+                back = coder.decompress(payload, len(piece))
+                t2 = time.perf_counter()
+                if bytes(back) != piece:
+                    return Measurement(MISMATCH, _mismatch(piece, bytes(back)), pieces=len(pieces))
+                total_size += len(payload)
+                t_comp += t1 - t0
+                t_decomp += t2 - t1
+            if size is not None and total_size != size:
+                return Measurement(ERROR, f"compressed size changed between repeats ({size} then {total_size})",
+                                   pieces=len(pieces))
+            size = total_size
+            comp_times.append(t_comp)
+            decomp_times.append(t_decomp)
+    except Exception as exc:  # any codec bug is a result to report, not a crash of the benchmark
+        return Measurement(ERROR, f"{type(exc).__name__}: {exc}", pieces=len(pieces))
+    return Measurement(OK, "", size, statistics.median(comp_times), statistics.median(decomp_times), len(pieces))
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """A contender on a file: as the archiver would code it (``whole``) and in fixed chunks (``chunked``)."""
+
+    path: str
+    modality: str
+    raw_bytes: int
+    codec: str
+    whole: Measurement
+    chunked: Measurement | None = None
+
+
+def iter_results(
+    files: Sequence[BenchFile],
+    contenders: Sequence[Contender],
+    repeat: int = 3,
+    chunk_size: int | None = 2048,
+    on_start: Callable[[BenchFile, Contender], None] | None = None,
+    read: Callable[[str], bytes] = lambda p: Path(p).read_bytes(),
+) -> Iterator[FileResult]:
+    """Measure each contender on each file, yielding as it goes so an interrupted run keeps its results.
+
+    ``whole`` cuts the file at the codec's ``block_size`` (what the archiver does); ``chunked`` cuts it
+    into ``chunk_size`` pieces, the setting of Deletang et al. (2023), measured once (its sizes are the
+    point; repeating thousands of tiny calls would multiply the run time for little).
+    """
+    coders: dict[str, Coder | Exception] = {}
+    for f in files:
+        try:
+            data = read(f.path)
+        except OSError as exc:
+            failed = Measurement(ERROR, f"cannot read: {exc.strerror or exc}")
+            for c in contenders:
+                yield FileResult(f.path, f.modality, f.raw_bytes, c.name, failed, failed if chunk_size else None)
+            continue
+        for c in contenders:
+            if on_start is not None:
+                on_start(f, c)
+            if c.name not in coders:
+                try:
+                    coders[c.name] = c.factory()
+                except Exception as exc:
+                    coders[c.name] = exc
+            coder = coders[c.name]
+            if isinstance(coder, Exception):
+                failed = Measurement(ERROR, f"cannot create codec: {type(coder).__name__}: {coder}")
+                yield FileResult(f.path, f.modality, len(data), c.name, failed, failed if chunk_size else None)
+                continue
+            whole = measure(coder, split(data, c.block_size), repeat)
+            chunked = measure(coder, split(data, chunk_size), 1) if chunk_size else None
+            yield FileResult(f.path, f.modality, len(data), c.name, whole, chunked)
+
+
+# -- figures ----------------------------------------------------------------------------------------------
+
+
+def rate_pct(compressed: int | None, raw: int) -> float | None:
+    """Compression rate as the paper writes it: compressed / raw, in percent (lower is better)."""
+    return None if compressed is None or raw <= 0 else 100.0 * compressed / raw
+
+
+def bits_per_byte(compressed: int | None, raw: int) -> float | None:
+    return None if compressed is None or raw <= 0 else 8.0 * compressed / raw
+
+
+def adjusted_rate_pct(compressed: int | None, model_bytes: int | None, raw: int) -> float | None:
+    """(compressed + model) / raw: a model-based codec must ship its model to the decoder (Deletang et al.)."""
+    return None if compressed is None or model_bytes is None or raw <= 0 else 100.0 * (compressed + model_bytes) / raw
+
+
+def throughput(raw: int, seconds: float | None) -> float | None:
+    """Raw bytes per second; ``None`` when nothing was timed."""
+    return None if seconds is None or seconds <= 0 else raw / seconds
+
+
+@dataclass(frozen=True)
+class Totals:
+    """One contender over a group of files. Rates cover only the files it coded (``files_ok``)."""
+
+    files_ok: int = 0
+    files_declined: int = 0
+    files_failed: int = 0
+    raw_bytes: int = 0
+    compressed_bytes: int = 0
+    compress_s: float = 0.0
+    decompress_s: float = 0.0
+
+    @property
+    def files_total(self) -> int:
+        return self.files_ok + self.files_declined + self.files_failed
+
+    @property
+    def complete(self) -> bool:
+        """Coded every file of the group, so its rate compares with other complete contenders."""
+        return self.files_ok == self.files_total and self.files_ok > 0
+
+    def add(self, raw: int, m: Measurement) -> Totals:
+        if m.ok:
+            return Totals(self.files_ok + 1, self.files_declined, self.files_failed, self.raw_bytes + raw,
+                          self.compressed_bytes + (m.compressed_bytes or 0), self.compress_s + (m.compress_s or 0.0),
+                          self.decompress_s + (m.decompress_s or 0.0))
+        declined = m.status == DECLINED
+        return Totals(self.files_ok, self.files_declined + declined, self.files_failed + (not declined),
+                      self.raw_bytes, self.compressed_bytes, self.compress_s, self.decompress_s)
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """A contender's totals over one group of files (a modality, or every file)."""
+
+    group: str
+    codec: str
+    whole: Totals
+    chunked: Totals | None
+
+
+def summarize(results: Sequence[FileResult], contenders: Sequence[Contender]) -> list[GroupSummary]:
+    """Totals per (group, contender): first the ``all`` group, then each modality in order of appearance."""
+    groups = [ALL_GROUP, *dict.fromkeys(r.modality for r in results)]
+    chunked_on = any(r.chunked is not None for r in results)
+    table: dict[tuple[str, str], tuple[Totals, Totals | None]] = {
+        (g, c.name): (Totals(), Totals() if chunked_on else None) for g in groups for c in contenders}
+    for r in results:
+        for g in (ALL_GROUP, r.modality):
+            whole, chunked = table[(g, r.codec)]
+            whole = whole.add(r.raw_bytes, r.whole)
+            if chunked is not None and r.chunked is not None:
+                chunked = chunked.add(r.raw_bytes, r.chunked)
+            table[(g, r.codec)] = (whole, chunked)
+    return [GroupSummary(g, c.name, *table[(g, c.name)]) for g in groups for c in contenders]
+
+
+def best_codec(candidates: dict[str, int]) -> str | None:
+    """The contender with the fewest compressed bytes (ties: the first listed)."""
+    return min(candidates, key=candidates.__getitem__) if candidates else None
+
+
+# -- the run as a whole -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where the figures were measured; speeds mean little without it."""
+
+    cpu_model: str
+    cpu_cores: int
+    gpu: str | None
+    platform: str
+    python: str
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _gpu() -> str | None:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [n.strip() for n in out.stdout.splitlines() if n.strip()]
+    return ", ".join(names) or None
+
+
+def describe_machine() -> Machine:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return Machine(_cpu_model(), cores, _gpu(), platform.platform(), platform.python_version())
+
+
+@dataclass(frozen=True)
+class Settings:
+    paths: tuple[str, ...]
+    repeat: int
+    chunk_size: int | None
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """Everything a report needs. ``complete`` is False when the run was interrupted."""
+
+    settings: Settings
+    machine: Machine
+    contenders: tuple[Contender, ...]
+    skipped: tuple[Skipped, ...]
+    files: tuple[BenchFile, ...]
+    results: tuple[FileResult, ...]
+    complete: bool = True
+    created_utc: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    lmar_version: str = __version__
+
+    def contender(self, name: str) -> Contender:
+        return next(c for c in self.contenders if c.name == name)
+
+    def summaries(self) -> list[GroupSummary]:
+        return summarize(self.results, self.contenders)
+
+
+def command_line() -> str:
+    """The command as typed (best effort), for the report's provenance."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("bench_cli.py", "__main__.py")):
+        argv[0] = "python -m lmar.bench_cli"
+    elif argv:
+        argv[0] = os.path.basename(argv[0])
+    return " ".join(argv)

@@ -1,0 +1,368 @@
+"""The ``lmar`` command: a thin layer over :mod:`lmar.archive`.
+
+Exit codes: 0 ok, 1 some members failed, 2 fatal or usage error, 130 interrupted. No traceback reaches
+the user (set ``LMAR_DEBUG=1`` to see one).
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import stat
+import sys
+import time
+from typing import Any, Sequence
+
+from . import __version__
+from .archive import ArchiveReader, CreateOptions, MemberResult, open_archive, stdout_writer
+from .console import error, make_progress, warn
+from .errors import LmarError
+from .extract import Extractor
+from .members import MemberInfo
+from .registry import get_registry
+from .selection import LEVEL_BUDGET, SelectOptions
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_FATAL = 0, 1, 2
+
+
+# -- create ------------------------------------------------------------------------------------------------
+def cmd_create(args: argparse.Namespace) -> int:
+    registry = get_registry()
+    if args.codec != "auto":
+        registry.create(args.codec)  # fail fast with a clear message for an unknown codec
+    candidates = _split(args.candidates)
+    for name in candidates or []:
+        registry.get(name)
+    select = SelectOptions(codec=args.codec, candidates=candidates, level=args.level, verify=not args.no_verify)
+    options = CreateOptions(select=select, jobs=args.jobs, excludes=args.exclude, time_budget=args.time_budget)
+    archive = args.archive if args.archive == "-" else os.path.abspath(args.archive)
+    if args.directory:
+        try:
+            os.chdir(args.directory)
+        except OSError as exc:
+            raise LmarError(f"{args.directory}: cannot change directory: {exc.strerror}") from None
+    missing = [p for p in args.paths if not os.path.lexists(p)]
+    for p in missing:
+        error(f"{p}: no such file or directory")
+    progress = make_progress(args.quiet or args.archive == "-")
+    started = time.monotonic()
+    if archive == "-":
+        if sys.stdout.isatty():
+            raise LmarError("refusing to write an archive to a terminal")
+        writer = stdout_writer(options=options, progress=progress)
+        results = writer.add([p for p in args.paths if p not in missing])
+        writer.close()
+        sys.stdout.buffer.flush()
+    else:
+        with open_archive(archive, "w", options=options, progress=progress, overwrite=args.overwrite) as writer:
+            results = writer.add([p for p in args.paths if p not in missing])
+    failed = _report_create(results, args, time.monotonic() - started)
+    return EXIT_SOME_FAILED if failed or missing else EXIT_OK
+
+
+def _report_create(results: list[MemberResult], args: argparse.Namespace, seconds: float) -> int:
+    failed = 0
+    for r in results:
+        for w in r.warnings:
+            warn(f"{r.path}: {w}")
+        if r.error:
+            failed += 1
+            error(f"{r.path}: {r.error}")
+        elif args.verbose and r.type != "skipped":
+            print(f"{r.path}  {r.codec or r.type}  {r.size} -> {r.stored_size}", file=sys.stderr)
+    if args.json:
+        raw = sum(r.size for r in results if r.type == "file")
+        stored = sum(r.stored_size for r in results if r.type == "file")
+        doc = {"archive": args.archive, "members": [r.to_json() for r in results],
+               "totals": {"size": raw, "stored_size": stored, "seconds": round(seconds, 3), "failed": failed}}
+        json.dump(doc, sys.stdout if args.archive != "-" else sys.stderr, indent=2)
+        print(file=sys.stdout if args.archive != "-" else sys.stderr)
+    return failed
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+def _open_reader(path: str) -> ArchiveReader:
+    if path == "-":
+        return ArchiveReader(sys.stdin.buffer, "<stdin>")
+    return open_archive(path, "r")
+
+
+def _matcher(patterns: Sequence[str]) -> tuple[Any, set[str]]:
+    unmatched = set(patterns)
+
+    def wanted(path: str) -> bool:
+        if not patterns:
+            return True
+        hit = False
+        for p in patterns:
+            q = p.rstrip("/")
+            if path == q or fnmatch.fnmatchcase(path, p) or path.startswith(q + "/"):
+                unmatched.discard(p)
+                hit = True
+        return hit
+
+    return wanted, unmatched
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    wanted, unmatched = _matcher(args.members)
+    failures = 0
+    with _open_reader(args.archive) as reader:
+        progress = make_progress(args.quiet or args.to_stdout)
+        total = sum(m.size for m in reader.getmembers()) if reader.indexed else 0
+        extractor = None if args.to_stdout else Extractor(args.directory or ".", overwrite=args.overwrite)
+        progress.start(total, "extracting")
+        try:
+            for info, read in _members_or_fail(reader):
+                if not wanted(info.path):
+                    continue
+                try:
+                    if extractor is None:
+                        if info.isfile():
+                            for chunk in read():
+                                sys.stdout.buffer.write(chunk)
+                    else:
+                        extractor.extract(info, read() if info.isfile() else None)
+                        if args.verbose:
+                            print(info.path, file=sys.stderr)
+                except LmarError as exc:
+                    failures += 1
+                    progress.note(f"lmar: {exc}") if not args.quiet else None
+                    if args.quiet:
+                        error(str(exc))
+                except OSError as exc:
+                    failures += 1
+                    error(f"{info.path}: {exc.strerror or exc}")
+                progress.advance(info.size, info.path)
+        finally:
+            if extractor is not None:
+                extractor.finish()
+            progress.stop()
+            if args.to_stdout:
+                sys.stdout.buffer.flush()
+    for p in sorted(unmatched):
+        error(f"{p}: not found in archive")
+    return EXIT_SOME_FAILED if failures or unmatched else EXIT_OK
+
+
+def _members_or_fail(reader: ArchiveReader) -> Any:
+    """Iterate members; a broken record stream after some members is a member-level failure, not a crash."""
+    it = reader.iter_members()
+    while True:
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        yield item
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with _open_reader(args.archive) as reader:
+        members = reader.getmembers()
+        if args.json:
+            json.dump([_member_json(m) for m in members], sys.stdout, indent=2)
+            print()
+            return EXIT_OK
+        for m in members:
+            if args.long:
+                print(_long_line(m))
+            else:
+                print(m.path + ("/" if m.isdir() else ""))
+    return EXIT_OK
+
+
+def _member_json(m: MemberInfo) -> dict[str, Any]:
+    return {"path": m.path, "type": m.type, "size": m.size, "codec": m.codec.name if m.codec else None,
+            "stored_size": m.stored_size, "mode": m.mode, "mtime_ns": m.mtime_ns, "link": m.link or None,
+            "codec_version": m.codec.version if m.codec else None,
+            "codec_params": m.codec.params if m.codec else None,
+            "candidates": {k: {"size": v[0], "how": v[1] if len(v) > 1 else None} for k, v in m.candidates.items()}}
+
+
+def _long_line(m: MemberInfo) -> str:
+    kind = {"file": "-", "dir": "d", "symlink": "l", "hardlink": "h"}[m.type]
+    mode = kind + stat.filemode(m.mode)[1:]
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.mtime_ns / 1e9))
+    stored = "-" if m.stored_size is None else str(m.stored_size)
+    codec = m.codec.name if m.codec else "-"
+    name = m.path + (f" -> {m.link}" if m.issym() else f" link to {m.link}" if m.islnk() else "")
+    cands = " ".join(f"{k}={v[0]}" for k, v in sorted(m.candidates.items(), key=lambda kv: (kv[1][0] is None, kv[1][0] or 0))
+                     if v and v[0] is not None)
+    line = f"{mode} {m.size:>12} {stored:>12} {codec:<8} {when} {name}"
+    return line + (f"  [{cands}]" if cands else "")
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    failures = 0
+    count = 0
+    with _open_reader(args.archive) as reader:
+        progress = make_progress(args.quiet)
+        total = sum(m.size for m in reader.getmembers()) if reader.indexed else 0
+        progress.start(total, "testing")
+        try:
+            for info, read in reader.iter_members():
+                count += 1
+                try:
+                    for _ in read():
+                        pass
+                    if args.verbose:
+                        print(f"OK      {info.path}")
+                except LmarError as exc:
+                    failures += 1
+                    progress.stop()
+                    error(str(exc))
+                progress.advance(info.size, info.path)
+        finally:
+            progress.stop()
+    if not args.quiet:
+        print(f"{count - failures} of {count} members OK" + (f", {failures} FAILED" if failures else ""),
+              file=sys.stderr)
+    return EXIT_SOME_FAILED if failures else EXIT_OK
+
+
+def cmd_codecs(args: argparse.Namespace) -> int:
+    registry = get_registry()
+    rows = []
+    for name in sorted(registry.codecs):
+        cls = registry.codecs[name]
+        ok, why = cls.availability()
+        try:
+            extra = cls.info()
+        except Exception as exc:  # a plugin's info() must not break the listing
+            extra = {"error": str(exc)}
+        rows.append({"name": name, "version": cls.version, "kind": cls.kind, "available": ok,
+                     "reason": why or None, "provider": registry.providers.get(name, ""),
+                     "description": cls.description, **{k: v for k, v in extra.items() if k not in ("name",)}})
+    failures = [{"plugin": f.plugin, "provider": f.provider, "error": f.error} for f in registry.failures]
+    if args.json:
+        json.dump(rows if not failures else rows + [{"name": None, "plugin_failure": f} for f in failures],
+                  sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    for r in rows:
+        status = "yes" if r["available"] else f"no ({r['reason']})"
+        model = f"  model={r['model_sha256'][:12]}" if isinstance(r.get("model_sha256"), str) else ""
+        print(f"{r['name']:<12} v{r['version']:<3} {r['kind']:<10} available={status:<5} "
+              f"from {r['provider'] or '?'}  {r['description']}{model}")
+    for f in failures:
+        print(f"plugin {f['plugin']} (from {f['provider'] or '?'}) failed to load: {f['error']}")
+    return EXIT_OK
+
+
+# -- parser ------------------------------------------------------------------------------------------------
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _positive_float(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lmar", description="Archive files, compressing each one with the codec "
+                                     "(classical or language model) that makes it smallest.")
+    parser.add_argument("--version", action="version", version=f"lmar {__version__}")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                        help="where LM codecs run (default: auto; also LMAR_DEVICE)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("create", help="create an archive", description="Create ARCHIVE ('-' for stdout) from PATHs.")
+    c.add_argument("archive")
+    c.add_argument("paths", nargs="+", metavar="PATH")
+    c.add_argument("-C", "--directory", help="change to DIR before adding PATHs")
+    c.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip matching paths (repeatable)")
+    c.add_argument("--codec", default="auto", help="codec for every file, or 'auto' (default) to pick per file")
+    c.add_argument("--candidates", metavar="A,B,C", help="restrict auto selection to these codecs")
+    c.add_argument("--level", choices=sorted(LEVEL_BUDGET), default="default",
+                   help="how much work selection may spend: fast (no LM), default, max (no time limit)")
+    c.add_argument("--time-budget", type=_positive_float, metavar="SECONDS",
+                   help="approximate total compression time allowed; slow codecs are skipped to fit")
+    c.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    c.add_argument("--no-verify", action="store_true", help="do not decode LM-coded members before committing them")
+    c.add_argument("--overwrite", action="store_true", help="replace ARCHIVE if it exists")
+    c.add_argument("--json", action="store_true", help="print a JSON report (codec and candidate sizes per member)")
+    c.add_argument("-v", "--verbose", action="store_true")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_create)
+
+    x = sub.add_parser("extract", help="extract members", description="Extract members (all, or those matching "
+                       "MEMBER names/globs; a directory selects its contents).")
+    x.add_argument("archive")
+    x.add_argument("members", nargs="*", metavar="MEMBER")
+    x.add_argument("-C", "--directory", help="extract into DIR (default: current directory)")
+    x.add_argument("--overwrite", action="store_true", help="replace existing files")
+    x.add_argument("-O", "--to-stdout", action="store_true", help="write file contents to stdout")
+    x.add_argument("-v", "--verbose", action="store_true")
+    x.add_argument("-q", "--quiet", action="store_true")
+    x.set_defaults(func=cmd_extract)
+
+    ls = sub.add_parser("list", help="list members")
+    ls.add_argument("archive")
+    ls.add_argument("-l", "--long", action="store_true", help="mode, size, stored size, codec, time, candidates")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+    t = sub.add_parser("test", help="decode every member and verify its checksums")
+    t.add_argument("archive")
+    t.add_argument("-v", "--verbose", action="store_true")
+    t.add_argument("-q", "--quiet", action="store_true")
+    t.set_defaults(func=cmd_test)
+
+    k = sub.add_parser("codecs", help="list the codec registry")
+    k.add_argument("--json", action="store_true")
+    k.set_defaults(func=cmd_codecs)
+
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub: Any) -> None:
+    try:
+        from . import bench_cli
+    except ImportError:
+        bench_cli = None  # type: ignore[assignment]
+    if bench_cli is not None:
+        bench_cli.add_parser(sub)
+    registry = get_registry()
+    if registry.manager is not None:
+        registry.manager.hook.register_commands(subparsers=sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.device:
+            os.environ["LMAR_DEVICE"] = args.device
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return EXIT_FATAL
+        return int(args.func(args) or 0)
+    except LmarError as exc:
+        error(str(exc))
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return EXIT_FATAL
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if os.environ.get("LMAR_DEBUG"):
+            raise
+        error(f"internal error: {type(exc).__name__}: {exc} (set LMAR_DEBUG=1 for details)")
+        return EXIT_FATAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

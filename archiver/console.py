@@ -1,0 +1,55 @@
+"""Everything the CLI shows on a terminal: progress bars and messages on stderr (rich)."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def stderr_is_tty() -> bool:
+    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
+class RichProgress:
+    """A byte-counting progress bar on stderr; created only for a terminal and without ``-q``."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        self._console = Console(stderr=True)
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                  TransferSpeedColumn(), TimeRemainingColumn(),
+                                  TextColumn("{task.fields[current]}", style="dim"),
+                                  console=self._console, transient=True)
+        self._task: Any = None
+
+    def start(self, total_bytes: int, description: str) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total_bytes or None, current="")
+
+    def advance(self, nbytes: int, current: str = "") -> None:
+        if self._task is not None:
+            self._progress.update(self._task, advance=nbytes, current=current[-40:])
+
+    def note(self, message: str) -> None:
+        self._progress.console.print(message, markup=False, highlight=False)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def make_progress(quiet: bool) -> Any:
+    from .progress import NoProgress
+
+    if quiet or not stderr_is_tty():
+        return NoProgress()
+    return RichProgress()
+
+
+def error(message: str) -> None:
+    print(f"lmar: {message}", file=sys.stderr, flush=True)
+
+
+def warn(message: str) -> None:
+    print(f"lmar: warning: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,154 @@
+"""Writing members to the file system safely: the file-system side of extraction.
+
+The rules follow Python's tarfile ``data`` filter: no absolute paths or '..', no links leading outside
+the destination, only files/dirs/symlinks/hardlinks, no setuid/setgid/sticky or group/other write bits,
+and never writing through a symlink already on disk. Files are written to a temporary name and renamed,
+and nothing existing is replaced unless ``overwrite`` is set.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+import tempfile
+from typing import Iterator
+
+from .errors import UnsafeMemberError, LmarError
+from .members import DIR, FILE, HARDLINK, SYMLINK, MemberInfo
+
+SAFE_MODE_MASK = 0o777 & ~(stat.S_IWGRP | stat.S_IWOTH)
+
+
+def safe_relpath(path: str) -> str:
+    """The member's path as a safe relative path, or :class:`UnsafeMemberError`."""
+    if not path or "\x00" in path:
+        raise UnsafeMemberError(f"{path!r}: empty or invalid member name")
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":") or path.startswith("\\"):
+        raise UnsafeMemberError(f"{path}: absolute path refused")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise UnsafeMemberError(f"{path}: path with '..' refused")
+    if not parts:
+        raise UnsafeMemberError(f"{path!r}: empty member name")
+    return "/".join(parts)
+
+
+class Extractor:
+    """Materialises members under ``dest``; directory modes and times are applied at ``finish()``."""
+
+    def __init__(self, dest: str, overwrite: bool = False) -> None:
+        self.dest = os.path.abspath(dest)
+        self.overwrite = overwrite
+        self._dirs: list[tuple[str, MemberInfo]] = []
+        os.makedirs(self.dest, exist_ok=True)
+        self._real_dest = os.path.realpath(self.dest)
+
+    # -- checks ----------------------------------------------------------------------------------------
+    def target_of(self, info: MemberInfo) -> str:
+        rel = safe_relpath(info.path)
+        return os.path.join(self.dest, *rel.split("/"))
+
+    def _check_parents(self, info: MemberInfo, target: str) -> None:
+        """Refuse any existing symlink among the parents: writing through it could land anywhere."""
+        current = self.dest
+        rel = os.path.relpath(os.path.dirname(target), self.dest)
+        if rel == ".":
+            return
+        for part in rel.split(os.sep):
+            current = os.path.join(current, part)
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                return
+            if stat.S_ISLNK(st.st_mode):
+                raise UnsafeMemberError(f"{info.path}: refusing to write through the symlink {current}")
+            if not stat.S_ISDIR(st.st_mode):
+                raise LmarError(f"{info.path}: {current} exists and is not a directory")
+
+    def _check_link(self, info: MemberInfo) -> None:
+        link = info.link
+        if not link or "\x00" in link:
+            raise UnsafeMemberError(f"{info.path}: empty link target")
+        if info.type == SYMLINK:
+            if link.startswith("/"):
+                raise UnsafeMemberError(f"{info.path}: symlink to absolute path {link} refused")
+            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(safe_relpath(info.path)), link))
+        else:
+            resolved = posixpath.normpath(link)
+        if resolved == ".." or resolved.startswith("../") or resolved.startswith("/"):
+            raise UnsafeMemberError(f"{info.path}: link to {link} points outside the destination")
+
+    def _check_existing(self, info: MemberInfo, target: str) -> None:
+        if not os.path.lexists(target):
+            return
+        if info.type == DIR and os.path.isdir(target) and not os.path.islink(target):
+            return
+        if not self.overwrite:
+            raise LmarError(f"{info.path}: already exists (use --overwrite to replace it)")
+        if os.path.isdir(target) and not os.path.islink(target):
+            raise LmarError(f"{info.path}: a directory is in the way; not replaced")
+
+    # -- writing ---------------------------------------------------------------------------------------
+    def extract(self, info: MemberInfo, chunks: Iterator[bytes] | None) -> None:
+        """Create ``info`` on disk; ``chunks`` supplies a regular file's bytes (already verified)."""
+        target = self.target_of(info)
+        self._check_parents(info, target)
+        if info.type in (SYMLINK, HARDLINK):
+            self._check_link(info)
+        self._check_existing(info, target)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if info.type == DIR:
+            os.makedirs(target, exist_ok=True)
+            self._dirs.append((target, info))
+        elif info.type == FILE:
+            self._write_file(info, target, chunks or iter(()))
+        elif info.type == SYMLINK:
+            self._place(target, lambda tmp: os.symlink(info.link, tmp))
+            self._set_times(target, info, follow=False)
+        elif info.type == HARDLINK:
+            source = self.target_of(MemberInfo(info.link, FILE))
+            if not os.path.isfile(source) or os.path.islink(source):
+                raise UnsafeMemberError(f"{info.path}: hard link target {info.link} was not extracted")
+            self._check_parents(info, source)
+            self._place(target, lambda tmp: os.link(source, tmp))
+        else:
+            raise UnsafeMemberError(f"{info.path}: unsupported member type {info.type}")
+
+    def _write_file(self, info: MemberInfo, target: str, chunks: Iterator[bytes]) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".lmar-", dir=os.path.dirname(target))
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            os.chmod(tmp, info.mode & SAFE_MODE_MASK)
+            os.utime(tmp, ns=(info.mtime_ns, info.mtime_ns))
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def _place(self, target: str, make: "callable") -> None:  # type: ignore[valid-type]
+        tmp = os.path.join(os.path.dirname(target), f".lmar-{os.getpid()}-{os.urandom(4).hex()}")
+        make(tmp)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def _set_times(self, path: str, info: MemberInfo, follow: bool) -> None:
+        try:
+            os.utime(path, ns=(info.mtime_ns, info.mtime_ns), follow_symlinks=follow)
+        except (NotImplementedError, OSError):
+            pass
+
+    def finish(self) -> None:
+        """Directory modes and times last (children change a directory's mtime), deepest first."""
+        for target, info in sorted(self._dirs, key=lambda d: d[0].count(os.sep), reverse=True):
+            try:
+                os.chmod(target, (info.mode & SAFE_MODE_MASK) | stat.S_IRWXU)
+            except OSError:
+                pass
+            self._set_times(target, info, follow=True)
+        self._dirs.clear()

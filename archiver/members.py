@@ -1,0 +1,109 @@
+"""What one archive member is: its metadata and the codec that coded it, checked on the way in and out.
+
+The format layer hands us untrusted dicts; :func:`MemberInfo.from_header` is the one place that turns them
+into typed values, so every other module can trust a ``MemberInfo``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import FormatError
+
+FILE, DIR, SYMLINK, HARDLINK = "file", "dir", "symlink", "hardlink"
+TYPES = (FILE, DIR, SYMLINK, HARDLINK)
+
+
+@dataclass
+class CodecRef:
+    """The codec that coded a member: enough to rebuild it exactly, and to name what is missing."""
+
+    name: str
+    version: int
+    params: dict[str, Any]
+    provider: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "params": self.params, "provider": self.provider,
+                "info": self.info}
+
+
+@dataclass
+class MemberInfo:
+    path: str
+    type: str
+    mode: int = 0o644
+    mtime_ns: int = 0
+    size: int = 0
+    link: str = ""
+    codec: CodecRef | None = None
+    #: Trial results: codec name -> [size in bytes, how it was measured ("full", "sample", or a skip reason)].
+    candidates: dict[str, list[Any]] = field(default_factory=dict)
+    # Filled from the index / end record when known:
+    xxh3_128: bytes | None = None
+    stored_size: int | None = None
+    offset: int | None = None
+
+    def isfile(self) -> bool:
+        return self.type == FILE
+
+    def isdir(self) -> bool:
+        return self.type == DIR
+
+    def issym(self) -> bool:
+        return self.type == SYMLINK
+
+    def islnk(self) -> bool:
+        return self.type == HARDLINK
+
+    def to_header(self) -> dict[str, Any]:
+        h: dict[str, Any] = {"path": self.path, "type": self.type, "mode": self.mode, "mtime_ns": self.mtime_ns,
+                             "size": self.size}
+        if self.link:
+            h["link"] = self.link
+        if self.codec is not None:
+            h["codec"] = self.codec.to_dict()
+        if self.candidates:
+            h["candidates"] = self.candidates
+        return h
+
+    @classmethod
+    def from_header(cls, h: dict[str, Any]) -> "MemberInfo":
+        """Validate an untrusted header; unknown keys are ignored (forward compatibility)."""
+        path = _get(h, "path", str)
+        mtype = _get(h, "type", str)
+        if mtype not in TYPES:
+            raise FormatError(f"member {path!r} has unsupported type {mtype!r}")
+        info = cls(path=path, type=mtype, mode=_get(h, "mode", int, 0o644) & 0o7777,
+                   mtime_ns=_get(h, "mtime_ns", int, 0), size=_get(h, "size", int, 0),
+                   link=_get(h, "link", str, ""))
+        if info.size < 0 or info.size >= 1 << 63:
+            raise FormatError(f"member {path!r} has an impossible size")
+        if "codec" in h:
+            c = _get(h, "codec", dict)
+            info.codec = CodecRef(name=_get(c, "name", str), version=_get(c, "version", int, 1),
+                                  params=_get(c, "params", dict, {}), provider=_get(c, "provider", str, ""),
+                                  info=_get(c, "info", dict, {}))
+        elif mtype == FILE:
+            raise FormatError(f"member {path!r} records no codec")
+        cands = h.get("candidates", {})
+        if isinstance(cands, dict):
+            info.candidates = {str(k): v for k, v in cands.items() if isinstance(v, list)}
+        if isinstance(h.get("xxh3_128"), bytes):
+            info.xxh3_128 = h["xxh3_128"]
+        for key in ("stored_size", "offset"):
+            if isinstance(h.get(key), int):
+                setattr(info, key, h[key])
+        return info
+
+
+def _get(h: dict[str, Any], key: str, typ: type, default: Any = ...) -> Any:
+    if key not in h:
+        if default is ...:
+            raise FormatError(f"member header lacks {key!r}: archive is corrupt")
+        return default
+    value = h[key]
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise FormatError(f"member header field {key!r} has the wrong type: archive is corrupt")
+    return value

@@ -1,0 +1,121 @@
+"""The parallel part of ``create``: code members in worker processes, hand them back in archive order.
+
+Small files are one task each (selection + coding); large files get their codec from a sample and are
+then coded block by block. A bounded window of tasks keeps memory flat; results are consumed strictly in
+submission order, so parallelism never changes the archive's bytes.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import xxhash
+
+from .errors import CodecError, LmarError
+from .registry import get_registry
+from .selection import WHOLE_LIMIT, Choice, EncodedBlock, SelectOptions, block_size_of, choose, encode_block
+
+
+@dataclass
+class Plan:
+    """A worker's answer for one file: the codec choice, and the coded blocks when the file was small."""
+
+    codec_name: str
+    params: dict[str, Any]
+    version: int
+    provider: str
+    info: dict[str, Any]
+    candidates: dict[str, list[Any]]
+    blocks: list[EncodedBlock] | None
+    size: int
+    xxh3_128: bytes | None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _read_file(path: str, limit: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(limit)
+
+
+def plan_file(path: str, size: int, opts: SelectOptions) -> Plan:
+    """Worker entry point: choose a codec for one file (and code it when it is small)."""
+    registry = get_registry()
+    try:
+        data = _read_file(path, WHOLE_LIMIT + 1)
+        whole = len(data) <= WHOLE_LIMIT
+        total = len(data) if whole else max(size, len(data))
+        if not whole:
+            data = data[:WHOLE_LIMIT]  # a sample for the choice; blocks are read again in order
+        choice: Choice = choose(registry, data, total, opts)
+        codec = choice.codec
+        return Plan(codec.name, dict(codec.params), codec.version, registry.providers.get(codec.name, ""),
+                    codec.header_info(), choice.candidates, choice.blocks, total,
+                    xxhash.xxh3_128_digest(data) if whole else None, choice.warnings)
+    except OSError as exc:
+        return _failed(f"cannot read: {exc.strerror or exc}")
+    except LmarError as exc:
+        return _failed(str(exc))
+
+
+def _failed(msg: str) -> Plan:
+    return Plan("", {}, 0, "", {}, {}, None, 0, None, error=msg)
+
+
+def code_block(codec_name: str, params: dict[str, Any], chunk: bytes, verify: bool) -> EncodedBlock:
+    """Worker entry point: code one block of a large file with an already chosen codec."""
+    codec = get_registry().create(codec_name, params)
+    return encode_block(codec, chunk, verify and codec.verify_by_default)
+
+
+class _InlineExecutor:
+    """Runs tasks at submit time: ``-j 1`` needs no processes (and tracebacks stay readable)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # re-raised by result(), like a real executor
+            fut.set_exception(exc)
+        return fut
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def make_executor(jobs: int) -> Any:
+    if jobs <= 1:
+        return _InlineExecutor()
+    # spawn: no inherited threads or half-initialised runtimes (progress bars, ONNX Runtime) in workers.
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def iter_blocks_of_large_file(executor: Any, path: str, plan: Plan, window: int, verify: bool,
+                              hasher: "xxhash.xxh3_128") -> Iterator[EncodedBlock]:
+    """Read the file block by block in this process (hashing as we go) and code the blocks in workers."""
+    codec = get_registry().create(plan.codec_name, plan.params)
+    size = block_size_of(codec)
+    pending: deque[Future] = deque()
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(size)
+            if chunk:
+                hasher.update(chunk)
+                pending.append(executor.submit(code_block, plan.codec_name, plan.params, chunk, verify))
+            while pending and (len(pending) >= window or not chunk):
+                try:
+                    yield pending.popleft().result()
+                except CodecError:
+                    raise
+                except Exception as exc:
+                    raise CodecError(f"coding failed: {type(exc).__name__}: {exc}") from None
+            if not chunk:
+                return

@@ -1,0 +1,249 @@
+"""Per-file codec choice by trial compression: cheap estimates on a sample, full trials for the finalists.
+
+Every decision is a pure function of the bytes and the options (time budgets use each codec's declared
+speed, never a stopwatch), so the same input and options always give a byte-identical archive.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import xxhash
+
+from .codec import Codec
+from .errors import CodecError
+from .registry import Registry
+
+#: Seconds of compression allowed per MiB of input at each level (None: no limit).
+LEVEL_BUDGET = {"fast": 0.25, "default": 60.0, "max": None}
+#: Codec kinds each level considers.
+LEVEL_KINDS = {"fast": {"classical", "image", "audio"}, "default": None, "max": None}
+#: Files up to this size are read whole and their trials give the final payload directly.
+WHOLE_LIMIT = 64 << 20
+SAMPLE_PIECE = 64 << 10
+SAMPLE_PIECES = 4
+FINALISTS = 3
+#: A sample that zlib cannot shrink below this ratio is treated as incompressible.
+INCOMPRESSIBLE = 0.98
+FALLBACK = "store"
+
+
+@dataclass
+class SelectOptions:
+    codec: str = "auto"
+    candidates: list[str] | None = None
+    level: str = "default"
+    #: Seconds allowed for this file (overrides the level's per-MiB rate when set).
+    budget_s: float | None = None
+    verify: bool = True
+
+
+@dataclass
+class EncodedBlock:
+    raw_len: int
+    stored: bytes
+    raw_xxh64: int
+
+
+@dataclass
+class Choice:
+    codec: Codec
+    candidates: dict[str, list[Any]] = field(default_factory=dict)
+    #: The coded blocks when the trials already coded the whole file.
+    blocks: list[EncodedBlock] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class VerifyError(CodecError):
+    """Decoding a freshly coded block did not give the input back."""
+
+
+def block_size_of(codec: Codec) -> int:
+    from lmar.formats.limits import MAX_BLOCK
+
+    return max(1, min(int(codec.block_size), MAX_BLOCK))
+
+
+def encode_blocks(codec: Codec, data: bytes, verify: bool) -> list[EncodedBlock]:
+    """Cut ``data`` into the codec's blocks and code each; with ``verify`` decode each and compare."""
+    size = block_size_of(codec)
+    view = memoryview(data)
+    out = []
+    for start in range(0, len(data), size):
+        chunk = bytes(view[start:start + size])
+        out.append(encode_block(codec, chunk, verify))
+    return out
+
+
+def encode_block(codec: Codec, chunk: bytes, verify: bool) -> EncodedBlock:
+    try:
+        stored = codec.compress(chunk)
+    except CodecError:
+        raise
+    except Exception as exc:  # a codec bug must not crash the archiver
+        raise CodecError(f"codec {codec.name} failed: {type(exc).__name__}: {exc}") from None
+    if verify:
+        try:
+            back = codec.decompress(stored, len(chunk))
+        except Exception as exc:
+            raise VerifyError(f"codec {codec.name} could not decode its own output: {exc}") from None
+        if back != chunk:
+            raise VerifyError(f"codec {codec.name} decoded different bytes than it encoded")
+    return EncodedBlock(len(chunk), stored, xxhash.xxh3_64_intdigest(chunk))
+
+
+def sample_of(data: bytes) -> bytes:
+    """Up to SAMPLE_PIECES evenly spaced pieces: representative of the file, cheap to trial."""
+    total = SAMPLE_PIECE * SAMPLE_PIECES
+    if len(data) <= total:
+        return data
+    step = (len(data) - SAMPLE_PIECE) // (SAMPLE_PIECES - 1)
+    return b"".join(data[i * step:i * step + SAMPLE_PIECE] for i in range(SAMPLE_PIECES))
+
+
+def _budget(opts: SelectOptions, size: int) -> float | None:
+    if opts.budget_s is not None:
+        return opts.budget_s
+    rate = LEVEL_BUDGET.get(opts.level, LEVEL_BUDGET["default"])
+    return None if rate is None else rate * max(size, 1 << 16) / (1 << 20)
+
+
+def _eligible(registry: Registry, opts: SelectOptions, size: int, probe: bytes,
+              candidates: dict[str, list[Any]]) -> list[Codec]:
+    names = sorted(opts.candidates) if opts.candidates else sorted(registry.codecs)
+    kinds = LEVEL_KINDS.get(opts.level)
+    budget = _budget(opts, size)
+    chosen = []
+    for name in names:
+        cls = registry.codecs.get(name)
+        if cls is None:
+            candidates[name] = [None, "not installed"]
+            continue
+        ok, why = cls.availability()
+        if not ok:
+            candidates[name] = [None, f"unavailable: {why}"]
+            continue
+        if kinds is not None and cls.kind not in kinds and name != FALLBACK:
+            continue
+        if budget is not None and name != FALLBACK and size / cls.speed > budget:
+            candidates[name] = [None, "over time budget"]
+            continue
+        codec = cls()
+        try:
+            if not codec.accepts(probe):
+                continue
+        except Exception:
+            continue
+        chosen.append(codec)
+    return chosen
+
+
+def choose(registry: Registry, data: bytes, total_size: int, opts: SelectOptions) -> Choice:
+    """Pick the codec for a file. ``data`` is the whole file when ``total_size <= WHOLE_LIMIT``."""
+    whole = len(data) == total_size
+    if opts.codec != "auto":
+        return _forced(registry, data, whole, opts)
+    candidates: dict[str, list[Any]] = {}
+    if total_size == 0:
+        return Choice(registry.create(FALLBACK), {FALLBACK: [0, "empty"]}, [] if whole else None)
+    sample = sample_of(data)
+    pool = _eligible(registry, opts, total_size, data if whole else sample, candidates)
+    if not pool:
+        pool = [registry.create(FALLBACK)]
+    domain = any(c.kind not in ("classical", "lm") for c in pool)
+    if not domain and len(zlib.compress(sample, 1)) >= INCOMPRESSIBLE * len(sample):
+        store = registry.create(FALLBACK)
+        candidates[FALLBACK] = [total_size, "incompressible sample"]
+        return Choice(store, candidates, encode_blocks(store, data, False) if whole else None)
+
+    # Cheap estimates (or real trials on the sample when a codec offers no estimate).
+    estimates: list[tuple[float, str, Codec]] = []
+    trials: dict[str, list[EncodedBlock]] = {}
+    warnings: list[str] = []
+    sample_is_whole = whole and len(sample) == len(data)
+    for codec in pool:
+        try:
+            # Domain codecs need the whole file (headers and all), so they always get a full trial.
+            ratio = None if codec.kind not in ("classical", "lm") else codec.estimate(sample)
+            if ratio is None:
+                if sample_is_whole or (whole and codec.kind not in ("classical", "lm")):
+                    trials[codec.name] = encode_blocks(codec, data, False)
+                    ratio = sum(len(b.stored) for b in trials[codec.name]) / max(len(data), 1)
+                else:
+                    ratio = len(codec.compress(sample)) / max(len(sample), 1)
+        except CodecError as exc:
+            candidates[codec.name] = [None, f"failed: {exc}"]
+            continue
+        except Exception as exc:
+            candidates[codec.name] = [None, f"failed: {type(exc).__name__}: {exc}"]
+            continue
+        estimates.append((ratio, codec.name, codec))
+        how = "full" if codec.name in trials else "sample"
+        candidates[codec.name] = [int(round(ratio * total_size)), how]
+    if not estimates:
+        store = registry.create(FALLBACK)
+        return Choice(store, candidates, encode_blocks(store, data, False) if whole else None)
+    estimates.sort(key=lambda e: (e[0], e[1]))
+    if not whole:
+        winner = estimates[0][2]
+        return Choice(winner, candidates, None, warnings)
+
+    # Full trials for the finalists, then the smallest one that verifies.
+    for _, name, codec in estimates[:FINALISTS]:
+        if name not in trials:
+            try:
+                trials[name] = encode_blocks(codec, data, False)
+            except Exception as exc:
+                candidates[name] = [None, f"failed: {exc}"]
+                continue
+            candidates[name] = [sum(len(b.stored) for b in trials[name]), "full"]
+    ranked = sorted(((sum(len(b.stored) for b in blocks), name) for name, blocks in trials.items()))
+    by_name = {c.name: c for _, _, c in estimates}
+    for size, name in ranked:
+        codec = by_name[name]
+        if opts.verify and codec.verify_by_default:
+            try:
+                _verify(codec, data, trials[name])
+            except VerifyError as exc:
+                warnings.append(f"{exc}; falling back to the next best codec")
+                candidates[name] = [size, "failed verification"]
+                continue
+        return Choice(codec, candidates, trials[name], warnings)
+    store = registry.create(FALLBACK)
+    return Choice(store, candidates, encode_blocks(store, data, False), warnings)
+
+
+def _verify(codec: Codec, data: bytes, blocks: list[EncodedBlock]) -> None:
+    size = block_size_of(codec)
+    for i, block in enumerate(blocks):
+        chunk = data[i * size:i * size + block.raw_len]
+        try:
+            back = codec.decompress(block.stored, block.raw_len)
+        except Exception as exc:
+            raise VerifyError(f"codec {codec.name} could not decode its own output: {exc}") from None
+        if back != chunk:
+            raise VerifyError(f"codec {codec.name} decoded different bytes than it encoded")
+
+
+def _forced(registry: Registry, data: bytes, whole: bool, opts: SelectOptions) -> Choice:
+    codec = registry.create(opts.codec)
+    if data and not codec.accepts(data[: 1 << 20] if not whole else data):
+        fallback = SelectOptions(codec="auto", level=opts.level, verify=opts.verify,
+                                 candidates=[n for n, c in registry.codecs.items() if c.kind == "classical"])
+        choice = choose(registry, data, len(data) if whole else len(data) + 1, fallback) if whole else \
+            Choice(registry.create("zstd"))
+        choice.warnings.append(f"codec {opts.codec} does not accept this file; used {choice.codec.name}")
+        return choice
+    if not whole:
+        return Choice(codec, {codec.name: [None, "forced"]})
+    verify = opts.verify and codec.verify_by_default
+    try:
+        blocks = encode_blocks(codec, data, verify)
+    except VerifyError as exc:
+        fallback = SelectOptions(codec="auto", level=opts.level, verify=opts.verify,
+                                 candidates=[n for n, c in registry.codecs.items() if c.kind == "classical"])
+        choice = choose(registry, data, len(data), fallback)
+        choice.warnings.append(f"{exc}; used {choice.codec.name} instead")
+        return choice
+    return Choice(codec, {codec.name: [sum(len(b.stored) for b in blocks), "forced"]}, blocks)
