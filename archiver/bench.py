@@ -196,9 +196,13 @@ def discover_contenders(
 
 @dataclass(frozen=True)
 class BenchFile:
-    """A file to measure. ``modality`` is its top-level folder under the path it was found through."""
+    """A file to measure. ``modality`` is its top-level folder under the path it was found through.
+
+    ``name`` is the path relative to that given path (short, for tables); ``path`` is where to read it.
+    """
 
     path: str
+    name: str
     modality: str
     raw_bytes: int
 
@@ -236,7 +240,7 @@ def collect_files(paths: Sequence[str]) -> tuple[list[BenchFile], list[Skipped]]
                 skipped.append(Skipped(str(path), "not readable"))
                 continue
             rel = path.relative_to(root) if root.is_dir() else Path(path.name)
-            files.append(BenchFile(str(path), _modality(rel), path.stat().st_size))
+            files.append(BenchFile(str(path), rel.as_posix(), _modality(rel), path.stat().st_size))
     return files, skipped
 
 

@@ -1,0 +1,498 @@
+"""Render a :class:`lmar.bench.BenchRun`: terminal tables (rich), Markdown, JSON and PNG plots.
+
+Why one module for every format: the terminal and Markdown show the same tables, built once here as
+rows of :class:`Cell`, so the two can never disagree. The JSON is the archival form; its schema is
+documented in docs/BENCHMARKS.md and versioned by :data:`lmar.bench.SCHEMA_VERSION`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .bench import (ALL_GROUP, DECLINED, DOMAIN_KINDS, SCHEMA_VERSION, BenchRun, Contender, FileResult,
+                    GroupSummary, Measurement, Totals, adjusted_rate_pct, best_codec, bits_per_byte, rate_pct,
+                    throughput)
+from .errors import LmarError
+
+# -- formatting -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell; ``best`` marks the winner of its row or column (bold in both renderings)."""
+
+    text: str
+    best: bool = False
+
+
+def fmt_pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
+def fmt_bpb(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def fmt_speed(bytes_per_s: float | None) -> str:
+    if bytes_per_s is None:
+        return "-"
+    for unit, scale in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
+        if bytes_per_s >= scale:
+            return f"{bytes_per_s / scale:.3g} {unit}"
+    return f"{bytes_per_s:.3g} B/s"
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} B"
+
+
+def _failure_text(m: Measurement, kind: str) -> str:
+    if m.status == DECLINED:
+        return "n/a (declined)" if kind in DOMAIN_KINDS else "declined"
+    return "MISMATCH" if m.status == "mismatch" else "error"
+
+
+def _measurement_cell(m: Measurement | None, raw: int, kind: str, best: bool) -> Cell:
+    if m is None:
+        return Cell("-")
+    if not m.ok:
+        return Cell(_failure_text(m, kind))
+    return Cell(fmt_pct(rate_pct(m.compressed_bytes, raw)), best)
+
+
+def _totals_cell(t: Totals | None, kind: str, best: bool) -> Cell:
+    """A group's rate; files the codec did not code are shown as a count so partial coverage is visible."""
+    if t is None:
+        return Cell("-")
+    if t.files_ok == 0:
+        if t.files_declined == t.files_total and t.files_total:
+            return Cell("n/a (declined)" if kind in DOMAIN_KINDS else "declined")
+        return Cell("failed" if t.files_total else "-")
+    text = fmt_pct(rate_pct(t.compressed_bytes, t.raw_bytes))
+    if not t.complete:
+        text += f" ({t.files_ok}/{t.files_total})"
+    return Cell(text, best)
+
+
+# -- tables shared by terminal and Markdown ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    note: str = ""
+    #: Leading columns that identify a row; repeated when a wide table is split to fit a terminal.
+    key_columns: int = 1
+
+
+def _summaries_by_group(run: BenchRun) -> dict[str, dict[str, GroupSummary]]:
+    out: dict[str, dict[str, GroupSummary]] = {}
+    for s in run.summaries():
+        out.setdefault(s.group, {})[s.codec] = s
+    return out
+
+
+def _best_in_group(run: BenchRun, group: dict[str, GroupSummary], chunked: bool) -> str | None:
+    """Lowest rate among contenders that coded every file of the group (others are not comparable)."""
+    cands: dict[str, float] = {}
+    for c in run.contenders:
+        t = group[c.name].chunked if chunked else group[c.name].whole
+        if t is not None and t.complete:
+            cands[c.name] = t.compressed_bytes / max(1, t.raw_bytes)
+    return min(cands, key=cands.__getitem__) if cands else None
+
+
+def metrics_table(run: BenchRun, group_name: str, title: str) -> Table:
+    """Every figure for one group of files: one row per contender."""
+    group = _summaries_by_group(run).get(group_name, {})
+    best = _best_in_group(run, group, False) if group else None
+    chunked_on = run.settings.chunk_size is not None
+    header = ["codec", "kind", "files", "compressed", "rate", "bits/byte", "adj. rate"]
+    if chunked_on:
+        header += [f"rate @{run.settings.chunk_size}", f"adj. @{run.settings.chunk_size}"]
+    header += ["compress", "decompress"]
+    rows = []
+    for c in run.contenders:
+        if c.name not in group:
+            continue
+        t, tc = group[c.name].whole, group[c.name].chunked
+        raw = t.raw_bytes
+        ok = t.files_ok > 0
+        row = [Cell(c.name, c.name == best), Cell(c.kind), Cell(f"{t.files_ok}/{t.files_total}"),
+               Cell(fmt_bytes(t.compressed_bytes) if ok else "-"), _totals_cell(t, c.kind, c.name == best),
+               Cell(fmt_bpb(bits_per_byte(t.compressed_bytes, raw)) if ok else "-"),
+               Cell(fmt_pct(adjusted_rate_pct(t.compressed_bytes, c.model_bytes, raw)) if ok else "-")]
+        if chunked_on:
+            okc = tc is not None and tc.files_ok > 0
+            row += [_totals_cell(tc, c.kind, False),
+                    Cell(fmt_pct(adjusted_rate_pct(tc.compressed_bytes, c.model_bytes, tc.raw_bytes)) if okc else "-")]
+        row += [Cell(fmt_speed(throughput(raw, t.compress_s)) if ok else "-"),
+                Cell(fmt_speed(throughput(raw, t.decompress_s)) if ok else "-")]
+        rows.append(tuple(row))
+    files = sum(1 for f in run.files if group_name in (ALL_GROUP, f.modality))
+    raw_total = sum(f.raw_bytes for f in run.files if group_name in (ALL_GROUP, f.modality))
+    note = (f"{files} files, {fmt_bytes(raw_total)}. Rate = compressed/raw (lower is better); adj. rate adds the "
+            "model's bytes once per group; speeds are raw bytes per second (median of repeats). Best complete "
+            "contender in bold.")
+    return Table(title, tuple(header), tuple(rows), note)
+
+
+def modality_table(run: BenchRun, chunked: bool) -> Table:
+    """Rate per modality per contender (columns: modalities, then all files)."""
+    by_group = _summaries_by_group(run)
+    groups = [g for g in by_group if g != ALL_GROUP] + [ALL_GROUP]
+    bests = {g: _best_in_group(run, by_group[g], chunked) for g in groups}
+    rows = []
+    for c in run.contenders:
+        cells = [Cell(c.name)]
+        for g in groups:
+            s = by_group[g][c.name]
+            cells.append(_totals_cell(s.chunked if chunked else s.whole, c.kind, bests[g] == c.name))
+        rows.append(tuple(cells))
+    what = f"each file cut into independent {run.settings.chunk_size}-byte chunks" if chunked else "whole files"
+    return Table(f"Rate by modality ({what})", ("codec", *groups), tuple(rows),
+                 "(k/n): the contender coded only k of the n files; its rate covers those files.")
+
+
+def _results_by_file(run: BenchRun) -> dict[str, dict[str, FileResult]]:
+    out: dict[str, dict[str, FileResult]] = {}
+    for r in run.results:
+        out.setdefault(r.path, {})[r.codec] = r
+    return out
+
+
+def file_best(results: dict[str, FileResult], chunked: bool) -> str | None:
+    sizes = {}
+    for name, r in results.items():
+        m = r.chunked if chunked else r.whole
+        if m is not None and m.ok and m.compressed_bytes is not None:
+            sizes[name] = m.compressed_bytes
+    return best_codec(sizes)
+
+
+def file_table(run: BenchRun, chunked: bool) -> Table:
+    """Rate per file (rows) per contender (columns), the smallest in bold."""
+    by_file = _results_by_file(run)
+    rows = []
+    for f in run.files:
+        results = by_file.get(f.path)
+        if not results:
+            continue
+        best = file_best(results, chunked)
+        cells = [Cell(f.name), Cell(fmt_bytes(f.raw_bytes)), Cell(best or "-")]
+        for c in run.contenders:
+            r = results.get(c.name)
+            m = None if r is None else (r.chunked if chunked else r.whole)
+            cells.append(_measurement_cell(m, f.raw_bytes, c.kind, c.name == best))
+        rows.append(tuple(cells))
+    what = f"{run.settings.chunk_size}-byte chunks" if chunked else "whole files"
+    return Table(f"Rate per file ({what})", ("file", "raw", "best", *(c.name for c in run.contenders)), tuple(rows),
+                 key_columns=3)
+
+
+def failure_lines(run: BenchRun) -> list[str]:
+    """Every failed measurement with its reason; a domain codec's refusals are counted on one line each."""
+    kinds = {c.name: c.kind for c in run.contenders}
+    lines: list[str] = []
+    declined: dict[tuple[str, str], int] = {}
+    for r in run.results:
+        for label, m in (("whole", r.whole), (f"chunked {run.settings.chunk_size}", r.chunked)):
+            if m is None or m.ok:
+                continue
+            if m.status == DECLINED and kinds.get(r.codec) in DOMAIN_KINDS:
+                declined[(r.codec, label)] = declined.get((r.codec, label), 0) + 1
+                continue
+            lines.append(f"{r.codec} on {r.path} ({label}): {m.status}: {m.reason}")
+    for (codec, label), n in declined.items():
+        lines.append(f"{codec} ({kinds[codec]} codec) declined {n} file(s) ({label}): not its kind of data")
+    return lines
+
+
+def skipped_lines(run: BenchRun) -> list[str]:
+    return [f"{s.name}: {s.reason}" for s in run.skipped]
+
+
+def all_tables(run: BenchRun) -> list[Table]:
+    tables = [metrics_table(run, ALL_GROUP, "All files"), modality_table(run, False)]
+    if run.settings.chunk_size is not None:
+        tables.append(modality_table(run, True))
+    tables.append(file_table(run, False))
+    return tables
+
+
+# -- terminal ---------------------------------------------------------------------------------------------
+
+
+def split_columns(t: Table, width: int) -> list[Table]:
+    """Cut a table too wide for ``width`` into several, each repeating the key columns.
+
+    Why: a per-file matrix has one column per codec; wrapped cells in a narrow terminal are unreadable.
+    """
+    widths = [max([len(t.header[i])] + [len(r[i].text) for r in t.rows]) + 3 for i in range(len(t.header))]
+    key = t.key_columns
+    parts: list[list[int]] = [[]]
+    used = sum(widths[:key]) + 1
+    for i in range(key, len(t.header)):
+        if parts[-1] and used + widths[i] > width:
+            parts.append([])
+            used = sum(widths[:key]) + 1
+        parts[-1].append(i)
+        used += widths[i]
+    if len(parts) == 1:
+        return [t]
+    out = []
+    for n, cols in enumerate(parts, 1):
+        idx = list(range(key)) + cols
+        out.append(Table(f"{t.title} ({n}/{len(parts)})", tuple(t.header[i] for i in idx),
+                         tuple(tuple(r[i] for i in idx) for r in t.rows), t.note if n == len(parts) else "", key))
+    return out
+
+
+def print_terminal(run: BenchRun, console: Any) -> None:
+    """Print the tables, then failures and skips, on a ``rich.console.Console``."""
+    from rich.table import Table as RichTable
+
+    for t in (part for table in all_tables(run) for part in split_columns(table, console.width)):
+        rt = RichTable(title=t.title, caption=t.note or None, title_justify="left", caption_justify="left")
+        for i, h in enumerate(t.header):
+            rt.add_column(h, justify="left" if i < t.key_columns else "right", no_wrap=i >= t.key_columns)
+        for row in t.rows:
+            rt.add_row(*(f"[bold green]{c.text}[/]" if c.best else c.text for c in row))
+        console.print(rt)
+    for title, lines in (("Failures", failure_lines(run)), ("Not measured", skipped_lines(run))):
+        if lines:
+            console.print(f"[bold]{title}[/]")
+            for line in lines:
+                console.print(f"  - {line}", markup=False, highlight=False)
+    if not run.complete:
+        console.print("[bold yellow]Interrupted: the figures above cover only what was measured.[/]")
+
+
+# -- Markdown ---------------------------------------------------------------------------------------------
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_table(t: Table) -> str:
+    def cell(c: Cell) -> str:
+        text = _md_escape(c.text)
+        return f"**{text}**" if c.best else text
+
+    lines = ["| " + " | ".join(_md_escape(h) for h in t.header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(t.header) - 1)) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in t.rows]
+    if t.note:
+        lines += ["", t.note]
+    return "\n".join(lines)
+
+
+def render_markdown(run: BenchRun) -> str:
+    """A self-contained Markdown report: provenance, summary, per modality, per file, failures."""
+    m = run.machine
+    out = [f"## lmar bench results ({run.created_utc})", ""]
+    if run.settings.command:
+        out.append(f"- command: `{run.settings.command}`")
+    out += [f"- lmar {run.lmar_version}; repeat {run.settings.repeat}; chunk size {run.settings.chunk_size or 'off'}",
+            f"- machine: {m.cpu_model}, {m.cpu_cores} cores, GPU: {m.gpu or 'none'}; {m.platform}; Python {m.python}",
+            "- contenders: " + "; ".join(f"`{c.name}` ({c.kind}) {c.description}"
+                                         + (f", model {fmt_bytes(c.model_bytes)}" if c.model_bytes else "")
+                                         for c in run.contenders),
+            ""]
+    if not run.complete:
+        out += ["**Interrupted: these figures cover only what was measured.**", ""]
+    chunk_views = (False, True) if run.settings.chunk_size is not None else (False,)
+    tables = [metrics_table(run, ALL_GROUP, "All files")]
+    tables += [modality_table(run, chunked) for chunked in chunk_views]
+    tables += [metrics_table(run, g, f"Modality `{g}`") for g in dict.fromkeys(f.modality for f in run.files)]
+    tables += [file_table(run, chunked) for chunked in chunk_views]
+    for t in tables:
+        out += [f"### {t.title}", "", markdown_table(t), ""]
+    for title, lines in (("Failures", failure_lines(run)), ("Not measured", skipped_lines(run))):
+        if lines:
+            out += [f"### {title}", ""] + [f"- {_md_escape(line)}" for line in lines] + [""]
+    return "\n".join(out) + "\n"
+
+
+# -- JSON -------------------------------------------------------------------------------------------------
+
+
+def _r(x: float | None, digits: int) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def measurement_dict(m: Measurement, raw: int, model_bytes: int | None) -> dict[str, Any]:
+    return {
+        "status": m.status, "reason": m.reason, "pieces": m.pieces,
+        "compressed_bytes": m.compressed_bytes,
+        "rate_pct": _r(rate_pct(m.compressed_bytes, raw), 4),
+        "bits_per_byte": _r(bits_per_byte(m.compressed_bytes, raw), 5),
+        "adjusted_rate_pct": _r(adjusted_rate_pct(m.compressed_bytes, model_bytes, raw), 4),
+        "compress_s": _r(m.compress_s, 6), "decompress_s": _r(m.decompress_s, 6),
+        "compress_bytes_per_s": _r(throughput(raw, m.compress_s), 1),
+        "decompress_bytes_per_s": _r(throughput(raw, m.decompress_s), 1),
+    }
+
+
+def totals_dict(t: Totals, model_bytes: int | None) -> dict[str, Any]:
+    ok = t.files_ok > 0
+    return {
+        "files_ok": t.files_ok, "files_declined": t.files_declined, "files_failed": t.files_failed,
+        "complete": t.complete, "raw_bytes": t.raw_bytes,
+        "compressed_bytes": t.compressed_bytes if ok else None,
+        "rate_pct": _r(rate_pct(t.compressed_bytes, t.raw_bytes), 4) if ok else None,
+        "bits_per_byte": _r(bits_per_byte(t.compressed_bytes, t.raw_bytes), 5) if ok else None,
+        "adjusted_rate_pct": _r(adjusted_rate_pct(t.compressed_bytes, model_bytes, t.raw_bytes), 4) if ok else None,
+        "compress_s": _r(t.compress_s, 6) if ok else None, "decompress_s": _r(t.decompress_s, 6) if ok else None,
+        "compress_bytes_per_s": _r(throughput(t.raw_bytes, t.compress_s), 1) if ok else None,
+        "decompress_bytes_per_s": _r(throughput(t.raw_bytes, t.decompress_s), 1) if ok else None,
+    }
+
+
+def _contender_dict(c: Contender) -> dict[str, Any]:
+    return {"name": c.name, "kind": c.kind, "source": c.source, "description": c.description,
+            "version": c.version, "model_bytes": c.model_bytes, "block_size": c.block_size}
+
+
+def to_json_dict(run: BenchRun) -> dict[str, Any]:
+    """The report in the documented schema (docs/BENCHMARKS.md, ``schema_version`` 1)."""
+    models = {c.name: c.model_bytes for c in run.contenders}
+    by_file = _results_by_file(run)
+    by_group = _summaries_by_group(run)
+    groups = [ALL_GROUP] + [g for g in by_group if g != ALL_GROUP]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generator": "lmar bench",
+        "lmar_version": run.lmar_version,
+        "created_utc": run.created_utc,
+        "complete": run.complete,
+        "settings": {"paths": list(run.settings.paths), "repeat": run.settings.repeat,
+                     "chunk_size": run.settings.chunk_size, "chunked_repeat": 1, "command": run.settings.command},
+        "machine": asdict(run.machine),
+        "codecs": [_contender_dict(c) for c in run.contenders],
+        "skipped": [{"name": s.name, "reason": s.reason} for s in run.skipped],
+        "files": [{"path": f.path, "name": f.name, "modality": f.modality, "raw_bytes": f.raw_bytes,
+                   "best_codec": file_best(by_file.get(f.path, {}), False),
+                   "best_codec_chunked": file_best(by_file.get(f.path, {}), True)}
+                  for f in run.files],
+        "results": [{"path": r.path, "codec": r.codec,
+                     "whole": measurement_dict(r.whole, r.raw_bytes, models.get(r.codec)),
+                     "chunked": None if r.chunked is None else measurement_dict(r.chunked, r.raw_bytes,
+                                                                                models.get(r.codec))}
+                    for r in run.results],
+        "summary": [{"group": g,
+                     "best_codec": _best_in_group(run, by_group[g], False),
+                     "best_codec_chunked": _best_in_group(run, by_group[g], True) if run.settings.chunk_size else None,
+                     "codecs": [{"codec": s.codec,
+                                 "whole": totals_dict(s.whole, models.get(s.codec)),
+                                 "chunked": None if s.chunked is None else totals_dict(s.chunked, models.get(s.codec))}
+                                for s in by_group[g].values()]}
+                    for g in groups],
+    }
+
+
+def write_json(run: BenchRun, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(to_json_dict(run), indent=1) + "\n", encoding="utf-8")
+
+
+def write_markdown(run: BenchRun, path: str | Path) -> None:
+    Path(path).write_text(render_markdown(run), encoding="utf-8")
+
+
+# -- plots ------------------------------------------------------------------------------------------------
+
+
+class PlotUnavailable(LmarError):
+    """matplotlib is an optional extra; say how to get it instead of failing with an import error."""
+
+
+def require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise PlotUnavailable("--plot needs matplotlib: pip install 'lmar[plot]'") from None
+
+
+_MARKERS = {"classical": "o", "lm": "*", "image": "^", "audio": "v", "external": "s"}
+
+
+def write_plot(run: BenchRun, path: str | Path) -> None:
+    """Two panels in one PNG: rate vs compression speed (log x), and rate per modality (grouped bars).
+
+    Contenders that do not compress at all (rate >= 100 %, e.g. ``store``) are left out: they would
+    stretch both axes and hide the differences that matter.
+    """
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_group = _summaries_by_group(run)
+    overall = by_group.get(ALL_GROUP, {})
+    modalities = [g for g in by_group if g != ALL_GROUP]
+    shown, omitted = [], []
+    for c in run.contenders:
+        t = overall[c.name].whole if c.name in overall else None
+        rate = rate_pct(t.compressed_bytes, t.raw_bytes) if t is not None and t.files_ok else None
+        if rate is None or rate >= 100.0:
+            omitted.append(c.name)
+        else:
+            shown.append((c, t, rate))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(17, 6.5), gridspec_kw={"width_ratios": [1, 1.4]})
+    colors = plt.get_cmap("tab20")
+
+    for i, (c, t, rate) in enumerate(shown):
+        speed = throughput(t.raw_bytes, t.compress_s)
+        label = c.name if t.complete else f"{c.name} ({t.files_ok}/{t.files_total} files)"
+        ax1.scatter([speed], [rate], color=colors(i % 20), s=110 if c.kind == "lm" else 60,
+                    marker=_MARKERS.get(c.kind, "D"), label=label, zorder=3, edgecolors="black", linewidths=0.4)
+    ax1.set_xscale("log")
+    ax1.set_xlabel("compression throughput (raw bytes/s, log scale)")
+    ax1.set_ylabel("compression rate, all files (% of raw, lower is better)")
+    ax1.set_title("Rate vs speed (o classical, * LM, ^ v image/audio, s command line)", fontsize=10)
+    ax1.grid(True, which="both", alpha=0.3)
+    ax1.legend(fontsize=7, ncol=2)
+
+    width = 0.8 / max(1, len(shown))
+    for i, (c, _, _) in enumerate(shown):
+        xs, ys = [], []
+        for j, g in enumerate(modalities):
+            t = by_group[g][c.name].whole
+            if t.files_ok:
+                xs.append(j - 0.4 + width * (i + 0.5))
+                ys.append(rate_pct(t.compressed_bytes, t.raw_bytes))
+        ax2.bar(xs, ys, width=width, color=colors(i % 20), label=c.name)
+    ax2.set_xticks(range(len(modalities)), modalities)
+    ax2.set_ylabel("compression rate (% of raw, lower is better)")
+    ax2.set_title("Rate per modality, whole files (no bar: declined or failed)", fontsize=10)
+    ax2.legend(fontsize=7, ncol=2)
+    ax2.grid(True, axis="y", alpha=0.3)
+    title = f"lmar bench, {run.created_utc}" + ("" if run.complete else " (interrupted)")
+    if omitted:
+        title += f"; not shown (no compression or no result): {', '.join(omitted)}"
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(run: BenchRun, json_path: str | None, md_path: str | None, plot_path: str | None) -> list[str]:
+    """Write each requested file; returns the paths written."""
+    written = []
+    for target, writer in ((json_path, write_json), (md_path, write_markdown), (plot_path, write_plot)):
+        if target:
+            writer(run, target)
+            written.append(target)
+    return written
+
