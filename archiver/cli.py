@@ -158,17 +158,24 @@ def _members_or_fail(reader: ArchiveReader) -> Any:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """List from the index; without one, scan and print as we go so a damaged tail still lists the rest."""
+    listed: list[MemberInfo] = []
     with _open_reader(args.archive) as reader:
-        members = reader.getmembers()
-        if args.json:
-            json.dump([_member_json(m) for m in members], sys.stdout, indent=2)
-            print()
-            return EXIT_OK
-        for m in members:
-            if args.long:
-                print(_long_line(m))
-            else:
-                print(m.path + ("/" if m.isdir() else ""))
+        try:
+            members = reader.getmembers() if reader.indexed else (info for info, _ in reader.iter_members())
+            for m in members:
+                listed.append(m)
+                if not args.json:
+                    print(_long_line(m) if args.long else m.path + ("/" if m.isdir() else ""))
+        except LmarError as exc:
+            if args.json:
+                json.dump([_member_json(m) for m in listed], sys.stdout, indent=2)
+                print()
+            error(str(exc))
+            return EXIT_SOME_FAILED if listed else EXIT_FATAL
+    if args.json:
+        json.dump([_member_json(m) for m in listed], sys.stdout, indent=2)
+        print()
     return EXIT_OK
 
 
