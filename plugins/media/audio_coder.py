@@ -1,0 +1,120 @@
+"""Lossless coding of PCM sample arrays: stereo decorrelation, per-frame LPC, adaptive arithmetic coding.
+
+Layout of a coded stream: a small header, the per-frame side information (stereo mode, LPC order,
+quantised reflection coefficients) packed and LZMA-compressed, then the residual stream of
+:mod:`residual_coder`. Rows are (frame, coded channel) pairs; all rows have the same length so the
+decoder advances every row one position per vectorised step.
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from lmar.errors import CodecError
+
+from . import lpc, residual_coder, sidebytes
+
+_HEAD = struct.Struct("<QBBI")  # samples per channel, channels, max order, frame length
+# stereo modes: which two signals a frame codes
+LR, MS, LS, RS = 0, 1, 2, 3
+
+
+def _frame_len(n: int, target: int) -> int:
+    frames = max(1, -(-n // target))
+    return -(-n // frames)
+
+
+def _frames(sig: np.ndarray, f: int, n: int) -> np.ndarray:
+    out = np.zeros(f * n, dtype=np.int64)
+    out[: sig.size] = sig
+    return out.reshape(f, n)
+
+
+def encode(x: np.ndarray, frame_target: int = 4096, pmax: int = lpc.PMAX) -> bytes:
+    """Code samples ``x`` (n, channels) int64."""
+    total, chans = x.shape
+    n = _frame_len(total, frame_target)
+    f = -(-total // n)
+    if chans == 2:
+        left, right = x[:, 0], x[:, 1]
+        cand = [left, right, (left + right) >> 1, left - right]
+        framed = [_frames(c, f, n) for c in cand]
+        ana = [lpc.analyse(c, pmax) for c in framed]
+        cost = np.stack([a[2] for a in ana])  # (4, F): L, R, M, S
+        pair = {LR: (0, 1), MS: (2, 3), LS: (0, 3), RS: (1, 3)}
+        mode = np.argmin(np.stack([cost[i] + cost[j] for i, j in pair.values()]), axis=0).astype(np.uint8)
+        pick = np.array([pair[m] for m in range(4)])[mode]  # (F, 2) candidate index per slot
+        rows_x = np.stack([np.stack(framed)[pick[:, s], np.arange(f)] for s in range(2)], axis=1)
+        order = np.stack([np.stack([a[0] for a in ana])[pick[:, s], np.arange(f)] for s in range(2)], axis=1)
+        kq = np.stack([np.stack([a[1] for a in ana])[pick[:, s], np.arange(f)] for s in range(2)], axis=1)
+    else:
+        mode = np.zeros(f, dtype=np.uint8)
+        framed = [_frames(x[:, c], f, n) for c in range(chans)]
+        ana = [lpc.analyse(c, pmax) for c in framed]
+        rows_x = np.stack(framed, axis=1)
+        order = np.stack([a[0] for a in ana], axis=1)
+        kq = np.stack([a[1] for a in ana], axis=1)
+    rows_x = rows_x.reshape(-1, n)
+    order = order.reshape(-1)
+    kq = kq.reshape(-1, pmax)
+    a = lpc.step_up(kq)
+    wild = np.abs(a).max(axis=1) > (1 << (lpc.Q + 12))  # keep products inside int64: plain coding
+    order[wild], kq[wild], a[wild] = 0, 0, 0
+    e = lpc.residual(rows_x, a)
+    coefs = kq[np.arange(pmax)[None, :] < order[:, None]]
+    side = mode.tobytes() + order.astype(np.uint8).tobytes() + coefs.astype("<i2").tobytes()
+    head = _HEAD.pack(total, chans, pmax, n)
+    return head + sidebytes.pack(side) + residual_coder.encode(e)
+
+
+def decode(payload: bytes, pos: int, total: int, chans: int) -> np.ndarray:
+    """Inverse of :func:`encode`; returns (total, chans) int64."""
+    try:
+        got_total, got_chans, pmax, n = _HEAD.unpack_from(payload, pos)
+    except struct.error:
+        raise CodecError("audio: truncated stream header") from None
+    if got_total != total or got_chans != chans or not 0 < n <= 1 << 24 or pmax > lpc.PMAX:
+        raise CodecError("audio: stream header does not match the container")
+    pos += _HEAD.size
+    f = -(-total // n)
+    side, pos = sidebytes.unpack(payload, pos)
+    rows = f * (2 if chans == 2 else chans)
+    if len(side) < f + rows:
+        raise CodecError("audio: side information too short")
+    mode = np.frombuffer(side, np.uint8, f, 0)
+    order = np.frombuffer(side, np.uint8, rows, f).astype(np.int64)
+    if order.max(initial=0) > pmax or (chans == 2 and mode.max(initial=0) > RS):
+        raise CodecError("audio: bad side information")
+    ncoef = int(order.sum())
+    if len(side) != f + rows + 2 * ncoef:
+        raise CodecError("audio: side information has the wrong length")
+    kq = np.zeros((rows, pmax), dtype=np.int64)
+    kq[np.arange(pmax)[None, :] < order[:, None]] = np.frombuffer(side, "<i2", ncoef, f + rows)
+    lim = (1 << lpc.KBITS[:pmax]) - 1
+    if np.any(np.abs(kq) > lim):
+        raise CodecError("audio: reflection coefficient out of range")
+    arev = lpc.step_up(kq)[:, ::-1].copy()
+    buf = np.zeros((rows, n + pmax), dtype=np.int64)
+    half = np.int64(1 << (lpc.Q - 1))
+
+    def step(i: int, e: np.ndarray) -> None:
+        pred = (arev * buf[:, i : i + pmax]).sum(axis=1)
+        buf[:, i + pmax] = e + ((pred + half) >> lpc.Q)
+
+    end = residual_coder.decode(payload, pos, step)
+    sig = buf[:, pmax:]
+    if chans == 2:
+        a, b = sig[0::2], sig[1::2]  # (F, n) each: the two coded signals per frame
+        left, right = a.copy(), b.copy()
+        m = mode[:, None]
+        side_s = b  # the second slot is S in every mode but LR
+        ms_left = ((a << 1) + (side_s & 1) + side_s) >> 1
+        left = np.where(m == MS, ms_left, np.where(m == RS, a + side_s, a))
+        right = np.where(m == LR, b, np.where(m == RS, a, left - side_s))
+        out = np.stack([left.reshape(-1), right.reshape(-1)], axis=1)
+    else:
+        out = sig.reshape(f, chans, n).transpose(0, 2, 1).reshape(f * n, chans)
+    if end != len(payload):
+        raise CodecError("audio: trailing bytes after the residual stream")
+    return out[:total]

@@ -1,0 +1,229 @@
+"""Adaptive arithmetic coding of prediction residuals, decodable in vectorised steps.
+
+Residuals come as rows (independent frames) of equal length. Each row carries a running integer estimate
+``s`` of 16 x mean |residual| (backward adaptive, so it costs nothing to send). From ``s`` we derive a
+shift ``k`` and a context: the top part ``q = e >> k`` is range-coded with a per-context two-sided
+geometric table whose steepness the encoder fits to the actual data and sends (one byte per context);
+the ``k`` low bits are close to uniform and go to a raw bit stream. Each context has its own range-coder
+stream, so the decoder can take, at each position, the symbols of all rows in that context with one call.
+Everything the decoder must reproduce is integer arithmetic or basic IEEE operations on fixed inputs.
+"""
+from __future__ import annotations
+
+import struct
+from functools import lru_cache
+
+import constriction
+import numpy as np
+
+from lmar.errors import CodecError
+
+RANGE = 256  # q in [-RANGE, RANGE) is coded directly, anything else through the escape symbol
+ALPHABET = 2 * RANGE + 1
+ESCAPE = 2 * RANGE
+NCTX = 24
+NGRID = 128
+RATE = 4  # state update: s += (16|e| - s) >> RATE
+_model = constriction.stream.model
+
+
+def initial_state(code: np.ndarray) -> np.ndarray:
+    """State from its one-byte code (mantissa 4..7, exponent): integer-only so every machine agrees."""
+    c = code.astype(np.int64)
+    return ((4 + (c & 3)) << (c >> 2)) >> 2
+
+
+def choose_initial(e: np.ndarray) -> np.ndarray:
+    """Per row, the code whose initial state best matches the first residuals."""
+    target = 16.0 * np.abs(e[:, :16]).mean(axis=1) if e.shape[1] else np.zeros(e.shape[0])
+    table = initial_state(np.arange(160)).astype(np.float64)
+    return np.argmin(np.abs(np.log2(table[None, :] + 1) - np.log2(target[:, None] + 1)), axis=1).astype(np.uint8)
+
+
+def contexts(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(k, context) for states ``s``: contexts 0..15 for small states (k = 0), 16..23 scale-normalised."""
+    big = s >= 256
+    bitlen = np.frexp(s.astype(np.float64))[1].astype(np.int64)  # exact for s < 2**53
+    k = np.where(big, bitlen - 8, 0)
+    v = s >> k
+    ctx = np.where(big, 8 + (v >> 4), s >> 4)
+    return k, ctx
+
+
+@lru_cache(maxsize=None)
+def _weights(ctx_is_scaled: bool, grid: int) -> np.ndarray:
+    """Unnormalised table for one (shape, steepness); built from +,*,/ only, hence reproducible."""
+    t = (grid * grid) / 32.0 + 0.125
+    theta = t / (t + 1.0)
+    powers = np.cumprod(np.full(RANGE + 1, theta))  # theta**1 .. theta**(RANGE+1), sequential products
+    powers = np.concatenate([[1.0], powers[:-1]])
+    q = np.arange(-RANGE, RANGE)
+    dist = np.maximum(q, -1 - q) if ctx_is_scaled else np.abs(q)  # scaled: symmetric about -1/2
+    w = np.empty(ALPHABET)
+    w[:ESCAPE] = powers[np.minimum(dist, RANGE)] + 2.0**-24
+    w[ESCAPE] = 2.0**-14
+    return w
+
+
+@lru_cache(maxsize=None)
+def _model_for(ctx: int, grid: int):  # type: ignore[no-untyped-def]
+    return _model.Categorical(_weights(ctx >= 16, grid), perfect=False)
+
+
+@lru_cache(maxsize=2)
+def _cost_tables(scaled: bool) -> np.ndarray:
+    tab = np.stack([_weights(scaled, g) for g in range(NGRID)])
+    return -np.log2(tab / tab.sum(axis=1, keepdims=True))
+
+
+def states(e: np.ndarray, s0: np.ndarray) -> np.ndarray:
+    """State before each residual (R, N): the recursion runs over positions, vectorised over rows."""
+    rows, n = e.shape
+    s = np.empty((rows, n), dtype=np.int64)
+    cur = s0.astype(np.int64).copy()
+    mag = np.abs(e) << 4
+    for i in range(n):
+        s[:, i] = cur
+        cur += (mag[:, i] - cur) >> RATE
+    return s
+
+
+def _pack_bits(values: np.ndarray, widths: np.ndarray) -> bytes:
+    """Concatenate each value's low ``width`` bits, most significant first."""
+    out = []
+    for start in range(0, len(values), 1 << 20):
+        v = values[start : start + (1 << 20)].astype(np.uint64)
+        w = widths[start : start + (1 << 20)].astype(np.int64)
+        total = int(w.sum())
+        if total == 0:
+            continue
+        owner = np.repeat(np.arange(len(v)), w)
+        first = np.repeat(np.cumsum(w) - w, w)
+        shift = (w[owner] - 1 - (np.arange(total) - first)).astype(np.uint64)
+        out.append(((v[owner] >> shift) & np.uint64(1)).astype(np.uint8))
+    bits = np.concatenate(out) if out else np.zeros(0, np.uint8)
+    return np.packbits(bits).tobytes()
+
+
+class _BitReader:
+    def __init__(self, raw: bytes) -> None:
+        pad = (-len(raw)) % 8 + 16
+        self.words = np.frombuffer(raw + b"\0" * pad, dtype=">u8").astype(np.uint64)
+        self.limit = 8 * len(raw)
+        self.pos = 0
+
+    def read(self, k: np.ndarray) -> np.ndarray:
+        """One value of width k[i] per row, rows in order (k <= 40)."""
+        k = k.astype(np.int64)
+        off = self.pos + np.cumsum(k) - k
+        self.pos += int(k.sum())
+        if self.pos > self.limit:
+            raise CodecError("audio: raw bit stream exhausted")
+        wi, sh = off >> 6, (off & 63).astype(np.uint64)
+        hi = self.words[wi] << sh
+        lo = (self.words[wi + 1] >> np.uint64(1)) >> (np.uint64(63) - sh)
+        lo[sh == 0] = 0
+        v = hi | lo
+        out = (v >> np.uint64(1)) >> (np.uint64(63) - np.maximum(k, 1).astype(np.uint64))
+        out[k == 0] = 0
+        return out.astype(np.int64)
+
+
+def encode(e: np.ndarray) -> bytes:
+    """Code residual rows ``e`` (R, N) int64."""
+    rows, n = e.shape
+    s0 = choose_initial(e)
+    s = states(e, initial_state(s0))
+    k, ctx = contexts(s)
+    q = e >> k
+    low = e - (q << k)
+    sym = q + RANGE
+    esc = (q < -RANGE) | (q >= RANGE)
+    sym[esc] = ESCAPE
+    # position-major order: the decoder walks positions, and within one position rows ascending
+    sym_f, ctx_f, k_f, low_f = sym.T.ravel(), ctx.T.ravel(), k.T.ravel(), low.T.ravel()
+    escapes = q.T.ravel()[esc.T.ravel()]
+    parts = [struct.pack("<II", rows, n), s0.tobytes()]
+    for c in range(NCTX):
+        sel = sym_f[ctx_f == c]
+        if sel.size == 0:
+            parts.append(struct.pack("<BI", 255, 0))
+            continue
+        hist = np.bincount(sel, minlength=ALPHABET).astype(np.float64)
+        grid = int(np.argmin(_cost_tables(c >= 16) @ hist))
+        enc = constriction.stream.queue.RangeEncoder()
+        enc.encode(sel.astype(np.int32), _model_for(c, grid))
+        words = enc.get_compressed()
+        parts.append(struct.pack("<BI", grid, len(words)) + words.astype("<u4").tobytes())
+    if escapes.size and (escapes.min() < -(2**31) or escapes.max() >= 2**31):
+        raise CodecError("audio: residual out of range")
+    parts.append(struct.pack("<I", escapes.size) + escapes.astype("<i4").tobytes())
+    raw = _pack_bits(low_f[k_f > 0], k_f[k_f > 0])
+    parts.append(struct.pack("<I", len(raw)) + raw)
+    return b"".join(parts)
+
+
+def decode(payload: bytes, pos: int, lpc_step) -> int:  # type: ignore[no-untyped-def]
+    """Decode residuals position by position, handing each position's residuals (R,) to ``lpc_step``.
+
+    ``lpc_step(i, e_i)`` reconstructs samples (it owns the prediction state). Returns the end position.
+    """
+    try:
+        rows, n = struct.unpack_from("<II", payload, pos)
+        pos += 8
+        s = initial_state(np.frombuffer(payload, np.uint8, rows, pos))
+        pos += rows
+        decoders: dict[int, tuple[object, object]] = {}
+        for c in range(NCTX):
+            grid, nw = struct.unpack_from("<BI", payload, pos)
+            pos += 5
+            if grid != 255:
+                if grid >= NGRID:
+                    raise CodecError("audio: bad context table")
+                words = np.frombuffer(payload, "<u4", nw, pos).astype(np.uint32)
+                decoders[c] = (constriction.stream.queue.RangeDecoder(words), _model_for(c, grid))
+            pos += 4 * nw
+        (nesc,) = struct.unpack_from("<I", payload, pos)
+        escapes = np.frombuffer(payload, "<i4", nesc, pos + 4).astype(np.int64)
+        pos += 4 + 4 * nesc
+        (nraw,) = struct.unpack_from("<I", payload, pos)
+        raw = payload[pos + 4 : pos + 4 + nraw]
+        if len(raw) != nraw:
+            raise CodecError("audio: truncated raw bits")
+        pos += 4 + nraw
+    except (struct.error, ValueError):
+        raise CodecError("audio: truncated residual stream") from None
+    bits = _BitReader(raw)
+    esc_pos = 0
+    q = np.empty(rows, dtype=np.int64)
+    for i in range(n):
+        if s.max(initial=0) > 1 << 45:
+            raise CodecError("audio: residual state out of range")
+        k, ctx = contexts(s)
+        if np.any(ctx >= NCTX):
+            raise CodecError("audio: residual state out of range")
+        order = np.argsort(ctx, kind="stable")
+        counts = np.bincount(ctx, minlength=NCTX)
+        start = 0
+        for c in np.flatnonzero(counts):
+            cnt = int(counts[c])
+            if c not in decoders:
+                raise CodecError("audio: symbol in an unused context")
+            dec, model = decoders[c]
+            try:
+                q[order[start : start + cnt]] = dec.decode(model, cnt)
+            except Exception:
+                raise CodecError("audio: corrupt residual stream") from None
+            start += cnt
+        esc = q == ESCAPE
+        q -= RANGE
+        if esc.any():
+            m = int(esc.sum())
+            if esc_pos + m > escapes.size:
+                raise CodecError("audio: escape stream exhausted")
+            q[esc] = escapes[esc_pos : esc_pos + m]
+            esc_pos += m
+        e = (q << k) + bits.read(k)
+        s = s + (((np.abs(e) << 4) - s) >> RATE)
+        lpc_step(i, e)
+    return pos
