@@ -462,7 +462,6 @@ def write_plot(run: BenchRun, path: str | Path) -> None:
     ax1.set_ylabel("compression rate, all files (% of raw, lower is better)")
     ax1.set_title("Rate vs speed (o classical, * LM, ^ v image/audio, s command line)", fontsize=10)
     ax1.grid(True, which="both", alpha=0.3)
-    ax1.legend(fontsize=7, ncol=2)
 
     width = 0.8 / max(1, len(shown))
     for i, (c, _, _) in enumerate(shown):
@@ -476,8 +475,10 @@ def write_plot(run: BenchRun, path: str | Path) -> None:
     ax2.set_xticks(range(len(modalities)), modalities)
     ax2.set_ylabel("compression rate (% of raw, lower is better)")
     ax2.set_title("Rate per modality, whole files (no bar: declined or failed)", fontsize=10)
-    ax2.legend(fontsize=7, ncol=2)
     ax2.grid(True, axis="y", alpha=0.3)
+    if shown:
+        ax1.legend(fontsize=7, ncol=2)
+        ax2.legend(fontsize=7, ncol=2)
     title = f"lmar bench, {run.created_utc}" + ("" if run.complete else " (interrupted)")
     if omitted:
         title += f"; not shown (no compression or no result): {', '.join(omitted)}"
