@@ -209,6 +209,12 @@ class ContainerReader:
             end = self._f.seek(0, 2)
         except (OSError, ValueError, AttributeError):
             return None
+        entries = self._index_before(end)
+        if entries is None:
+            self._f.seek(self.data_start)  # looking for the index moved us; scanning starts after the preamble
+        return entries
+
+    def _index_before(self, end: int) -> list[dict[str, Any]] | None:
         if end < self.data_start + FOOTER_SIZE:
             return None
         self._f.seek(end - FOOTER_SIZE)
