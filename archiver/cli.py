@@ -114,7 +114,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         extractor = None if args.to_stdout else Extractor(args.directory or ".", overwrite=args.overwrite)
         progress.start(total, "extracting")
         try:
-            for info, read in _members_or_fail(reader):
+            for info, read in reader.iter_members():
                 if not wanted(info.path):
                     continue
                 try:
@@ -128,12 +128,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
                             print(info.path, file=sys.stderr)
                 except LmarError as exc:
                     failures += 1
-                    progress.note(f"lmar: {exc}") if not args.quiet else None
-                    if args.quiet:
-                        error(str(exc))
+                    progress.note(f"lmar: {exc}")
                 except OSError as exc:
                     failures += 1
-                    error(f"{info.path}: {exc.strerror or exc}")
+                    progress.note(f"lmar: {info.path}: {exc.strerror or exc}")
                 progress.advance(info.size, info.path)
         finally:
             if extractor is not None:
@@ -144,17 +142,6 @@ def cmd_extract(args: argparse.Namespace) -> int:
     for p in sorted(unmatched):
         error(f"{p}: not found in archive")
     return EXIT_SOME_FAILED if failures or unmatched else EXIT_OK
-
-
-def _members_or_fail(reader: ArchiveReader) -> Any:
-    """Iterate members; a broken record stream after some members is a member-level failure, not a crash."""
-    it = reader.iter_members()
-    while True:
-        try:
-            item = next(it)
-        except StopIteration:
-            return
-        yield item
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -217,8 +204,7 @@ def cmd_test(args: argparse.Namespace) -> int:
                         print(f"OK      {info.path}")
                 except LmarError as exc:
                     failures += 1
-                    progress.stop()
-                    error(str(exc))
+                    progress.note(f"lmar: {exc}")
                 progress.advance(info.size, info.path)
         finally:
             progress.stop()

@@ -1,6 +1,7 @@
 """How long work reports progress without the archive layer knowing about screens."""
 from __future__ import annotations
 
+import sys
 from typing import Protocol
 
 
@@ -15,7 +16,7 @@ class Progress(Protocol):
 
 
 class NoProgress:
-    """The default: silent (library use, pipes, ``-q``)."""
+    """No bar (library use, pipes, ``-q``); notes still reach stderr because they report failures."""
 
     def start(self, total_bytes: int, description: str) -> None:
         pass
@@ -24,7 +25,7 @@ class NoProgress:
         pass
 
     def note(self, message: str) -> None:
-        pass
+        print(message, file=sys.stderr, flush=True)
 
     def stop(self) -> None:
         pass
