@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from lmar.errors import CodecError
+from lmar.plugins.media.sidebytes import lzma_filters
 
 try:
     import imagecodecs
@@ -20,16 +21,17 @@ except ImportError:  # availability() reports it
 
 LZMA, JXL, WEBP, JPEGLS = 0, 1, 2, 3
 NAMES = {LZMA: "lzma", JXL: "jpegxl", WEBP: "webp", JPEGLS: "jpegls"}
-_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 
 
-def _lzma_enc(pix: np.ndarray, effort: int) -> bytes:
-    return lzma.compress(pix.tobytes(), format=lzma.FORMAT_RAW, filters=_FILTERS)
+def _lzma_enc(pix: np.ndarray, effort: int) -> bytes | None:
+    if pix.nbytes > 1 << 20:  # only ever wins on tiny or degenerate rasters; too slow to try on photos
+        return None
+    return lzma.compress(pix.tobytes(), format=lzma.FORMAT_RAW, filters=lzma_filters(pix.nbytes))
 
 
 def _lzma_dec(blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     n = int(np.prod(shape)) * dtype.itemsize
-    raw = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_FILTERS).decompress(blob, n + 1)
+    raw = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=lzma_filters(n)).decompress(blob, n + 1)
     if len(raw) != n:
         raise CodecError("image: raster has the wrong length")
     return np.frombuffer(raw, dtype).reshape(shape)
