@@ -33,7 +33,7 @@ def analyse(frames: np.ndarray, pmax: int = PMAX) -> tuple[np.ndarray, np.ndarra
     ramp = 0.5 - 0.5 * np.cos(np.pi * (t[:edge] + 0.5) / edge)
     w[:edge] = ramp
     w[n - edge :] = ramp[::-1]
-    nfft = 1 << int(np.ceil(np.log2(2 * n)))
+    nfft = 1 << int(np.ceil(np.log2(max(2 * n, 2 * pmax + 2))))
     spec = np.fft.rfft(y * w, nfft, axis=1)
     r = np.fft.irfft(spec.real**2 + spec.imag**2, nfft, axis=1)[:, : pmax + 1]
     lag = np.exp(-0.5 * (2 * np.pi * 40.0 / 44100.0 * np.arange(pmax + 1)) ** 2)  # mild lag window
