@@ -175,7 +175,7 @@ def _member_json(m: MemberInfo) -> dict[str, Any]:
 
 
 def _long_line(m: MemberInfo) -> str:
-    kind = {"file": "-", "dir": "d", "symlink": "l", "hardlink": "h"}[m.type]
+    kind = {"file": "-", "dir": "d", "symlink": "l", "hardlink": "h"}.get(m.type, "?")
     mode = kind + stat.filemode(m.mode)[1:]
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.mtime_ns / 1e9))
     stored = "-" if m.stored_size is None else str(m.stored_size)

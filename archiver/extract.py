@@ -91,6 +91,8 @@ class Extractor:
     # -- writing ---------------------------------------------------------------------------------------
     def extract(self, info: MemberInfo, chunks: Iterator[bytes] | None) -> None:
         """Create ``info`` on disk; ``chunks`` supplies a regular file's bytes (already verified)."""
+        if info.type not in (DIR, FILE, SYMLINK, HARDLINK):  # devices, FIFOs, unknown kinds: before any mkdir
+            raise UnsafeMemberError(f"{info.path}: unsupported member type {info.type}; not extracted")
         target = self.target_of(info)
         self._check_parents(info, target)
         if info.type in (SYMLINK, HARDLINK):

@@ -73,8 +73,10 @@ class MemberInfo:
         """Validate an untrusted header; unknown keys are ignored (forward compatibility)."""
         path = _get(h, "path", str)
         mtype = _get(h, "type", str)
-        if mtype not in TYPES:
-            raise FormatError(f"member {path!r} has unsupported type {mtype!r}")
+        # A type this lmar does not know (a device, a FIFO, a future kind) is kept, so listing works and the
+        # rest of the archive stays readable; extraction refuses such a member on its own.
+        if not mtype:
+            raise FormatError(f"member {path!r} has an empty type: archive is corrupt")
         info = cls(path=path, type=mtype, mode=_get(h, "mode", int, 0o644) & 0o7777,
                    mtime_ns=_get(h, "mtime_ns", int, 0), size=_get(h, "size", int, 0),
                    link=_get(h, "link", str, ""))
