@@ -13,13 +13,16 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from contextlib import contextmanager
 from typing import Callable, Iterator, Protocol, Sequence
 
 from . import __version__
@@ -37,7 +40,7 @@ ALL_GROUP = "all"
 #: Order of kinds in reports: the classical references first, then the contenders they are measured against.
 _KIND_ORDER = {"classical": 0, "lm": 1, "image": 2, "audio": 3}
 
-OK, DECLINED, ERROR, MISMATCH = "ok", "declined", "error", "mismatch"
+OK, DECLINED, ERROR, MISMATCH, TIMEOUT = "ok", "declined", "error", "mismatch", "timeout"
 
 
 class Coder(Protocol):
@@ -249,15 +252,19 @@ def collect_files(paths: Sequence[str]) -> tuple[list[BenchFile], list[Skipped]]
 
 @dataclass(frozen=True)
 class Measurement:
-    """One codec on one file, cut into ``pieces`` coded independently (sizes summed, times summed)."""
+    """One codec on one file, cut into ``pieces`` coded independently (sizes summed, times summed).
 
-    status: str  # ok | declined | error | mismatch
+    ``raw_bytes`` is what was coded: the whole file, or the sampled chunks when chunks are sampled.
+    """
+
+    status: str  # ok | declined | error | mismatch | timeout
     reason: str = ""
     compressed_bytes: int | None = None
     #: Median over repeats of the total time for all pieces.
     compress_s: float | None = None
     decompress_s: float | None = None
     pieces: int = 0
+    raw_bytes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -271,49 +278,100 @@ def split(data: bytes, size: int | None) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
 
 
+def sample(pieces: list[bytes], limit: int | None) -> list[bytes]:
+    """At most ``limit`` pieces, evenly spread from first to last, so every codec sees the same sample.
+
+    Why: a codec that models one 2 kB chunk per call (no batching) may code only a few kB/s; sampling
+    keeps the paper's chunked setting measurable on a whole corpus at the cost of an estimate.
+    """
+    if limit is None or len(pieces) <= limit:
+        return pieces
+    if limit == 1:
+        return [pieces[len(pieces) // 2]]
+    return [pieces[round(i * (len(pieces) - 1) / (limit - 1))] for i in range(limit)]
+
+
 def _mismatch(expected: bytes, got: bytes) -> str:
     n = min(len(expected), len(got))
     first = next((i for i in range(n) if expected[i] != got[i]), n)
     return f"round trip differs: {len(got)} bytes back for {len(expected)}, first difference at byte {first}"
 
 
-def measure(coder: Coder, pieces: Sequence[bytes], repeat: int = 1) -> Measurement:
+class _Timeout(Exception):
+    pass
+
+
+@contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`_Timeout` in this thread after ``seconds`` (SIGALRM; a no-op where that is unavailable).
+
+    A Python-level codec (numpy loops, one model call per byte) is interrupted between calls; a single
+    long C call finishes first. Subprocesses are killed by ``subprocess.run`` when the exception arrives.
+    """
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def fire(signum: int, frame: object) -> None:
+        raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def measure(coder: Coder, pieces: Sequence[bytes], repeat: int = 1, timeout: float | None = None) -> Measurement:
     """Compress and decompress every piece ``repeat`` times, checking each round trip byte for byte.
 
-    A refusal, an exception or a mismatch becomes the measurement's status with its reason: the
-    benchmark reports failures, it never drops them. ``KeyboardInterrupt`` passes through.
+    A refusal, an exception, a mismatch or running past ``timeout`` seconds becomes the measurement's
+    status with its reason: the benchmark reports failures, it never drops them. ``KeyboardInterrupt``
+    passes through.
     """
+    n, raw = len(pieces), sum(len(p) for p in pieces)
     try:
-        for i, piece in enumerate(pieces):
-            if not coder.accepts(piece):
-                where = f" (piece {i + 1} of {len(pieces)})" if len(pieces) > 1 else ""
-                return Measurement(DECLINED, f"accepts() returned False{where}", pieces=len(pieces))
-        comp_times: list[float] = []
-        decomp_times: list[float] = []
-        size: int | None = None
-        for _ in range(max(1, repeat)):
-            total_size = 0
-            t_comp = t_decomp = 0.0
-            for piece in pieces:
-                t0 = time.perf_counter()
-                payload = coder.compress(piece)
-                t1 = time.perf_counter()
-                back = coder.decompress(payload, len(piece))
-                t2 = time.perf_counter()
-                if bytes(back) != piece:
-                    return Measurement(MISMATCH, _mismatch(piece, bytes(back)), pieces=len(pieces))
-                total_size += len(payload)
-                t_comp += t1 - t0
-                t_decomp += t2 - t1
-            if size is not None and total_size != size:
-                return Measurement(ERROR, f"compressed size changed between repeats ({size} then {total_size})",
-                                   pieces=len(pieces))
-            size = total_size
-            comp_times.append(t_comp)
-            decomp_times.append(t_decomp)
+        with _deadline(timeout):
+            return _measure(coder, pieces, repeat)
+    except _Timeout:
+        return Measurement(TIMEOUT, f"stopped after {timeout:g} s (--timeout)", pieces=n, raw_bytes=raw)
     except Exception as exc:  # any codec bug is a result to report, not a crash of the benchmark
-        return Measurement(ERROR, f"{type(exc).__name__}: {exc}", pieces=len(pieces))
-    return Measurement(OK, "", size, statistics.median(comp_times), statistics.median(decomp_times), len(pieces))
+        return Measurement(ERROR, f"{type(exc).__name__}: {exc}", pieces=n, raw_bytes=raw)
+
+
+def _measure(coder: Coder, pieces: Sequence[bytes], repeat: int) -> Measurement:
+    n, raw = len(pieces), sum(len(p) for p in pieces)
+    for i, piece in enumerate(pieces):
+        if not coder.accepts(piece):
+            where = f" (piece {i + 1} of {n})" if n > 1 else ""
+            return Measurement(DECLINED, f"accepts() returned False{where}", pieces=n, raw_bytes=raw)
+    comp_times: list[float] = []
+    decomp_times: list[float] = []
+    size: int | None = None
+    for _ in range(max(1, repeat)):
+        total_size = 0
+        t_comp = t_decomp = 0.0
+        for piece in pieces:
+            t0 = time.perf_counter()
+            payload = coder.compress(piece)
+            t1 = time.perf_counter()
+            back = bytes(coder.decompress(payload, len(piece)))
+            t2 = time.perf_counter()
+            if back != piece:
+                return Measurement(MISMATCH, _mismatch(piece, back), pieces=n, raw_bytes=raw)
+            total_size += len(payload)
+            t_comp += t1 - t0
+            t_decomp += t2 - t1
+        if size is not None and total_size != size:
+            return Measurement(ERROR, f"compressed size changed between repeats ({size} then {total_size})",
+                               pieces=n, raw_bytes=raw)
+        size = total_size
+        comp_times.append(t_comp)
+        decomp_times.append(t_decomp)
+    return Measurement(OK, "", size, statistics.median(comp_times), statistics.median(decomp_times), n, raw)
 
 
 @dataclass(frozen=True)
@@ -333,14 +391,17 @@ def iter_results(
     contenders: Sequence[Contender],
     repeat: int = 3,
     chunk_size: int | None = 2048,
+    chunk_sample: int | None = None,
+    timeout: float | None = None,
     on_start: Callable[[BenchFile, Contender], None] | None = None,
     read: Callable[[str], bytes] = lambda p: Path(p).read_bytes(),
 ) -> Iterator[FileResult]:
     """Measure each contender on each file, yielding as it goes so an interrupted run keeps its results.
 
     ``whole`` cuts the file at the codec's ``block_size`` (what the archiver does); ``chunked`` cuts it
-    into ``chunk_size`` pieces, the setting of Deletang et al. (2023), measured once (its sizes are the
-    point; repeating thousands of tiny calls would multiply the run time for little).
+    into ``chunk_size`` pieces, the setting of Deletang et al. (2023), keeps at most ``chunk_sample`` of
+    them, and is measured once (its sizes are the point; repeating thousands of tiny calls would multiply
+    the run time for little). ``timeout`` bounds each measurement in seconds.
     """
     coders: dict[str, Coder | Exception] = {}
     for f in files:
@@ -351,6 +412,7 @@ def iter_results(
             for c in contenders:
                 yield FileResult(f.path, f.modality, f.raw_bytes, c.name, failed, failed if chunk_size else None)
             continue
+        chunks = sample(split(data, chunk_size), chunk_sample) if chunk_size else None
         for c in contenders:
             if on_start is not None:
                 on_start(f, c)
@@ -364,8 +426,8 @@ def iter_results(
                 failed = Measurement(ERROR, f"cannot create codec: {type(coder).__name__}: {coder}")
                 yield FileResult(f.path, f.modality, len(data), c.name, failed, failed if chunk_size else None)
                 continue
-            whole = measure(coder, split(data, c.block_size), repeat)
-            chunked = measure(coder, split(data, chunk_size), 1) if chunk_size else None
+            whole = measure(coder, split(data, c.block_size), repeat, timeout)
+            chunked = measure(coder, chunks, 1, timeout) if chunks is not None else None
             yield FileResult(f.path, f.modality, len(data), c.name, whole, chunked)
 
 
@@ -393,7 +455,7 @@ def throughput(raw: int, seconds: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class Totals:
-    """One contender over a group of files. Rates cover only the files it coded (``files_ok``)."""
+    """One contender over a group of files. Rates cover only the bytes it coded (``files_ok`` files)."""
 
     files_ok: int = 0
     files_declined: int = 0
@@ -412,9 +474,9 @@ class Totals:
         """Coded every file of the group, so its rate compares with other complete contenders."""
         return self.files_ok == self.files_total and self.files_ok > 0
 
-    def add(self, raw: int, m: Measurement) -> Totals:
+    def add(self, m: Measurement) -> Totals:
         if m.ok:
-            return Totals(self.files_ok + 1, self.files_declined, self.files_failed, self.raw_bytes + raw,
+            return Totals(self.files_ok + 1, self.files_declined, self.files_failed, self.raw_bytes + m.raw_bytes,
                           self.compressed_bytes + (m.compressed_bytes or 0), self.compress_s + (m.compress_s or 0.0),
                           self.decompress_s + (m.decompress_s or 0.0))
         declined = m.status == DECLINED
@@ -441,9 +503,9 @@ def summarize(results: Sequence[FileResult], contenders: Sequence[Contender]) ->
     for r in results:
         for g in (ALL_GROUP, r.modality):
             whole, chunked = table[(g, r.codec)]
-            whole = whole.add(r.raw_bytes, r.whole)
+            whole = whole.add(r.whole)
             if chunked is not None and r.chunked is not None:
-                chunked = chunked.add(r.raw_bytes, r.chunked)
+                chunked = chunked.add(r.chunked)
             table[(g, r.codec)] = (whole, chunked)
     return [GroupSummary(g, c.name, *table[(g, c.name)]) for g in groups for c in contenders]
 
@@ -502,6 +564,8 @@ class Settings:
     repeat: int
     chunk_size: int | None
     command: str = ""
+    chunk_sample: int | None = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--chunk-size", type=int, default=2048, metavar="N",
                    help="also code each file as independent N-byte chunks, as Deletang et al. (2023) do "
                         "(default 2048; 0 turns it off)")
+    p.add_argument("--chunk-sample", type=int, metavar="K",
+                   help="code at most K chunks per file, evenly spread (an estimate for slow codecs; default: all)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="stop a measurement (one codec on one file) after SECONDS and report it as timed out")
     p.add_argument("--json", metavar="OUT", help="write the full results as JSON (schema: docs/BENCHMARKS.md)")
     p.add_argument("--md", metavar="OUT.md", help="write a Markdown report")
     p.add_argument("--plot", metavar="OUT.png", help="write plots (needs the 'plot' extra: matplotlib)")
@@ -59,6 +63,10 @@ def validate(args: argparse.Namespace) -> list[str] | None:
         raise LmarError("--repeat must be at least 1")
     if args.chunk_size < 0:
         raise LmarError("--chunk-size must be 0 (off) or a positive number of bytes")
+    if args.chunk_sample is not None and args.chunk_sample < 1:
+        raise LmarError("--chunk-sample must be at least 1")
+    if args.timeout is not None and not args.timeout > 0:
+        raise LmarError("--timeout must be a positive number of seconds")
     for path, flag in ((args.json, "--json"), (args.md, "--md"), (args.plot, "--plot")):
         _check_output(path, flag)
     if args.plot:
@@ -127,14 +135,15 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
     show = not args.quiet and sys.stderr.isatty()
     with _Progress(show, sum(f.raw_bytes for f in files) * len(contenders) * passes) as progress:
         try:
-            for r in iter_results(files, contenders, args.repeat, chunk_size, on_start=progress.start):
+            for r in iter_results(files, contenders, args.repeat, chunk_size, args.chunk_sample, args.timeout,
+                                  on_start=progress.start):
                 results.append(r)
                 progress.done(r, passes)
         except KeyboardInterrupt:
             complete = False
 
     bench_run = BenchRun(
-        settings=Settings(tuple(args.paths), args.repeat, chunk_size, command_line()),
+        settings=Settings(tuple(args.paths), args.repeat, chunk_size, command_line(), args.chunk_sample, args.timeout),
         machine=describe_machine(), contenders=tuple(contenders), skipped=tuple(skipped + skipped_files),
         files=tuple(files), results=tuple(results), complete=complete)
 

@@ -27,6 +27,14 @@ class Cell:
     best: bool = False
 
 
+def _chunks(run: BenchRun) -> str:
+    """How the chunked figures were made, for titles (sampling must never go unsaid)."""
+    text = f"{run.settings.chunk_size}-byte chunks"
+    if run.settings.chunk_sample:
+        text += f", at most {run.settings.chunk_sample} per file, evenly spread"
+    return text
+
+
 def fmt_pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}%"
 
@@ -56,15 +64,15 @@ def fmt_bytes(n: int | None) -> str:
 def _failure_text(m: Measurement, kind: str) -> str:
     if m.status == DECLINED:
         return "n/a (declined)" if kind in DOMAIN_KINDS else "declined"
-    return "MISMATCH" if m.status == "mismatch" else "error"
+    return {"mismatch": "MISMATCH", "timeout": "timeout"}.get(m.status, "error")
 
 
-def _measurement_cell(m: Measurement | None, raw: int, kind: str, best: bool) -> Cell:
+def _measurement_cell(m: Measurement | None, kind: str, best: bool) -> Cell:
     if m is None:
         return Cell("-")
     if not m.ok:
         return Cell(_failure_text(m, kind))
-    return Cell(fmt_pct(rate_pct(m.compressed_bytes, raw)), best)
+    return Cell(fmt_pct(rate_pct(m.compressed_bytes, m.raw_bytes)), best)
 
 
 def _totals_cell(t: Totals | None, kind: str, best: bool) -> Cell:
@@ -158,7 +166,7 @@ def modality_table(run: BenchRun, chunked: bool) -> Table:
             s = by_group[g][c.name]
             cells.append(_totals_cell(s.chunked if chunked else s.whole, c.kind, bests[g] == c.name))
         rows.append(tuple(cells))
-    what = f"each file cut into independent {run.settings.chunk_size}-byte chunks" if chunked else "whole files"
+    what = f"each file cut into independent {_chunks(run)}" if chunked else "whole files"
     return Table(f"Rate by modality ({what})", ("codec", *groups), tuple(rows),
                  "(k/n): the contender coded only k of the n files; its rate covers those files.")
 
@@ -192,9 +200,9 @@ def file_table(run: BenchRun, chunked: bool) -> Table:
         for c in run.contenders:
             r = results.get(c.name)
             m = None if r is None else (r.chunked if chunked else r.whole)
-            cells.append(_measurement_cell(m, f.raw_bytes, c.kind, c.name == best))
+            cells.append(_measurement_cell(m, c.kind, c.name == best))
         rows.append(tuple(cells))
-    what = f"{run.settings.chunk_size}-byte chunks" if chunked else "whole files"
+    what = _chunks(run) if chunked else "whole files"
     return Table(f"Rate per file ({what})", ("file", "raw", "best", *(c.name for c in run.contenders)), tuple(rows),
                  key_columns=3)
 
@@ -303,7 +311,8 @@ def render_markdown(run: BenchRun) -> str:
     out = [f"## lmar bench results ({run.created_utc})", ""]
     if run.settings.command:
         out.append(f"- command: `{run.settings.command}`")
-    out += [f"- lmar {run.lmar_version}; repeat {run.settings.repeat}; chunk size {run.settings.chunk_size or 'off'}",
+    out += [f"- lmar {run.lmar_version}; repeat {run.settings.repeat}; chunked: {_chunks(run) if run.settings.chunk_size else 'off'}"
+            + (f"; timeout {run.settings.timeout:g} s per measurement" if run.settings.timeout else ""),
             f"- machine: {m.cpu_model}, {m.cpu_cores} cores, GPU: {m.gpu or 'none'}; {m.platform}; Python {m.python}",
             "- contenders: " + "; ".join(f"`{c.name}` ({c.kind}) {c.description}"
                                          + (f", model {fmt_bytes(c.model_bytes)}" if c.model_bytes else "")
@@ -331,9 +340,10 @@ def _r(x: float | None, digits: int) -> float | None:
     return None if x is None else round(x, digits)
 
 
-def measurement_dict(m: Measurement, raw: int, model_bytes: int | None) -> dict[str, Any]:
+def measurement_dict(m: Measurement, model_bytes: int | None) -> dict[str, Any]:
+    raw = m.raw_bytes
     return {
-        "status": m.status, "reason": m.reason, "pieces": m.pieces,
+        "status": m.status, "reason": m.reason, "pieces": m.pieces, "raw_bytes": raw,
         "compressed_bytes": m.compressed_bytes,
         "rate_pct": _r(rate_pct(m.compressed_bytes, raw), 4),
         "bits_per_byte": _r(bits_per_byte(m.compressed_bytes, raw), 5),
@@ -377,7 +387,8 @@ def to_json_dict(run: BenchRun) -> dict[str, Any]:
         "created_utc": run.created_utc,
         "complete": run.complete,
         "settings": {"paths": list(run.settings.paths), "repeat": run.settings.repeat,
-                     "chunk_size": run.settings.chunk_size, "chunked_repeat": 1, "command": run.settings.command},
+                     "chunk_size": run.settings.chunk_size, "chunk_sample": run.settings.chunk_sample,
+                     "chunked_repeat": 1, "timeout_s": run.settings.timeout, "command": run.settings.command},
         "machine": asdict(run.machine),
         "codecs": [_contender_dict(c) for c in run.contenders],
         "skipped": [{"name": s.name, "reason": s.reason} for s in run.skipped],
@@ -386,9 +397,8 @@ def to_json_dict(run: BenchRun) -> dict[str, Any]:
                    "best_codec_chunked": file_best(by_file.get(f.path, {}), True)}
                   for f in run.files],
         "results": [{"path": r.path, "codec": r.codec,
-                     "whole": measurement_dict(r.whole, r.raw_bytes, models.get(r.codec)),
-                     "chunked": None if r.chunked is None else measurement_dict(r.chunked, r.raw_bytes,
-                                                                                models.get(r.codec))}
+                     "whole": measurement_dict(r.whole, models.get(r.codec)),
+                     "chunked": None if r.chunked is None else measurement_dict(r.chunked, models.get(r.codec))}
                     for r in run.results],
         "summary": [{"group": g,
                      "best_codec": _best_in_group(run, by_group[g], False),

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lmar.bench import (ALL_GROUP, DECLINED, ERROR, MISMATCH, OK, ROOT_MODALITY, SCHEMA_VERSION, BenchRun, Machine,
-                        Settings, adjusted_rate_pct, bits_per_byte, collect_files, discover_contenders, iter_results,
-                        measure, rate_pct, split, summarize)
+from lmar.bench import (ALL_GROUP, DECLINED, ERROR, MISMATCH, OK, ROOT_MODALITY, SCHEMA_VERSION, TIMEOUT, BenchRun,
+                        Machine, Settings, adjusted_rate_pct, bits_per_byte, collect_files, discover_contenders,
+                        iter_results, measure, rate_pct, sample, split, summarize)
 from lmar.bench_cli import add_parser, run
 from lmar.bench_report import render_markdown, to_json_dict
 from lmar.codec import Codec
@@ -157,6 +157,35 @@ def test_split_cuts_independent_chunks_with_a_short_tail() -> None:
     assert split(b"abcd", None) == [b"abcd"]
 
 
+def test_sample_spreads_chunks_evenly_and_keeps_ends() -> None:
+    pieces = [bytes([i]) for i in range(10)]
+    assert sample(pieces, None) == pieces and sample(pieces, 20) == pieces
+    assert sample(pieces, 4) == [b"\x00", b"\x03", b"\x06", b"\x09"]
+    assert sample(pieces, 1) == [b"\x05"]
+
+
+def test_sampled_chunk_rates_cover_only_the_sampled_bytes() -> None:
+    data = b"q" * 10_000  # chunks of 2048: 4 full + 1808 tail; sample 2 = first and last
+    m = measure(HeaderCodec(), sample(split(data, 2048), 2))
+    assert (m.pieces, m.raw_bytes, m.compressed_bytes) == (2, 2048 + 1808, 2048 + 1808 + 8)
+
+
+class SlowCodec(HeaderCodec):
+    name = "slow"
+
+    def compress(self, data: bytes) -> bytes:
+        import time
+
+        for _ in range(200):
+            time.sleep(0.01)
+        return super().compress(data)
+
+
+def test_timeout_is_a_reported_failure() -> None:
+    m = measure(SlowCodec(), [b"abc"], timeout=0.1)
+    assert m.status == TIMEOUT and "0.1 s" in m.reason
+
+
 def test_measure_sums_sizes_over_chunks() -> None:
     data = b"y" * 5000
     whole = measure(HeaderCodec(), split(data, None), repeat=3)
@@ -236,7 +265,7 @@ def test_json_follows_the_documented_schema(tree: Path) -> None:
                          "machine", "codecs", "skipped", "files", "results", "summary"}
     assert data["settings"]["chunk_size"] == 2048
     assert set(data["machine"]) == {"cpu_model", "cpu_cores", "gpu", "platform", "python"}
-    measurement_keys = {"status", "reason", "pieces", "compressed_bytes", "rate_pct", "bits_per_byte",
+    measurement_keys = {"status", "reason", "pieces", "raw_bytes", "compressed_bytes", "rate_pct", "bits_per_byte",
                         "adjusted_rate_pct", "compress_s", "decompress_s", "compress_bytes_per_s",
                         "decompress_bytes_per_s"}
     for r in data["results"]:
@@ -266,10 +295,13 @@ def test_markdown_shows_declines_and_every_failure_reason(tree: Path) -> None:
 def test_cli_writes_json_and_markdown(tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
     args = bench_args(str(tree), "--codecs", "hdr,fakelm,boom,fakeimage", "--repeat", "1", "--chunk-size", "1024",
-                      "--json", str(out_json), "--md", str(out_md), "-q")
+                      "--chunk-sample", "2", "--json", str(out_json), "--md", str(out_md), "-q")
     assert run(args, registry=make_registry(*ALL_FAKES)) == 0
     data = json.loads(out_json.read_text())
     assert data["settings"]["chunk_size"] == 1024 and data["complete"] is True
+    assert data["settings"]["chunk_sample"] == 2
+    chunked = next(r["chunked"] for r in data["results"] if r["codec"] == "hdr" and r["path"].endswith("a.txt"))
+    assert (chunked["pieces"], chunked["raw_bytes"]) == (2, 1024 + 704)  # first and last of 5 chunks
     assert [c["name"] for c in data["codecs"]] == ["boom", "hdr", "fakelm", "fakeimage"]
     assert "boom" in out_md.read_text()
     shown = capsys.readouterr().out
@@ -281,6 +313,8 @@ def test_cli_writes_json_and_markdown(tree: Path, tmp_path: Path, capsys: pytest
     (["TREE", "--repeat", "0"], "--repeat must be at least 1"),
     (["TREE", "--chunk-size", "-1"], "--chunk-size"),
     (["TREE", "--codecs", "nope"], "unknown codec"),
+    (["TREE", "--chunk-sample", "0"], "--chunk-sample"),
+    (["TREE", "--timeout", "0"], "--timeout"),
     (["TREE", "--json", "/no/such/dir/out.json"], "does not exist"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tree: Path, argv: list[str], message: str,
