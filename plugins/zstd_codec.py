@@ -22,6 +22,11 @@ class ZstdCodec(Codec):
 
     def decompress(self, payload: bytes, size: int) -> bytes:
         try:
+            # A frame that records its content size is decoded to that size whatever max_output_size says,
+            # so a hostile payload could ask for gigabytes: refuse frames declaring more than the block holds.
+            declared = zstandard.frame_content_size(payload)
+            if declared > size:
+                raise CodecError(f"zstd: frame declares {declared} bytes, the block holds {size}")
             d = zstandard.ZstdDecompressor(max_window_size=1 << 31)
             return d.decompress(payload, max_output_size=size + 1)
         except zstandard.ZstdError as exc:
