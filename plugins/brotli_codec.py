@@ -20,7 +20,10 @@ class BrotliCodec(Codec):
     def decompress(self, payload: bytes, size: int) -> bytes:
         try:
             d = brotli.Decompressor()
-            out = d.process(payload)
+            try:  # bounded output: a tiny hostile payload must not expand to gigabytes
+                out = d.process(payload, output_buffer_limit=size + 1)
+            except TypeError:  # brotli < 1.2 has no output limit
+                out = d.process(payload)
         except brotli.error as exc:
             raise CodecError(f"brotli: {exc}") from None
         return out
