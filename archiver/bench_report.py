@@ -270,12 +270,16 @@ def print_terminal(run: BenchRun, console: Any) -> None:
     from rich.table import Table as RichTable
 
     for t in (part for table in all_tables(run) for part in split_columns(table, console.width)):
-        rt = RichTable(title=t.title, caption=t.note or None, title_justify="left", caption_justify="left")
+        # Title and note go outside the table: rich would wrap them to the width of a narrow table.
+        console.print(f"[bold]{t.title}[/]", highlight=False)
+        rt = RichTable()
         for i, h in enumerate(t.header):
             rt.add_column(h, justify="left" if i < t.key_columns else "right", no_wrap=i >= t.key_columns)
         for row in t.rows:
             rt.add_row(*(f"[bold green]{c.text}[/]" if c.best else c.text for c in row))
         console.print(rt)
+        if t.note:
+            console.print(t.note, style="dim", highlight=False)
     for title, lines in (("Failures", failure_lines(run)), ("Not measured", skipped_lines(run))):
         if lines:
             console.print(f"[bold]{title}[/]")
