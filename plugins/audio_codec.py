@@ -24,7 +24,7 @@ class AudioCodec(Codec):
     description = "PCM WAV via stereo decorrelation, LPC and adaptive arithmetic coding"
     block_size = 256 << 20
     speed = 1e6
-    default_params = {"frame": 4096, "max_order": 32}
+    default_params = {"frame": 0, "max_order": 32}  # frame 0: try several lengths
 
     def accepts(self, data: bytes) -> bool:
         try:
@@ -40,7 +40,7 @@ class AudioCodec(Codec):
             raise CodecError("audio: malformed header") from None
         x, side = split(data, lay)
         frame, order = int(self.params["frame"]), int(self.params["max_order"])
-        if not 16 <= frame <= 1 << 20 or not 0 <= order <= 32:
+        if not (frame == 0 or 16 <= frame <= 1 << 20) or not 0 <= order <= 32:
             raise CodecError("audio: bad frame or max_order parameter")
         body = audio_coder.encode(x, frame, order)
         return _HEAD.pack(lay.offset, lay.frames, lay.channels, lay.sample_bytes) + sidebytes.pack(side) + body

@@ -31,8 +31,38 @@ def _frames(sig: np.ndarray, f: int, n: int) -> np.ndarray:
     return out.reshape(f, n)
 
 
-def encode(x: np.ndarray, frame_target: int = 4096, pmax: int = lpc.PMAX) -> bytes:
-    """Code samples ``x`` (n, channels) int64."""
+def encode(x: np.ndarray, frame_target: int = 0, pmax: int = lpc.PMAX) -> bytes:
+    """Code samples ``x`` (n, channels) int64; ``frame_target`` 0 tries several frame lengths.
+
+    The best frame length depends on the sample rate and how fast the sound changes (speech at 16 kHz
+    wants ~1024, music at 44.1 kHz ~4096-8192); a real trial is cheap next to a wrong guess. The search
+    walks from 4096 towards whichever neighbour helps.
+    """
+    if frame_target:
+        return _encode(x, frame_target, pmax)
+    tried: dict[int, bytes] = {}
+
+    def trial(target: int) -> bytes:
+        n = _frame_len(len(x), target)  # short inputs map several targets to one frame length
+        if n not in tried:
+            tried[n] = _encode(x, n, pmax)
+        return tried[n]
+
+    best = trial(4096)
+    for direction in (0.5, 2.0):
+        target, improved = 4096, False
+        while 512 <= target * direction <= 16384:
+            target = int(target * direction)
+            got = trial(target)
+            if len(got) >= len(best):
+                break
+            best, improved = got, True
+        if improved:
+            break
+    return best
+
+
+def _encode(x: np.ndarray, frame_target: int, pmax: int) -> bytes:
     total, chans = x.shape
     n = _frame_len(total, frame_target)
     f = -(-total // n)
