@@ -96,7 +96,8 @@ class ContainerWriter:
         body = pack(header)
         if len(body) > MAX_HEADER:
             raise FormatError(f"member header too large ({len(body)} bytes): {header.get('path')!r}")
-        self._current = {"header": header, "offset": self._out.offset, "blocks": 0, "stored": 0}
+        self._current = {"header": header, "offset": self._out.offset, "blocks": 0, "stored": 0,
+                         "header_xxh3_64": xxhash.xxh3_64_intdigest(body)}
         self._out.write(TAG_HEADER + _LEN32.pack(len(body)) + body)
 
     def write_block(self, raw_len: int, stored: bytes, raw_xxh64: int) -> None:
@@ -112,9 +113,9 @@ class ContainerWriter:
     def end_member(self, size: int, xxh3_128: bytes) -> None:
         if self._current is None:
             raise RuntimeError("end_member() outside a member")
-        body = pack({"size": size, "xxh3_128": xxh3_128})
-        self._out.write(TAG_END + _LEN32.pack(len(body)) + body)
         cur = self._current
+        body = pack({"size": size, "xxh3_128": xxh3_128, "header_xxh3_64": cur["header_xxh3_64"]})
+        self._out.write(TAG_END + _LEN32.pack(len(body)) + body)
         self._index.append({**cur["header"], "size": size, "xxh3_128": xxh3_128, "offset": cur["offset"],
                             "blocks": cur["blocks"], "stored_size": cur["stored"]})
         self._current = None
@@ -145,6 +146,7 @@ class ContainerReader:
                               f"{FORMAT_MAJOR}.x — upgrade lmar")
         self.version = (major, minor)
         self.data_start = _PREAMBLE.size
+        self._header_xxh3_64: int | None = None
 
     # -- low level -------------------------------------------------------------------------------------
     def _read_exact(self, n: int, what: str) -> bytes:
@@ -175,7 +177,9 @@ class ContainerReader:
             return None
         if tag != TAG_HEADER:
             raise FormatError(f"{self.name}: expected a member header, found tag {tag!r}: archive is corrupt")
-        header = unpack(self._read_len_prefixed(MAX_HEADER, "member header"), "member header")
+        body = self._read_len_prefixed(MAX_HEADER, "member header")
+        self._header_xxh3_64 = xxhash.xxh3_64_intdigest(body)
+        header = unpack(body, "member header")
         if not isinstance(header, dict):
             raise FormatError("member header is not a map: archive is corrupt")
         return header
@@ -190,6 +194,10 @@ class ContainerReader:
                 if (not isinstance(end, dict) or not isinstance(end.get("size"), int)
                         or not isinstance(end.get("xxh3_128"), bytes) or len(end["xxh3_128"]) != 16):
                     raise FormatError(f"member {member!r}: end record is corrupt")
+                # Headers carry no checksum of their own: the end record vouches for the header just read, so
+                # a damaged name, mode or link target is caught even when scanning without the index.
+                if "header_xxh3_64" in end and end["header_xxh3_64"] != self._header_xxh3_64:
+                    raise FormatError(f"member {member!r}: header is corrupt (checksum mismatch)")
                 yield MemberEnd(end["size"], end["xxh3_128"])
                 return
             if tag != TAG_BLOCK:
