@@ -238,7 +238,10 @@ class ArchiveReader:
                 yield info, (lambda info=info: self._read_at(info))
             return
         if self._consumed:
-            raise LmarError(f"{self.name}: a stream can only be read once")
+            try:  # a seekable file without an index (e.g. its footer was cut off) can simply be scanned again
+                self._container.seek(self._container.data_start)
+            except (OSError, ValueError, AttributeError):
+                raise LmarError(f"{self.name}: a stream can only be read once") from None
         self._consumed = True
         while True:
             header = self._container.next_header()
