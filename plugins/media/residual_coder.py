@@ -40,14 +40,18 @@ def choose_initial(e: np.ndarray) -> np.ndarray:
     return np.argmin(np.abs(np.log2(table[None, :] + 1) - np.log2(target[:, None] + 1)), axis=1).astype(np.uint8)
 
 
+_K_STEPS = np.array([256 << j for j in range(48)], dtype=np.int64)
+
+
 def contexts(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(k, context) for states ``s``: contexts 0..15 for small states (k = 0), 16..23 scale-normalised."""
-    big = s >= 256
-    bitlen = np.frexp(s.astype(np.float64))[1].astype(np.int64)  # exact for s < 2**53
-    k = np.where(big, bitlen - 8, 0)
+    """(k, context) for states ``s``: contexts 0..15 for small states (k = 0), 16..23 scale-normalised.
+
+    k is chosen so that ``s >> k`` lies in [128, 256) once s >= 256; the context is then the top bits of
+    that normalised state, so one table serves every loudness.
+    """
+    k = np.searchsorted(_K_STEPS, s, side="right")
     v = s >> k
-    ctx = np.where(big, 8 + (v >> 4), s >> 4)
-    return k, ctx
+    return k, (v >> 4) + (np.minimum(k, 1) << 3)
 
 
 @lru_cache(maxsize=None)
@@ -88,45 +92,20 @@ def states(e: np.ndarray, s0: np.ndarray) -> np.ndarray:
     return s
 
 
-def _pack_bits(values: np.ndarray, widths: np.ndarray) -> bytes:
-    """Concatenate each value's low ``width`` bits, most significant first."""
-    out = []
-    for start in range(0, len(values), 1 << 20):
-        v = values[start : start + (1 << 20)].astype(np.uint64)
-        w = widths[start : start + (1 << 20)].astype(np.int64)
-        total = int(w.sum())
-        if total == 0:
-            continue
-        owner = np.repeat(np.arange(len(v)), w)
-        first = np.repeat(np.cumsum(w) - w, w)
-        shift = (w[owner] - 1 - (np.arange(total) - first)).astype(np.uint64)
-        out.append(((v[owner] >> shift) & np.uint64(1)).astype(np.uint8))
-    bits = np.concatenate(out) if out else np.zeros(0, np.uint8)
-    return np.packbits(bits).tobytes()
+LOW_SPLIT = 12  # low bits go to uniform range-coder symbols of at most this many bits each
 
 
-class _BitReader:
-    def __init__(self, raw: bytes) -> None:
-        pad = (-len(raw)) % 8 + 16
-        self.words = np.frombuffer(raw + b"\0" * pad, dtype=">u8").astype(np.uint64)
-        self.limit = 8 * len(raw)
-        self.pos = 0
+def _encode_uniform(values: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    enc = constriction.stream.queue.RangeEncoder()
+    if values.size:
+        enc.encode(values.astype(np.int32), _model.Uniform(), (np.int64(1) << bits).astype(np.int32))
+    return enc.get_compressed()
 
-    def read(self, k: np.ndarray) -> np.ndarray:
-        """One value of width k[i] per row, rows in order (k <= 40)."""
-        k = k.astype(np.int64)
-        off = self.pos + np.cumsum(k) - k
-        self.pos += int(k.sum())
-        if self.pos > self.limit:
-            raise CodecError("audio: raw bit stream exhausted")
-        wi, sh = off >> 6, (off & 63).astype(np.uint64)
-        hi = self.words[wi] << sh
-        lo = (self.words[wi + 1] >> np.uint64(1)) >> (np.uint64(63) - sh)
-        lo[sh == 0] = 0
-        v = hi | lo
-        out = (v >> np.uint64(1)) >> (np.uint64(63) - np.maximum(k, 1).astype(np.uint64))
-        out[k == 0] = 0
-        return out.astype(np.int64)
+
+def _words(payload: bytes, pos: int) -> tuple[np.ndarray, int]:
+    (nw,) = struct.unpack_from("<I", payload, pos)
+    words = np.frombuffer(payload, "<u4", nw, pos + 4).astype(np.uint32)
+    return words, pos + 4 + 4 * nw
 
 
 def encode(e: np.ndarray) -> bytes:
@@ -158,8 +137,13 @@ def encode(e: np.ndarray) -> bytes:
     if escapes.size and (escapes.min() < -(2**31) or escapes.max() >= 2**31):
         raise CodecError("audio: residual out of range")
     parts.append(struct.pack("<I", escapes.size) + escapes.astype("<i4").tobytes())
-    raw = _pack_bits(low_f[k_f > 0], k_f[k_f > 0])
-    parts.append(struct.pack("<I", len(raw)) + raw)
+    has_low = k_f > 0
+    lo_bits = np.minimum(k_f[has_low], LOW_SPLIT)
+    low_sel = low_f[has_low]
+    hi_sel = k_f[has_low] > LOW_SPLIT
+    for words in (_encode_uniform(low_sel & ((1 << lo_bits) - 1), lo_bits),
+                  _encode_uniform(low_sel[hi_sel] >> LOW_SPLIT, k_f[has_low][hi_sel] - LOW_SPLIT)):
+        parts.append(struct.pack("<I", words.size) + words.astype("<u4").tobytes())
     return b"".join(parts)
 
 
@@ -186,14 +170,14 @@ def decode(payload: bytes, pos: int, lpc_step) -> int:  # type: ignore[no-untype
         (nesc,) = struct.unpack_from("<I", payload, pos)
         escapes = np.frombuffer(payload, "<i4", nesc, pos + 4).astype(np.int64)
         pos += 4 + 4 * nesc
-        (nraw,) = struct.unpack_from("<I", payload, pos)
-        raw = payload[pos + 4 : pos + 4 + nraw]
-        if len(raw) != nraw:
-            raise CodecError("audio: truncated raw bits")
-        pos += 4 + nraw
+        lo_words, pos = _words(payload, pos)
+        hi_words, pos = _words(payload, pos)
     except (struct.error, ValueError):
         raise CodecError("audio: truncated residual stream") from None
-    bits = _BitReader(raw)
+    lo_dec = constriction.stream.queue.RangeDecoder(lo_words)
+    hi_dec = constriction.stream.queue.RangeDecoder(hi_words)
+    uniform = _model.Uniform()
+    low = np.zeros(rows, dtype=np.int64)
     esc_pos = 0
     q = np.empty(rows, dtype=np.int64)
     for i in range(n):
@@ -223,7 +207,19 @@ def decode(payload: bytes, pos: int, lpc_step) -> int:  # type: ignore[no-untype
                 raise CodecError("audio: escape stream exhausted")
             q[esc] = escapes[esc_pos : esc_pos + m]
             esc_pos += m
-        e = (q << k) + bits.read(k)
+        low[:] = 0
+        sel = np.flatnonzero(k)
+        if sel.size:
+            ks = k[sel]
+            try:
+                part = lo_dec.decode(uniform, (np.int64(1) << np.minimum(ks, LOW_SPLIT)).astype(np.int32))
+                wide = ks > LOW_SPLIT
+                if wide.any():
+                    part[wide] |= hi_dec.decode(uniform, (np.int64(1) << (ks[wide] - LOW_SPLIT)).astype(np.int32)) << LOW_SPLIT
+            except Exception:
+                raise CodecError("audio: corrupt low-bit stream") from None
+            low[sel] = part
+        e = (q << k) + low
         s = s + (((np.abs(e) << 4) - s) >> RATE)
         lpc_step(i, e)
     return pos
