@@ -87,6 +87,8 @@ class MemberInfo:
             info.codec = CodecRef(name=_get(c, "name", str), version=_get(c, "version", int, 1),
                                   params=_get(c, "params", dict, {}), provider=_get(c, "provider", str, ""),
                                   info=_get(c, "info", dict, {}))
+            if not all(isinstance(k, str) for k in info.codec.params):  # they become keyword arguments
+                raise FormatError(f"member {path!r}: codec parameters are corrupt")
         elif mtype == FILE:
             raise FormatError(f"member {path!r} records no codec")
         cands = h.get("candidates", {})
