@@ -1,0 +1,71 @@
+"""Block compression and decompression: segment plan + network + predictor + one range coder stream.
+
+Why one stream for all segments: per-segment streams would each pay a flush and a length field; a
+single queue coder, fed each decision's bits in segment order, costs nothing extra and keeps the
+decoder's reads in exactly the encoder's order.
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from lmar.errors import CodecError
+
+from .engine import Network, run
+from .payload import Payload
+from .predictor import PredictorConfig
+from .segments import SegmentPlan
+
+_SCALE = 1.0 / 65536.0
+
+
+def _constriction():
+    import constriction
+
+    return constriction.stream
+
+
+def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, cfg: PredictorConfig, fingerprint: int) -> bytes:
+    cs = _constriction()
+    family = cs.model.Bernoulli(perfect=False)
+    enc = cs.queue.RangeEncoder()
+
+    def code(bit: int, p16: np.ndarray, truth: np.ndarray) -> np.ndarray:
+        # p16 / 65536 is exact in float64, so the decoder rebuilds the very same model.
+        enc.encode(truth.astype(np.int32), family, p16 * _SCALE)
+        return truth
+
+    src = np.frombuffer(data, dtype=np.uint8)
+    out = run(plan, net, cfg, code, src)
+    if out.tobytes() != data:  # cheap self-check of the reconstruction buffer logic
+        raise CodecError("lm: internal error: encoder reconstruction differs from its input")
+    words = enc.get_compressed() if plan.count else np.zeros(0, dtype=np.uint32)
+    return Payload(plan.count, zlib.crc32(data), fingerprint, words).pack()
+
+
+def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, cfg: PredictorConfig,
+                 fingerprint: int) -> bytes:
+    p = Payload.unpack(payload)
+    if p.segments != plan.count:
+        raise CodecError(f"lm: payload has {p.segments} segments, expected {plan.count} for this size")
+    if plan.count == 0:
+        return b""
+    cs = _constriction()
+    family = cs.model.Bernoulli(perfect=False)
+    if len(p.words) == 0:
+        raise CodecError("lm: empty coder stream (truncated payload)")
+    dec = cs.queue.RangeDecoder(p.words)
+
+    def code(bit: int, p16: np.ndarray, truth: None) -> np.ndarray:
+        return dec.decode(family, p16 * _SCALE).astype(np.int64)
+
+    try:
+        out = run(plan, net, cfg, code).tobytes()
+    except (AssertionError, ValueError, RuntimeError) as exc:
+        raise CodecError(f"lm: corrupt or truncated payload ({exc})") from None
+    if zlib.crc32(out) != p.crc32:
+        why = ("this machine's numerics profile differs from the encoder's" if p.fingerprint != fingerprint
+               else "the payload is damaged")
+        raise CodecError(f"lm: decoded block fails its checksum ({why})")
+    return out

@@ -1,0 +1,110 @@
+"""Locating shipped models and proving a file is the exact model a payload was coded with.
+
+Why a hash and not just a name: a payload decodes only with bit-identical network outputs, so a retrained
+model under the same name must be refused with a clear message instead of producing garbage.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lmar.errors import CodecUnavailable
+
+#: Extra directory searched first (tests, users with models installed elsewhere).
+MODEL_DIR_ENV = "LMAR_MODEL_DIR"
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The facts the codec needs about a model; read from ``<name>.json`` beside ``<name>.onnx``."""
+
+    name: str
+    path: Path
+    layers: int
+    hidden: int
+    bos: int
+    card_sha256: str
+    file_bytes: int
+
+
+def search_dirs() -> list[Path]:
+    dirs = []
+    extra = os.environ.get(MODEL_DIR_ENV)
+    if extra:
+        dirs.append(Path(extra))
+    dirs.append(SHIPPED_DIR)
+    return dirs
+
+
+def find_model(name: str) -> Path | None:
+    """The first ``<name>.onnx`` on the search path, or None."""
+    for d in search_dirs():
+        p = d / f"{name}.onnx"
+        if p.is_file():
+            return p
+    return None
+
+
+@lru_cache(maxsize=16)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, cached per (path, mtime, size) so repeated codec instances stay cheap."""
+    st = path.stat()
+    return _file_sha256(str(path), st.st_mtime_ns, st.st_size)
+
+
+def load_card(name: str) -> ModelCard:
+    """Read and check the model card; raise :class:`CodecUnavailable` naming the model when unusable."""
+    path = find_model(name)
+    if path is None:
+        where = ", ".join(str(d) for d in search_dirs())
+        raise CodecUnavailable(f"language model '{name}' is not installed (looked for {name}.onnx in {where})")
+    card_path = path.with_suffix(".json")
+    try:
+        raw: dict[str, Any] = json.loads(card_path.read_text())
+        card = ModelCard(
+            name=str(raw.get("name", name)),
+            path=path,
+            layers=int(raw["layers"]),
+            hidden=int(raw["hidden"]),
+            bos=int(raw.get("bos", 256)),
+            card_sha256=str(raw.get("onnx_sha256", "")),
+            file_bytes=path.stat().st_size,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CodecUnavailable(f"language model '{name}': unreadable model card {card_path} ({exc})") from None
+    return card
+
+
+def require_model(name: str, sha256: str | None) -> ModelCard:
+    """The installed model ``name``, verified against ``sha256`` (the hash recorded in a payload's params).
+
+    The file hash is compared with the card too: a corrupt or partially copied file is refused even when
+    the caller has no recorded hash yet (a fresh encode).
+    """
+    card = load_card(name)
+    actual = file_sha256(card.path)
+    if card.card_sha256 and actual != card.card_sha256:
+        raise CodecUnavailable(
+            f"language model '{name}' at {card.path} is corrupt: sha256 {actual[:12]}... does not match its "
+            f"card ({card.card_sha256[:12]}...); reinstall lmar or the model package"
+        )
+    if sha256 and actual != sha256:
+        raise CodecUnavailable(
+            f"language model '{name}' with sha256 {sha256[:12]}... is not installed (the installed "
+            f"'{name}' is {actual[:12]}..., a different model); install the exact model this data was coded with"
+        )
+    return card
