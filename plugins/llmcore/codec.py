@@ -85,7 +85,7 @@ class LlmCodec(Codec):
     def decompress(self, payload: bytes, size: int) -> bytes:
         from .coding import decode
 
-        return decode(payload, size, self.tokenizer(), self._runner_factory())
+        return decode(payload, size, self.tokenizer(), self._runner_factory(), self.params["segments"])
 
     # -- numerics --------------------------------------------------------------------------------------
     def header_info(self) -> dict[str, Any]:

@@ -118,13 +118,13 @@ def encode(data: bytes, tok: ByteBPE, make_runner: Callable[[int], WindowRunner]
 
 
 def decode(payload: bytes, size: int, tok: ByteBPE, make_runner: Callable[[int], WindowRunner],
-           progress: Progress | None = None) -> bytes:
+           max_segments: int, progress: Progress | None = None) -> bytes:
     import constriction
 
     if not payload or payload[0] != FORMAT:
         raise CodecError("llm: unknown payload format")
     count, pos = _read_varint(payload, 1)
-    if count < 1 or count > max(1, size):
+    if count < 1 or count > max(1, min(size, max_segments)):  # bounds the batch (and memory) of a hostile payload
         raise CodecError("llm: bad segment count")
     lengths: list[int] = []
     for _ in range(count - 1):
