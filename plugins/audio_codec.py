@@ -23,7 +23,7 @@ class AudioCodec(Codec):
     kind = "audio"
     description = "PCM WAV via stereo decorrelation, LPC and adaptive arithmetic coding"
     block_size = 256 << 20
-    speed = 1e6
+    speed = 3e5
     default_params = {"frame": 0, "max_order": 32}  # frame 0: try several lengths
 
     def accepts(self, data: bytes) -> bool:

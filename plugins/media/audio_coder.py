@@ -13,9 +13,11 @@ import numpy as np
 
 from lmar.errors import CodecError
 
-from . import lpc, residual_coder, sidebytes
+from . import cascade, lpc, residual_coder, sidebytes
 
-_HEAD = struct.Struct("<QBBI")  # samples per channel, channels, max order, frame length
+_HEAD = struct.Struct("<QBBIBB")  # samples per channel, channels, max order, frame length, NLMS taps, step
+#: second-stage NLMS: 16 taps, step ~2**-3 of the normalised gradient (tuned on speech and music)
+NLMS_TAPS, NLMS_MU = 16, 11
 # stereo modes: which two signals a frame codes
 LR, MS, LS, RS = 0, 1, 2, 3
 
@@ -91,44 +93,54 @@ def _encode(x: np.ndarray, frame_target: int, pmax: int) -> bytes:
     a = lpc.step_up(kq)
     wild = np.abs(a).max(axis=1) > (1 << (lpc.Q + 12))  # keep products inside int64: plain coding
     order[wild], kq[wild], a[wild] = 0, 0, 0
-    e = lpc.residual(rows_x, a)
+    e1 = lpc.residual(rows_x, a)
+    e2 = cascade.forward(e1, NLMS_TAPS, NLMS_MU)
+    # the NLMS stage always adapts, but a row only uses its prediction where that is cheaper
+    use = (np.log2(1.0 + np.abs(e2)).sum(axis=1) < np.log2(1.0 + np.abs(e1)).sum(axis=1)).astype(np.uint8)
+    e = np.where(use[:, None] == 1, e2, e1)
     coefs = kq[np.arange(pmax)[None, :] < order[:, None]]
-    side = mode.tobytes() + order.astype(np.uint8).tobytes() + coefs.astype("<i2").tobytes()
-    head = _HEAD.pack(total, chans, pmax, n)
+    side = mode.tobytes() + order.astype(np.uint8).tobytes() + use.tobytes() + coefs.astype("<i2").tobytes()
+    head = _HEAD.pack(total, chans, pmax, n, NLMS_TAPS, NLMS_MU)
     return head + sidebytes.pack(side) + residual_coder.encode(e)
 
 
 def decode(payload: bytes, pos: int, total: int, chans: int) -> np.ndarray:
     """Inverse of :func:`encode`; returns (total, chans) int64."""
     try:
-        got_total, got_chans, pmax, n = _HEAD.unpack_from(payload, pos)
+        got_total, got_chans, pmax, n, taps, mu = _HEAD.unpack_from(payload, pos)
     except struct.error:
         raise CodecError("audio: truncated stream header") from None
-    if got_total != total or got_chans != chans or not 0 < n <= 1 << 24 or pmax > lpc.PMAX:
+    if got_total != total or got_chans != chans or not 0 < n <= 1 << 24 or pmax > lpc.PMAX or taps > 64 or mu > 40:
         raise CodecError("audio: stream header does not match the container")
     pos += _HEAD.size
     f = -(-total // n)
     side, pos = sidebytes.unpack(payload, pos)
     rows = f * (2 if chans == 2 else chans)
-    if len(side) < f + rows:
+    if len(side) < f + 2 * rows:
         raise CodecError("audio: side information too short")
     mode = np.frombuffer(side, np.uint8, f, 0)
     order = np.frombuffer(side, np.uint8, rows, f).astype(np.int64)
-    if order.max(initial=0) > pmax or (chans == 2 and mode.max(initial=0) > RS):
+    use = np.frombuffer(side, np.uint8, rows, f + rows).astype(np.int64)
+    if order.max(initial=0) > pmax or (chans == 2 and mode.max(initial=0) > RS) or use.max(initial=0) > 1:
         raise CodecError("audio: bad side information")
     ncoef = int(order.sum())
-    if len(side) != f + rows + 2 * ncoef:
+    if len(side) != f + 2 * rows + 2 * ncoef:
         raise CodecError("audio: side information has the wrong length")
     kq = np.zeros((rows, pmax), dtype=np.int64)
-    kq[np.arange(pmax)[None, :] < order[:, None]] = np.frombuffer(side, "<i2", ncoef, f + rows)
+    kq[np.arange(pmax)[None, :] < order[:, None]] = np.frombuffer(side, "<i2", ncoef, f + 2 * rows)
     lim = (1 << lpc.KBITS[:pmax]) - 1
     if np.any(np.abs(kq) > lim):
         raise CodecError("audio: reflection coefficient out of range")
     arev = lpc.step_up(kq)[:, ::-1].copy()
     buf = np.zeros((rows, n + pmax), dtype=np.int64)
     half = np.int64(1 << (lpc.Q - 1))
+    nlms = cascade.Nlms(rows, n, taps, mu) if taps else None
 
     def step(i: int, e: np.ndarray) -> None:
+        if nlms is not None:
+            p = nlms.predict(i)
+            e = e + p * use
+            nlms.update(i, e - p, e)
         pred = (arev * buf[:, i : i + pmax]).sum(axis=1)
         buf[:, i + pmax] = e + ((pred + half) >> lpc.Q)
 
