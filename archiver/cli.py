@@ -331,7 +331,14 @@ def _add_optional_commands(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            # argparse matches ARCHIVE and MEMBER... in one go, so in `extract A -C DIR M...` the members after
+            # the option come back unmatched: they are still members.
+            if args.command == "extract" and not any(e.startswith("-") for e in extra):
+                args.members = [*args.members, *extra]
+            else:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if args.device:
             os.environ["LMAR_DEVICE"] = args.device
         if not getattr(args, "func", None):
