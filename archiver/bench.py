@@ -10,6 +10,7 @@ lives in :mod:`lmar.bench_report`, the command line in :mod:`lmar.bench_cli`.
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import platform
 import shutil
@@ -33,8 +34,6 @@ from .registry import Registry
 SCHEMA_VERSION = 1
 #: Codec kinds that only understand one kind of data; their refusals are expected, not failures.
 DOMAIN_KINDS = frozenset({"image", "audio"})
-#: Modality of files given directly (not inside a top-level folder of a given directory).
-ROOT_MODALITY = "(root)"
 #: Name of the summary group that covers every file.
 ALL_GROUP = "all"
 #: Order of kinds in reports: the classical references first, then the contenders they are measured against.
@@ -210,12 +209,18 @@ class BenchFile:
     raw_bytes: int
 
 
-def _modality(rel: Path) -> str:
-    return rel.parts[0] if len(rel.parts) > 1 else ROOT_MODALITY
+def _excluded(rel: Path, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(rel.as_posix(), p) or fnmatch.fnmatchcase(rel.name, p) for p in patterns)
 
 
-def collect_files(paths: Sequence[str]) -> tuple[list[BenchFile], list[Skipped]]:
-    """Files under ``paths`` in a stable order (sorted walk), each once; raises for a missing path."""
+def collect_files(paths: Sequence[str], excludes: Sequence[str] = ()) -> tuple[list[BenchFile], list[Skipped]]:
+    """Files under ``paths`` in a stable order (sorted walk), each once; raises for a missing path.
+
+    A file's modality is its top-level folder under the directory given; a file with no such folder
+    (given directly, or at the top of the directory) takes the name of the folder it lies in, so
+    ``lmar bench corpus/text`` still reports a ``text`` modality. ``excludes`` are globs matched against
+    the path relative to the directory given and against the file name.
+    """
     files: list[BenchFile] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
@@ -229,9 +234,14 @@ def collect_files(paths: Sequence[str]) -> tuple[list[BenchFile], list[Skipped]]
                     Skipped(str(e.filename), f"cannot list: {e.strerror}"))):
                 dirnames.sort()
                 candidates.extend(Path(dirpath) / f for f in sorted(filenames))
+            base = root.resolve().name
         else:
             candidates = [root]
+            base = root.resolve().parent.name
         for path in candidates:
+            rel = path.relative_to(root) if root.is_dir() else Path(path.name)
+            if _excluded(rel, excludes):
+                continue
             real = os.path.realpath(path)
             if real in seen:
                 continue
@@ -242,8 +252,8 @@ def collect_files(paths: Sequence[str]) -> tuple[list[BenchFile], list[Skipped]]
             if not os.access(path, os.R_OK):
                 skipped.append(Skipped(str(path), "not readable"))
                 continue
-            rel = path.relative_to(root) if root.is_dir() else Path(path.name)
-            files.append(BenchFile(str(path), rel.as_posix(), _modality(rel), path.stat().st_size))
+            modality = rel.parts[0] if len(rel.parts) > 1 else (base or "/")
+            files.append(BenchFile(str(path), rel.as_posix(), modality, path.stat().st_size))
     return files, skipped
 
 

@@ -29,6 +29,8 @@ def add_parser(subparsers: Any) -> None:
                     "PATH) on each file, verify every round trip, and report compressed size, rate, bits per "
                     "byte and throughput per file and per top-level folder (modality).")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (walked recursively)")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="skip files whose path (relative to the PATH given) or name matches GLOB (repeatable)")
     p.add_argument("--codecs", metavar="A,B", help="only these contenders (registry names, or ext:xz, ext:zstd, "
                    "ext:brotli, ext:bzip2, ext:gzip for the command-line tools)")
     p.add_argument("--repeat", type=int, default=3, metavar="N",
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
     """Measure, print, write the requested files; 2 on bad input, 130 when interrupted."""
     try:
         selected = validate(args)
-        files, skipped_files = collect_files(args.paths)
+        files, skipped_files = collect_files(args.paths, args.exclude)
         if not files:
             raise LmarError("no files to measure under " + ", ".join(args.paths))
         contenders, skipped = discover_contenders(registry or get_registry(), selected)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lmar.bench import (ALL_GROUP, DECLINED, ERROR, MISMATCH, OK, ROOT_MODALITY, SCHEMA_VERSION, TIMEOUT, BenchRun,
+from lmar.bench import (ALL_GROUP, DECLINED, ERROR, MISMATCH, OK, SCHEMA_VERSION, TIMEOUT, BenchRun,
                         Machine, Settings, adjusted_rate_pct, bits_per_byte, collect_files, discover_contenders,
                         iter_results, measure, rate_pct, sample, split, summarize)
 from lmar.bench_cli import add_parser, run
@@ -229,8 +229,12 @@ def test_selecting_an_unknown_codec_fails_before_measuring() -> None:
 def test_collect_files_walks_in_order_and_names_modalities(tree: Path) -> None:
     files, skipped = collect_files([str(tree)])
     assert [(f.name, f.modality) for f in files] == [
-        ("top.bin", ROOT_MODALITY), ("image/p.ppm", "image"), ("text/a.txt", "text")]
+        ("top.bin", "data"), ("image/p.ppm", "image"), ("text/a.txt", "text")]
     assert skipped == []
+    only_text, _ = collect_files([str(tree / "text"), str(tree / "top.bin")], excludes=["*.ppm"])
+    assert [(f.name, f.modality) for f in only_text] == [("a.txt", "text"), ("top.bin", "data")]
+    no_image, _ = collect_files([str(tree)], excludes=["image/*", "top.bin"])
+    assert [f.name for f in no_image] == ["text/a.txt"]
     with pytest.raises(LmarError, match="no such file"):
         collect_files([str(tree / "absent")])
 
@@ -277,7 +281,7 @@ def test_json_follows_the_documented_schema(tree: Path) -> None:
     assert by[("a.txt", "boom")]["whole"]["status"] == "error"
     assert by[("a.txt", "lossy")]["chunked"]["status"] == "mismatch"
     assert by[("a.txt", "fakeimage")]["whole"]["status"] == "declined"
-    assert [g["group"] for g in data["summary"]] == [ALL_GROUP, ROOT_MODALITY, "image", "text"]
+    assert [g["group"] for g in data["summary"]] == [ALL_GROUP, "data", "image", "text"]
 
 
 def test_markdown_shows_declines_and_every_failure_reason(tree: Path) -> None:
