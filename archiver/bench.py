@@ -11,6 +11,7 @@ lives in :mod:`lmar.bench_report`, the command line in :mod:`lmar.bench_cli`.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import platform
 import shutil
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from contextlib import contextmanager
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Mapping, Protocol, Sequence
 
 from . import __version__
 from .errors import CodecError, LmarError
@@ -386,7 +387,10 @@ def _measure(coder: Coder, pieces: Sequence[bytes], repeat: int) -> Measurement:
 
 @dataclass(frozen=True)
 class FileResult:
-    """A contender on a file: as the archiver would code it (``whole``) and in fixed chunks (``chunked``)."""
+    """A contender on a file: as the archiver would code it (``whole``) and in fixed chunks (``chunked``).
+
+    ``reused`` marks figures taken from an earlier report (see :class:`Reuse`) instead of measured now.
+    """
 
     path: str
     modality: str
@@ -394,6 +398,28 @@ class FileResult:
     codec: str
     whole: Measurement
     chunked: Measurement | None = None
+    sha256: str = ""
+    reused: bool = False
+
+
+#: Statuses worth keeping from an earlier run; errors and timeouts are measured again.
+REUSABLE_STATUSES = frozenset({OK, DECLINED})
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """Measurements from an earlier report that still hold: same bytes (sha256), same codec, same settings.
+
+    Why: LM codecs code tens of kB/s, so adding one codec to a published benchmark should not mean
+    measuring every other codec again. The report says which figures were reused and from when.
+    """
+
+    source: str
+    created_utc: str
+    table: Mapping[tuple[str, str], tuple[Measurement, Measurement | None]]
+
+    def lookup(self, sha256: str, codec: str) -> tuple[Measurement, Measurement | None] | None:
+        return self.table.get((sha256, codec))
 
 
 def iter_results(
@@ -405,13 +431,15 @@ def iter_results(
     timeout: float | None = None,
     on_start: Callable[[BenchFile, Contender], None] | None = None,
     read: Callable[[str], bytes] = lambda p: Path(p).read_bytes(),
+    reuse: Reuse | None = None,
 ) -> Iterator[FileResult]:
     """Measure each contender on each file, yielding as it goes so an interrupted run keeps its results.
 
     ``whole`` cuts the file at the codec's ``block_size`` (what the archiver does); ``chunked`` cuts it
     into ``chunk_size`` pieces, the setting of Deletang et al. (2023), keeps at most ``chunk_sample`` of
     them, and is measured once (its sizes are the point; repeating thousands of tiny calls would multiply
-    the run time for little). ``timeout`` bounds each measurement in seconds.
+    the run time for little). ``timeout`` bounds each measurement in seconds. Pairs found in ``reuse``
+    are not measured again.
     """
     coders: dict[str, Coder | Exception] = {}
     for f in files:
@@ -423,7 +451,12 @@ def iter_results(
                 yield FileResult(f.path, f.modality, f.raw_bytes, c.name, failed, failed if chunk_size else None)
             continue
         chunks = sample(split(data, chunk_size), chunk_sample) if chunk_size else None
+        digest = hashlib.sha256(data).hexdigest()
         for c in contenders:
+            earlier = reuse.lookup(digest, c.name) if reuse is not None else None
+            if earlier is not None:
+                yield FileResult(f.path, f.modality, len(data), c.name, *earlier, sha256=digest, reused=True)
+                continue
             if on_start is not None:
                 on_start(f, c)
             if c.name not in coders:
@@ -434,11 +467,11 @@ def iter_results(
             coder = coders[c.name]
             if isinstance(coder, Exception):
                 failed = Measurement(ERROR, f"cannot create codec: {type(coder).__name__}: {coder}")
-                yield FileResult(f.path, f.modality, len(data), c.name, failed, failed if chunk_size else None)
+                yield FileResult(f.path, f.modality, len(data), c.name, failed, failed if chunk_size else None, digest)
                 continue
             whole = measure(coder, split(data, c.block_size), repeat, timeout)
             chunked = measure(coder, chunks, 1, timeout) if chunks is not None else None
-            yield FileResult(f.path, f.modality, len(data), c.name, whole, chunked)
+            yield FileResult(f.path, f.modality, len(data), c.name, whole, chunked, digest)
 
 
 # -- figures ----------------------------------------------------------------------------------------------
@@ -589,6 +622,7 @@ class BenchRun:
     files: tuple[BenchFile, ...]
     results: tuple[FileResult, ...]
     complete: bool = True
+    reuse: Reuse | None = None
     created_utc: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     lmar_version: str = __version__
 

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from .bench import (BenchFile, BenchRun, Contender, FileResult, Settings, collect_files, command_line,
                     describe_machine, discover_contenders, iter_results)
+from .bench_report import print_terminal, read_reuse, require_matplotlib, write_outputs
 from .errors import LmarError
 from .registry import Registry, get_registry
 
@@ -42,6 +43,9 @@ def add_parser(subparsers: Any) -> None:
                    help="code at most K chunks per file, evenly spread (an estimate for slow codecs; default: all)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop a measurement (one codec on one file) after SECONDS and report it as timed out")
+    p.add_argument("--reuse", metavar="OLD.json",
+                   help="take measurements from an earlier --json report where the file bytes, the codec and the "
+                        "settings are the same (only ok/declined results); measure the rest")
     p.add_argument("--json", metavar="OUT", help="write the full results as JSON (schema: docs/BENCHMARKS.md)")
     p.add_argument("--md", metavar="OUT.md", help="write a Markdown report")
     p.add_argument("--plot", metavar="OUT.png", help="write plots (needs the 'plot' extra: matplotlib)")
@@ -72,8 +76,6 @@ def validate(args: argparse.Namespace) -> list[str] | None:
     for path, flag in ((args.json, "--json"), (args.md, "--md"), (args.plot, "--plot")):
         _check_output(path, flag)
     if args.plot:
-        from .bench_report import require_matplotlib
-
         require_matplotlib()
     if args.codecs is None:
         return None
@@ -126,11 +128,13 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
         contenders, skipped = discover_contenders(registry or get_registry(), selected)
         if not contenders:
             raise LmarError("no codec can run here; see `lmar codecs`")
+        chunk_size = args.chunk_size or None
+        settings = Settings(tuple(args.paths), args.repeat, chunk_size, command_line(), args.chunk_sample, args.timeout)
+        reuse = read_reuse(args.reuse, settings, contenders) if args.reuse else None
     except LmarError as exc:
         print(f"lmar: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
-    chunk_size = args.chunk_size or None
     passes = 1 + (chunk_size is not None)
     results: list[FileResult] = []
     complete = True
@@ -138,20 +142,18 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
     with _Progress(show, sum(f.raw_bytes for f in files) * len(contenders) * passes) as progress:
         try:
             for r in iter_results(files, contenders, args.repeat, chunk_size, args.chunk_sample, args.timeout,
-                                  on_start=progress.start):
+                                  on_start=progress.start, reuse=reuse):
                 results.append(r)
                 progress.done(r, passes)
         except KeyboardInterrupt:
             complete = False
 
     bench_run = BenchRun(
-        settings=Settings(tuple(args.paths), args.repeat, chunk_size, command_line(), args.chunk_sample, args.timeout),
-        machine=describe_machine(), contenders=tuple(contenders), skipped=tuple(skipped + skipped_files),
-        files=tuple(files), results=tuple(results), complete=complete)
+        settings=settings, machine=describe_machine(), contenders=tuple(contenders),
+        skipped=tuple(skipped + skipped_files), files=tuple(files), results=tuple(results), complete=complete,
+        reuse=reuse)
 
     from rich.console import Console
-
-    from .bench_report import print_terminal, write_outputs
 
     # Piped output has no terminal width to respect; 160 columns keeps the per-file matrix in few pieces.
     print_terminal(bench_run, Console() if sys.stdout.isatty() else Console(width=160))

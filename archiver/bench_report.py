@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .bench import (ALL_GROUP, DECLINED, DOMAIN_KINDS, SCHEMA_VERSION, BenchRun, Contender, FileResult,
-                    GroupSummary, Measurement, Totals, adjusted_rate_pct, best_codec, bits_per_byte, rate_pct,
-                    throughput)
+from .bench import (ALL_GROUP, DECLINED, DOMAIN_KINDS, REUSABLE_STATUSES, SCHEMA_VERSION, BenchRun, Contender,
+                    FileResult, GroupSummary, Measurement, Reuse, Settings, Totals, adjusted_rate_pct, best_codec,
+                    bits_per_byte, rate_pct, throughput)
 from .errors import LmarError
 
 # -- formatting -------------------------------------------------------------------------------------------
@@ -225,6 +225,13 @@ def failure_lines(run: BenchRun) -> list[str]:
     return lines
 
 
+def reuse_line(run: BenchRun) -> str:
+    n = sum(r.reused for r in run.results)
+    assert run.reuse is not None
+    return (f"{n} of {len(run.results)} measurements reused from {run.reuse.source} (measured "
+            f"{run.reuse.created_utc}); the rest measured {run.created_utc}")
+
+
 def skipped_lines(run: BenchRun) -> list[str]:
     return [f"{s.name}: {s.reason}" for s in run.skipped]
 
@@ -285,6 +292,8 @@ def print_terminal(run: BenchRun, console: Any) -> None:
             console.print(f"[bold]{title}[/]")
             for line in lines:
                 console.print(f"  - {line}", markup=False, highlight=False)
+    if run.reuse is not None:
+        console.print(reuse_line(run), highlight=False)
     if not run.complete:
         console.print("[bold yellow]Interrupted: the figures above cover only what was measured.[/]")
 
@@ -322,6 +331,8 @@ def render_markdown(run: BenchRun) -> str:
                                          + (f", model {fmt_bytes(c.model_bytes)}" if c.model_bytes else "")
                                          for c in run.contenders),
             ""]
+    if run.reuse is not None:
+        out.insert(-1, f"- {reuse_line(run)}")
     if not run.complete:
         out += ["**Interrupted: these figures cover only what was measured.**", ""]
     chunk_views = (False, True) if run.settings.chunk_size is not None else (False,)
@@ -392,15 +403,18 @@ def to_json_dict(run: BenchRun) -> dict[str, Any]:
         "complete": run.complete,
         "settings": {"paths": list(run.settings.paths), "repeat": run.settings.repeat,
                      "chunk_size": run.settings.chunk_size, "chunk_sample": run.settings.chunk_sample,
-                     "chunked_repeat": 1, "timeout_s": run.settings.timeout, "command": run.settings.command},
+                     "chunked_repeat": 1, "timeout_s": run.settings.timeout, "command": run.settings.command,
+                     "reused_from": None if run.reuse is None else {"path": run.reuse.source,
+                                                                    "created_utc": run.reuse.created_utc}},
         "machine": asdict(run.machine),
         "codecs": [_contender_dict(c) for c in run.contenders],
         "skipped": [{"name": s.name, "reason": s.reason} for s in run.skipped],
         "files": [{"path": f.path, "name": f.name, "modality": f.modality, "raw_bytes": f.raw_bytes,
+                   "sha256": next((r.sha256 for r in by_file.get(f.path, {}).values()), None),
                    "best_codec": file_best(by_file.get(f.path, {}), False),
                    "best_codec_chunked": file_best(by_file.get(f.path, {}), True)}
                   for f in run.files],
-        "results": [{"path": r.path, "codec": r.codec,
+        "results": [{"path": r.path, "codec": r.codec, "reused": r.reused,
                      "whole": measurement_dict(r.whole, models.get(r.codec)),
                      "chunked": None if r.chunked is None else measurement_dict(r.chunked, models.get(r.codec))}
                     for r in run.results],
@@ -413,6 +427,46 @@ def to_json_dict(run: BenchRun) -> dict[str, Any]:
                                 for s in by_group[g].values()]}
                     for g in groups],
     }
+
+
+_IDENTITY = ("kind", "source", "description", "version", "model_bytes")
+
+
+def _measurement_from(d: dict[str, Any]) -> Measurement:
+    return Measurement(d["status"], d["reason"], d["compressed_bytes"], d["compress_s"], d["decompress_s"],
+                       d["pieces"], d["raw_bytes"])
+
+
+def read_reuse(path: str | Path, settings: Settings, contenders: list[Contender]) -> Reuse:
+    """Load the reusable measurements of an earlier JSON report (see :class:`lmar.bench.Reuse`).
+
+    Raises :class:`LmarError` when the report cannot be read or was measured with other settings: figures
+    taken with another repeat count or chunking would not compare with the new ones.
+    """
+    try:
+        old = json.loads(Path(path).read_text(encoding="utf-8"))
+        if old.get("schema_version") != SCHEMA_VERSION:
+            raise LmarError(f"--reuse {path}: schema_version {old.get('schema_version')}, expected {SCHEMA_VERSION}")
+        was = old["settings"]
+        for key, now in (("repeat", settings.repeat), ("chunk_size", settings.chunk_size),
+                         ("chunk_sample", settings.chunk_sample)):
+            if was.get(key) != now:
+                raise LmarError(f"--reuse {path}: measured with {key} {was.get(key)}, this run uses {now}")
+        now_ids = {c.name: {k: _contender_dict(c)[k] for k in _IDENTITY} for c in contenders}
+        same = {c["name"] for c in old["codecs"] if now_ids.get(c["name"]) == {k: c.get(k) for k in _IDENTITY}}
+        digests = {f["path"]: f.get("sha256") for f in old["files"]}
+        table: dict[tuple[str, str], tuple[Measurement, Measurement | None]] = {}
+        for r in old["results"]:
+            digest = digests.get(r["path"])
+            pair = (r["whole"], r["chunked"])
+            if r["codec"] in same and digest and all(m is None or m["status"] in REUSABLE_STATUSES for m in pair):
+                table[(digest, r["codec"])] = (_measurement_from(r["whole"]),
+                                               None if r["chunked"] is None else _measurement_from(r["chunked"]))
+        return Reuse(str(path), old.get("created_utc", "?"), table)
+    except OSError as exc:
+        raise LmarError(f"--reuse {path}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LmarError(f"--reuse {path}: not an lmar bench JSON report ({type(exc).__name__}: {exc})") from None
 
 
 def write_json(run: BenchRun, path: str | Path) -> None:

@@ -269,11 +269,15 @@ def test_json_follows_the_documented_schema(tree: Path) -> None:
                          "machine", "codecs", "skipped", "files", "results", "summary"}
     assert data["settings"]["chunk_size"] == 2048
     assert set(data["machine"]) == {"cpu_model", "cpu_cores", "gpu", "platform", "python"}
+    assert set(data["files"][0]) == {"path", "name", "modality", "raw_bytes", "sha256", "best_codec",
+                                     "best_codec_chunked"}
+    assert set(data["settings"]) == {"paths", "repeat", "chunk_size", "chunk_sample", "chunked_repeat", "timeout_s",
+                                     "command", "reused_from"}
     measurement_keys = {"status", "reason", "pieces", "raw_bytes", "compressed_bytes", "rate_pct", "bits_per_byte",
                         "adjusted_rate_pct", "compress_s", "decompress_s", "compress_bytes_per_s",
                         "decompress_bytes_per_s"}
     for r in data["results"]:
-        assert set(r) == {"path", "codec", "whole", "chunked"}
+        assert set(r) == {"path", "codec", "reused", "whole", "chunked"}
         assert set(r["whole"]) == measurement_keys and set(r["chunked"]) == measurement_keys
     assert len(data["results"]) == len(data["files"]) * len(data["codecs"])
     by = {(Path(r["path"]).name, r["codec"]): r for r in data["results"]}
@@ -371,3 +375,25 @@ def test_external_tool_round_trips() -> None:
     coder = contenders[0].factory()
     m = measure(coder, split(b"external " * 500, 1024), repeat=1)
     assert m.status == OK and m.pieces == 5 and 0 < m.compressed_bytes < 4500
+
+
+def test_reuse_keeps_earlier_figures_for_unchanged_bytes_and_codecs(tree: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    reg = make_registry(DeflateCodec, *ALL_FAKES)
+    common = ["--repeat", "1", "--chunk-size", "1024", "-q"]
+    assert run(bench_args(str(tree), "--codecs", "hdr,boom", "--json", str(first), *common), registry=reg) == 0
+    (tree / "text" / "a.txt").write_bytes(b"changed " * 100)  # new bytes: must be measured again
+    assert run(bench_args(str(tree), "--codecs", "hdr,boom,deflate", "--reuse", str(first), "--json", str(second),
+                          *common), registry=reg) == 0
+    data = json.loads(second.read_text())
+    reused = {(Path(r["path"]).name, r["codec"]): r["reused"] for r in data["results"]}
+    assert reused[("top.bin", "hdr")] and reused[("p.ppm", "hdr")]
+    assert not reused[("a.txt", "hdr")]  # file changed
+    assert not reused[("top.bin", "boom")]  # errors are measured again
+    assert not reused[("top.bin", "deflate")]  # not in the earlier report
+    assert data["settings"]["reused_from"]["path"] == str(first)
+    assert "measurements reused from" in capsys.readouterr().out
+    # figures measured with other settings do not compare: refuse
+    assert run(bench_args(str(tree), "--reuse", str(first), "--repeat", "2", "-q"), registry=reg) == 2
+    assert "measured with repeat 1, this run uses 2" in capsys.readouterr().err
