@@ -13,7 +13,7 @@ import numpy as np
 
 from lmar.errors import CodecError
 
-from . import cascade, lpc, residual_coder, sidebytes
+from . import cascade, intcoder, lpc, residual_coder
 
 _HEAD = struct.Struct("<QBBIBB")  # samples per channel, channels, max order, frame length, NLMS taps, step
 #: second-stage NLMS: 16 taps, step ~2**-3 of the normalised gradient (tuned on speech and music)
@@ -98,10 +98,25 @@ def _encode(x: np.ndarray, frame_target: int, pmax: int) -> bytes:
     # the NLMS stage always adapts, but a row only uses its prediction where that is cheaper
     use = (np.log2(1.0 + np.abs(e2)).sum(axis=1) < np.log2(1.0 + np.abs(e1)).sum(axis=1)).astype(np.uint8)
     e = np.where(use[:, None] == 1, e2, e1)
-    coefs = kq[np.arange(pmax)[None, :] < order[:, None]]
-    side = mode.tobytes() + order.astype(np.uint8).tobytes() + use.tobytes() + coefs.astype("<i2").tobytes()
+    side = intcoder.Writer()
+    slots = 2 if chans == 2 else chans
+    if chans == 2:
+        side.column(mode)
+    side.column(order)
+    side.column(use)
+    for m, sel in _coef_rows(order, slots, pmax):
+        vals = kq[sel, m]
+        side.column(np.diff(vals, prepend=0) if m < 2 else vals)  # k1, k2 drift slowly: send changes
     head = _HEAD.pack(total, chans, pmax, n, NLMS_TAPS, NLMS_MU)
-    return head + sidebytes.pack(side) + residual_coder.encode(e)
+    return head + side.finish() + residual_coder.encode(e)
+
+
+def _coef_rows(order: np.ndarray, slots: int, pmax: int):  # type: ignore[no-untyped-def]
+    """(coefficient index, rows that have it) in coding order; k1 and k2 per slot, so deltas stay local."""
+    rows = np.arange(order.size)
+    for m in range(pmax):
+        for group in ([rows[s::slots] for s in range(slots)] if m < 2 else [rows]):
+            yield m, group[order[group] > m]
 
 
 def decode(payload: bytes, pos: int, total: int, chans: int) -> np.ndarray:
@@ -114,20 +129,21 @@ def decode(payload: bytes, pos: int, total: int, chans: int) -> np.ndarray:
         raise CodecError("audio: stream header does not match the container")
     pos += _HEAD.size
     f = -(-total // n)
-    side, pos = sidebytes.unpack(payload, pos)
-    rows = f * (2 if chans == 2 else chans)
-    if len(side) < f + 2 * rows:
-        raise CodecError("audio: side information too short")
-    mode = np.frombuffer(side, np.uint8, f, 0)
-    order = np.frombuffer(side, np.uint8, rows, f).astype(np.int64)
-    use = np.frombuffer(side, np.uint8, rows, f + rows).astype(np.int64)
-    if order.max(initial=0) > pmax or (chans == 2 and mode.max(initial=0) > RS) or use.max(initial=0) > 1:
+    slots = 2 if chans == 2 else chans
+    rows = f * slots
+    side = intcoder.Reader(payload, pos)
+    pos = side.end
+    mode = side.column(f) if chans == 2 else np.zeros(f, dtype=np.int64)
+    order = side.column(rows)
+    use = side.column(rows)
+    if order.min(initial=0) < 0 or order.max(initial=0) > pmax or mode.min(initial=0) < 0 or mode.max(initial=0) > RS:
         raise CodecError("audio: bad side information")
-    ncoef = int(order.sum())
-    if len(side) != f + 2 * rows + 2 * ncoef:
-        raise CodecError("audio: side information has the wrong length")
+    if use.min(initial=0) < 0 or use.max(initial=0) > 1:
+        raise CodecError("audio: bad side information")
     kq = np.zeros((rows, pmax), dtype=np.int64)
-    kq[np.arange(pmax)[None, :] < order[:, None]] = np.frombuffer(side, "<i2", ncoef, f + 2 * rows)
+    for m, sel in _coef_rows(order, slots, pmax):
+        vals = side.column(sel.size)
+        kq[sel, m] = np.cumsum(vals) if m < 2 else vals
     lim = (1 << lpc.KBITS[:pmax]) - 1
     if np.any(np.abs(kq) > lim):
         raise CodecError("audio: reflection coefficient out of range")

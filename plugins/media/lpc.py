@@ -13,10 +13,11 @@ import numpy as np
 
 PMAX = 32
 Q = 20  # fractional bits of the direct-form coefficients
-#: fractional bits of each quantised reflection coefficient (the first ones need more: they sit near +-1)
-KBITS = np.array([13, 12, 10, 9, 9, 8, 8, 8] + [7] * (PMAX - 8), dtype=np.int64)
+#: fractional bits of each quantised reflection coefficient: the first ones need more (they sit near +-1);
+#: coarser steps lost less in prediction than they saved in side information on the development corpus
+KBITS = np.array([10, 9, 7, 6, 6, 5, 5, 5] + [4] * (PMAX - 8), dtype=np.int64)
 #: rough cost in bits of one coded reflection coefficient (entropy-coded later), for order selection
-KCOST = np.array([12.0, 10.0, 8.0, 7.0, 6.5, 6.0, 5.5, 5.0] + [4.5] * (PMAX - 8))
+KCOST = np.array([9.0, 7.0, 5.0, 4.0, 3.5, 3.0, 2.5, 2.0] + [1.5] * (PMAX - 8))
 
 
 def analyse(frames: np.ndarray, pmax: int = PMAX) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
