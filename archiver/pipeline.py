@@ -79,8 +79,9 @@ class _InlineExecutor:
         fut: Future = Future()
         try:
             fut.set_result(fn(*args))
-        except BaseException as exc:  # re-raised by result(), like a real executor
+        except Exception as exc:  # re-raised by result(), like a real executor
             fut.set_exception(exc)
+        # KeyboardInterrupt (Ctrl-C) propagates now: parked in a future it waited for the next task to finish.
         return fut
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
