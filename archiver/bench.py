@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from contextlib import contextmanager
@@ -553,8 +554,8 @@ def summarize(results: Sequence[FileResult], contenders: Sequence[Contender]) ->
     return [GroupSummary(g, c.name, *table[(g, c.name)]) for g in groups for c in contenders]
 
 
-def best_codec(candidates: dict[str, int]) -> str | None:
-    """The contender with the fewest compressed bytes (ties: the first listed)."""
+def best_codec(candidates: Mapping[str, float]) -> str | None:
+    """The contender with the lowest figure (bytes or rate; ties: the first listed)."""
     return min(candidates, key=candidates.__getitem__) if candidates else None
 
 
@@ -626,11 +627,13 @@ class BenchRun:
     created_utc: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     lmar_version: str = __version__
 
-    def contender(self, name: str) -> Contender:
-        return next(c for c in self.contenders if c.name == name)
-
-    def summaries(self) -> list[GroupSummary]:
-        return summarize(self.results, self.contenders)
+    @cached_property
+    def groups(self) -> dict[str, dict[str, GroupSummary]]:
+        """Totals by group (``all`` first, then modalities), then by contender; computed once per run."""
+        out: dict[str, dict[str, GroupSummary]] = {}
+        for s in summarize(self.results, self.contenders):
+            out.setdefault(s.group, {})[s.codec] = s
+        return out
 
 
 def command_line() -> str:

@@ -102,13 +102,6 @@ class Table:
     key_columns: int = 1
 
 
-def _summaries_by_group(run: BenchRun) -> dict[str, dict[str, GroupSummary]]:
-    out: dict[str, dict[str, GroupSummary]] = {}
-    for s in run.summaries():
-        out.setdefault(s.group, {})[s.codec] = s
-    return out
-
-
 def _best_in_group(run: BenchRun, group: dict[str, GroupSummary], chunked: bool) -> str | None:
     """Lowest rate among contenders that coded every file of the group (others are not comparable)."""
     cands: dict[str, float] = {}
@@ -116,12 +109,12 @@ def _best_in_group(run: BenchRun, group: dict[str, GroupSummary], chunked: bool)
         t = group[c.name].chunked if chunked else group[c.name].whole
         if t is not None and t.complete:
             cands[c.name] = t.compressed_bytes / max(1, t.raw_bytes)
-    return min(cands, key=cands.__getitem__) if cands else None
+    return best_codec(cands)
 
 
 def metrics_table(run: BenchRun, group_name: str, title: str) -> Table:
     """Every figure for one group of files: one row per contender."""
-    group = _summaries_by_group(run).get(group_name, {})
+    group = run.groups.get(group_name, {})
     best = _best_in_group(run, group, False) if group else None
     chunked_on = run.settings.chunk_size is not None
     header = ["codec", "kind", "files", "compressed", "rate", "bits/byte", "adj. rate"]
@@ -156,7 +149,7 @@ def metrics_table(run: BenchRun, group_name: str, title: str) -> Table:
 
 def modality_table(run: BenchRun, chunked: bool) -> Table:
     """Rate per modality per contender (columns: modalities, then all files)."""
-    by_group = _summaries_by_group(run)
+    by_group = run.groups
     groups = [g for g in by_group if g != ALL_GROUP] + [ALL_GROUP]
     bests = {g: _best_in_group(run, by_group[g], chunked) for g in groups}
     rows = []
@@ -393,7 +386,7 @@ def to_json_dict(run: BenchRun) -> dict[str, Any]:
     """The report in the documented schema (docs/BENCHMARKS.md, ``schema_version`` 1)."""
     models = {c.name: c.model_bytes for c in run.contenders}
     by_file = _results_by_file(run)
-    by_group = _summaries_by_group(run)
+    by_group = run.groups
     groups = [ALL_GROUP] + [g for g in by_group if g != ALL_GROUP]
     return {
         "schema_version": SCHEMA_VERSION,
@@ -506,7 +499,7 @@ def write_plot(run: BenchRun, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by_group = _summaries_by_group(run)
+    by_group = run.groups
     overall = by_group.get(ALL_GROUP, {})
     modalities = [g for g in by_group if g != ALL_GROUP]
     shown, omitted = [], []
