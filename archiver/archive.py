@@ -289,7 +289,10 @@ class ArchiveReader:
         if info.isfile():
             assert info.codec is not None
             ref = info.codec
-            cls = self.registry.get(ref.name, ref.provider)
+            try:
+                cls = self.registry.get(ref.name, ref.provider)
+            except CodecUnavailable as exc:  # name the member, like every other per-member failure
+                raise CodecUnavailable(f"{info.path}: {exc}") from None
             if ref.version > cls.version:
                 raise CodecUnavailable(f"{info.path}: coded with {ref.name} version {ref.version}; the installed "
                                        f"codec is version {cls.version} — upgrade {ref.provider or 'the plugin'}")
