@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -71,6 +72,8 @@ class Contender:
     #: Independent blocks the archiver would cut a file into for this codec (None: one stream per file).
     block_size: int | None
     factory: Callable[[], Coder] = field(repr=False, compare=False)
+    #: The codec's ``info()`` facts (model id, checksum...), JSON-safe; part of its identity for ``--reuse``.
+    info: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -171,14 +174,14 @@ def discover_contenders(
             skipped.append(Skipped(name, f"unavailable: {why}"))
             continue
         try:
-            info = cls.info()
+            info = json.loads(json.dumps(cls.info(), default=str))
         except Exception as exc:  # a codec's metadata bug must not hide its measurements
             info = {}
             skipped.append(Skipped(f"{name} (info)", f"info() raised {type(exc).__name__}: {exc}"))
         contenders.append(Contender(
             name=name, kind=cls.kind, source="registry", description=cls.description, version=cls.version,
             model_bytes=_model_bytes(info), block_size=cls.block_size if cls.block_size > 0 else None,
-            factory=lambda _n=name: registry.create(_n)))
+            factory=lambda _n=name: registry.create(_n), info=info))
     contenders.sort(key=lambda c: (_KIND_ORDER.get(c.kind, len(_KIND_ORDER)), c.name))
 
     for tool in external:
@@ -433,14 +436,16 @@ def iter_results(
     on_start: Callable[[BenchFile, Contender], None] | None = None,
     read: Callable[[str], bytes] = lambda p: Path(p).read_bytes(),
     reuse: Reuse | None = None,
+    whole_only: frozenset[str] = frozenset(),
 ) -> Iterator[FileResult]:
     """Measure each contender on each file, yielding as it goes so an interrupted run keeps its results.
 
     ``whole`` cuts the file at the codec's ``block_size`` (what the archiver does); ``chunked`` cuts it
     into ``chunk_size`` pieces, the setting of Deletang et al. (2023), keeps at most ``chunk_sample`` of
     them, and is measured once (its sizes are the point; repeating thousands of tiny calls would multiply
-    the run time for little). ``timeout`` bounds each measurement in seconds. Pairs found in ``reuse``
-    are not measured again.
+    the run time for little). Contenders in ``whole_only`` skip the chunked setting. ``timeout`` bounds
+    each measurement in seconds. Pairs found in ``reuse`` (with the same chunked setting) are not measured
+    again.
     """
     coders: dict[str, Coder | Exception] = {}
     for f in files:
@@ -454,8 +459,9 @@ def iter_results(
         chunks = sample(split(data, chunk_size), chunk_sample) if chunk_size else None
         digest = hashlib.sha256(data).hexdigest()
         for c in contenders:
+            wants_chunks = chunks is not None and c.name not in whole_only
             earlier = reuse.lookup(digest, c.name) if reuse is not None else None
-            if earlier is not None:
+            if earlier is not None and (earlier[1] is not None) == wants_chunks:
                 yield FileResult(f.path, f.modality, len(data), c.name, *earlier, sha256=digest, reused=True)
                 continue
             if on_start is not None:
@@ -468,10 +474,10 @@ def iter_results(
             coder = coders[c.name]
             if isinstance(coder, Exception):
                 failed = Measurement(ERROR, f"cannot create codec: {type(coder).__name__}: {coder}")
-                yield FileResult(f.path, f.modality, len(data), c.name, failed, failed if chunk_size else None, digest)
+                yield FileResult(f.path, f.modality, len(data), c.name, failed, failed if wants_chunks else None, digest)
                 continue
             whole = measure(coder, split(data, c.block_size), repeat, timeout)
-            chunked = measure(coder, chunks, 1, timeout) if chunks is not None else None
+            chunked = measure(coder, chunks, 1, timeout) if wants_chunks and chunks is not None else None
             yield FileResult(f.path, f.modality, len(data), c.name, whole, chunked, digest)
 
 
@@ -610,6 +616,7 @@ class Settings:
     command: str = ""
     chunk_sample: int | None = None
     timeout: float | None = None
+    whole_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .bench import (BenchFile, BenchRun, Contender, FileResult, Settings, collect_files, command_line,
+from .bench import (BenchFile, BenchRun, Contender, FileResult, Settings, Skipped, collect_files, command_line,
                     describe_machine, discover_contenders, iter_results)
 from .bench_report import print_terminal, read_reuse, require_matplotlib, write_outputs
 from .errors import LmarError
@@ -41,6 +41,9 @@ def add_parser(subparsers: Any) -> None:
                         "(default 2048; 0 turns it off)")
     p.add_argument("--chunk-sample", type=int, metavar="K",
                    help="code at most K chunks per file, evenly spread (an estimate for slow codecs; default: all)")
+    p.add_argument("--whole-only", metavar="A,B",
+                   help="measure these codecs on whole files only: the chunked setting costs one call per chunk, "
+                        "too slow for an LM codec on a large corpus (they are listed as not measured)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop a measurement (one codec on one file) after SECONDS and report it as timed out")
     p.add_argument("--reuse", metavar="OLD.json",
@@ -79,10 +82,14 @@ def validate(args: argparse.Namespace) -> list[str] | None:
         require_matplotlib()
     if args.codecs is None:
         return None
-    names = [n.strip() for n in args.codecs.split(",") if n.strip()]
+    names = _names(args.codecs)
     if not names:
         raise LmarError("--codecs needs at least one codec name")
     return names
+
+
+def _names(csv: str | None) -> list[str]:
+    return [n.strip() for n in (csv or "").split(",") if n.strip()]
 
 
 class _Progress:
@@ -129,7 +136,15 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
         if not contenders:
             raise LmarError("no codec can run here; see `lmar codecs`")
         chunk_size = args.chunk_size or None
-        settings = Settings(tuple(args.paths), args.repeat, chunk_size, command_line(), args.chunk_sample, args.timeout)
+        whole_only = _names(args.whole_only)
+        unknown = sorted(set(whole_only) - {c.name for c in contenders})
+        if unknown:
+            raise LmarError(f"--whole-only: {', '.join(unknown)} not among the codecs measured")
+        if chunk_size is not None:
+            skipped += [Skipped(n, f"chunked setting ({chunk_size}-byte chunks) not measured: --whole-only")
+                        for n in whole_only]
+        settings = Settings(tuple(args.paths), args.repeat, chunk_size, command_line(), args.chunk_sample, args.timeout,
+                            tuple(whole_only))
         reuse = read_reuse(args.reuse, settings, contenders) if args.reuse else None
     except LmarError as exc:
         print(f"lmar: {exc}", file=sys.stderr)
@@ -142,7 +157,7 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
     with _Progress(show, sum(f.raw_bytes for f in files) * len(contenders) * passes) as progress:
         try:
             for r in iter_results(files, contenders, args.repeat, chunk_size, args.chunk_sample, args.timeout,
-                                  on_start=progress.start, reuse=reuse):
+                                  on_start=progress.start, reuse=reuse, whole_only=frozenset(whole_only)):
                 results.append(r)
                 progress.done(r, passes)
         except KeyboardInterrupt:

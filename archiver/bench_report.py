@@ -379,7 +379,7 @@ def totals_dict(t: Totals, model_bytes: int | None) -> dict[str, Any]:
 
 def _contender_dict(c: Contender) -> dict[str, Any]:
     return {"name": c.name, "kind": c.kind, "source": c.source, "description": c.description,
-            "version": c.version, "model_bytes": c.model_bytes, "block_size": c.block_size}
+            "version": c.version, "model_bytes": c.model_bytes, "block_size": c.block_size, "info": dict(c.info)}
 
 
 def to_json_dict(run: BenchRun) -> dict[str, Any]:
@@ -396,6 +396,7 @@ def to_json_dict(run: BenchRun) -> dict[str, Any]:
         "complete": run.complete,
         "settings": {"paths": list(run.settings.paths), "repeat": run.settings.repeat,
                      "chunk_size": run.settings.chunk_size, "chunk_sample": run.settings.chunk_sample,
+                     "whole_only": list(run.settings.whole_only),
                      "chunked_repeat": 1, "timeout_s": run.settings.timeout, "command": run.settings.command,
                      "reused_from": None if run.reuse is None else {"path": run.reuse.source,
                                                                     "created_utc": run.reuse.created_utc}},
@@ -422,7 +423,8 @@ def to_json_dict(run: BenchRun) -> dict[str, Any]:
     }
 
 
-_IDENTITY = ("kind", "source", "description", "version", "model_bytes")
+#: What must not have changed for an earlier figure to still describe a codec (``info`` holds model checksums).
+_IDENTITY = ("kind", "source", "description", "version", "model_bytes", "block_size", "info")
 
 
 def _measurement_from(d: dict[str, Any]) -> Measurement:

@@ -271,8 +271,10 @@ def test_json_follows_the_documented_schema(tree: Path) -> None:
     assert set(data["machine"]) == {"cpu_model", "cpu_cores", "gpu", "platform", "python"}
     assert set(data["files"][0]) == {"path", "name", "modality", "raw_bytes", "sha256", "best_codec",
                                      "best_codec_chunked"}
-    assert set(data["settings"]) == {"paths", "repeat", "chunk_size", "chunk_sample", "chunked_repeat", "timeout_s",
-                                     "command", "reused_from"}
+    assert set(data["settings"]) == {"paths", "repeat", "chunk_size", "chunk_sample", "whole_only", "chunked_repeat",
+                                     "timeout_s", "command", "reused_from"}
+    assert set(data["codecs"][0]) == {"name", "kind", "source", "description", "version", "model_bytes", "block_size",
+                                      "info"}
     measurement_keys = {"status", "reason", "pieces", "raw_bytes", "compressed_bytes", "rate_pct", "bits_per_byte",
                         "adjusted_rate_pct", "compress_s", "decompress_s", "compress_bytes_per_s",
                         "decompress_bytes_per_s"}
@@ -369,6 +371,20 @@ def test_ctrl_c_prints_what_was_measured_and_exits_130(tree: Path, tmp_path: Pat
     assert "interrupted" in captured.err and not out_json.exists()
 
 
+def test_whole_only_skips_the_chunked_setting_and_says_so(tree: Path, tmp_path: Path) -> None:
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    args = bench_args(str(tree), "--codecs", "hdr,fakelm", "--whole-only", "fakelm", "--repeat", "1",
+                      "--json", str(out_json), "--md", str(out_md), "-q")
+    assert run(args, registry=make_registry(*ALL_FAKES)) == 0
+    data = json.loads(out_json.read_text())
+    chunked = {r["codec"]: r["chunked"] for r in data["results"] if r["path"].endswith("a.txt")}
+    assert chunked["fakelm"] is None and chunked["hdr"]["status"] == "ok"
+    assert any(s["name"] == "fakelm" and "--whole-only" in s["reason"] for s in data["skipped"])
+    assert "chunked setting (2048-byte chunks) not measured" in out_md.read_text()
+    bad = bench_args(str(tree), "--codecs", "hdr", "--whole-only", "fakelm", "-q")
+    assert run(bad, registry=make_registry(*ALL_FAKES)) == 2
+
+
 @pytest.mark.skipif(shutil.which("gzip") is None, reason="gzip not on PATH")
 def test_external_tool_round_trips() -> None:
     contenders, _ = discover_contenders(Registry(), selected=["ext:gzip"])
@@ -377,19 +393,35 @@ def test_external_tool_round_trips() -> None:
     assert m.status == OK and m.pieces == 5 and 0 < m.compressed_bytes < 4500
 
 
+class RetrainedLM(FakeLM):
+    """Same name, size and description; only the model checksum in ``info()`` tells the models apart."""
+
+    name = "retrained"
+    sha = "first"
+
+    @classmethod
+    def info(cls) -> dict:
+        return {"model_bytes": 1000, "model_sha256": cls.sha}
+
+
 def test_reuse_keeps_earlier_figures_for_unchanged_bytes_and_codecs(tree: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     first, second = tmp_path / "first.json", tmp_path / "second.json"
-    reg = make_registry(DeflateCodec, *ALL_FAKES)
+    reg = make_registry(DeflateCodec, RetrainedLM, *ALL_FAKES)
     common = ["--repeat", "1", "--chunk-size", "1024", "-q"]
-    assert run(bench_args(str(tree), "--codecs", "hdr,boom", "--json", str(first), *common), registry=reg) == 0
+    assert run(bench_args(str(tree), "--codecs", "hdr,boom,retrained,fakelm", "--whole-only", "fakelm",
+                          "--json", str(first), *common), registry=reg) == 0
     (tree / "text" / "a.txt").write_bytes(b"changed " * 100)  # new bytes: must be measured again
-    assert run(bench_args(str(tree), "--codecs", "hdr,boom,deflate", "--reuse", str(first), "--json", str(second),
-                          *common), registry=reg) == 0
+    monkeypatch.setattr(RetrainedLM, "sha", "second")  # a new model: must be measured again
+    assert run(bench_args(str(tree), "--codecs", "hdr,boom,deflate,retrained,fakelm", "--reuse", str(first),
+                          "--json", str(second), *common), registry=reg) == 0
     data = json.loads(second.read_text())
     reused = {(Path(r["path"]).name, r["codec"]): r["reused"] for r in data["results"]}
     assert reused[("top.bin", "hdr")] and reused[("p.ppm", "hdr")]
     assert not reused[("a.txt", "hdr")]  # file changed
+    assert not reused[("top.bin", "retrained")]  # model changed
+    assert not reused[("top.bin", "fakelm")]  # measured whole-only before, chunked wanted now
     assert not reused[("top.bin", "boom")]  # errors are measured again
     assert not reused[("top.bin", "deflate")]  # not in the earlier report
     assert data["settings"]["reused_from"]["path"] == str(first)
