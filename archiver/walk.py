@@ -43,6 +43,15 @@ def _excluded(arcname: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(arcname, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
 
 
+def _is_utf8(name: str) -> bool:
+    """False for names holding undecodable bytes (os.fsdecode turns them into lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def collect(paths: Iterable[str], excludes: Iterable[str] = (), skip_real: Iterable[str] = ()) -> Iterator[Source | Skipped]:
     """Yield members for ``paths`` (relative to the current directory) in archive order."""
     excludes = list(excludes)
@@ -52,6 +61,9 @@ def collect(paths: Iterable[str], excludes: Iterable[str] = (), skip_real: Itera
 
     def visit(fs_path: str, arcname: str) -> Iterator[Source | Skipped]:
         if excludes and arcname and _excluded(arcname, excludes):
+            return
+        if not _is_utf8(arcname):  # headers store UTF-8 text; such a name would abort the whole archive
+            yield Skipped(fs_path, "name is not valid UTF-8; not archived")
             return
         try:
             st = os.lstat(fs_path)
@@ -82,6 +94,9 @@ def collect(paths: Iterable[str], excludes: Iterable[str] = (), skip_real: Itera
                 target = os.readlink(fs_path)
             except OSError as exc:
                 yield Skipped(fs_path, f"cannot read link: {exc.strerror or exc}")
+                return
+            if not _is_utf8(target):
+                yield Skipped(fs_path, "link target is not valid UTF-8; not archived")
                 return
             yield Source(MemberInfo(arcname, SYMLINK, mode, st.st_mtime_ns, link=target), fs_path)
         elif stat.S_ISREG(st.st_mode):
