@@ -262,3 +262,23 @@ def test_addbytes_and_read_by_name():
         assert r.extractfile(m).read() == b"hi"
         with pytest.raises(lmar.LmarError, match="not found"):
             r.read("nope")
+
+
+def test_names_that_are_not_utf8_are_skipped_not_fatal(tmp_path):
+    """Linux names are bytes; one that is not UTF-8 (or a link to one) is reported and the rest archived."""
+    root = os.fsencode(tmp_path / "src")
+    os.mkdir(root)
+    for name in (b"bad\xffname", b"good"):
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(b"content of " + name)
+    os.symlink(b"target\xfe", os.path.join(root, b"link"))
+    os.mkdir(os.path.join(root, b"dir\xfe"))
+    with open(os.path.join(root, b"dir\xfe", b"inside"), "wb") as f:
+        f.write(b"x")
+    arc = tmp_path / "n.lmar"
+    with _cwd(tmp_path / "src"):
+        with lmar.open(arc, "w", options=fast_options(codec="store")) as w:
+            results = w.add(["."])
+    errors = sorted(r.error for r in results if r.error)
+    assert errors == ["link target is not valid UTF-8; not archived"] + ["name is not valid UTF-8; not archived"] * 2
+    assert read_all(arc) == {"good": b"content of good"}
