@@ -2,7 +2,7 @@
 
 Each column of values is coded as ``v >> k`` with a fitted two-sided geometric table plus ``k`` uniform
 low bits, ``k`` and the table chosen per column by the encoder to minimise the size. All columns share one
-range-coder stream, so a column costs two header bytes instead of a stream flush. The decoder must know
+range-coder stream, so a column costs three header bytes instead of a stream flush. The decoder must know
 each column's length (it follows from values decoded before it).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from lmar.errors import CodecError
 
-from .residual_coder import ALPHABET, ESCAPE, NGRID, RANGE, _cost_tables, _model_for
+from .residual_coder import ALPHABET, ESCAPE, NGRID, RANGE, _model_for, best_grid
 
 _uniform = constriction.stream.model.Uniform()
 _MAXK = 23  # constriction's uniform model takes fewer than 2**24 symbols
@@ -22,9 +22,8 @@ def _cost(v: np.ndarray, k: int) -> tuple[float, int]:
     q = v >> k
     sym = np.where((q < -RANGE) | (q >= RANGE), ESCAPE, q + RANGE)
     hist = np.bincount(sym, minlength=ALPHABET).astype(np.float64)
-    costs = _cost_tables(False) @ hist
-    grid = int(np.argmin(costs))
-    return float(costs[grid]) + k * v.size + 32.0 * hist[ESCAPE], grid
+    grid, bits = best_grid(hist, False)
+    return bits + k * v.size + 32.0 * hist[ESCAPE], grid
 
 
 class Writer:
@@ -46,7 +45,7 @@ class Writer:
                 break
             best = got
         _, grid, k = best
-        self.head += [k, grid]
+        self.head += [k, grid & 255, grid >> 8]
         q = v >> k
         esc = (q < -RANGE) | (q >= RANGE)
         sym = np.where(esc, ESCAPE, q + RANGE)
@@ -83,10 +82,10 @@ class Reader:
     def column(self, n: int) -> np.ndarray:
         if n == 0:
             return np.zeros(0, dtype=np.int64)
-        if self.at + 2 > len(self.head):
+        if self.at + 3 > len(self.head):
             raise CodecError("audio: side information header exhausted")
-        k, grid = self.head[self.at], self.head[self.at + 1]
-        self.at += 2
+        k, grid = self.head[self.at], self.head[self.at + 1] | (self.head[self.at + 2] << 8)
+        self.at += 3
         if k > _MAXK or grid >= NGRID:
             raise CodecError("audio: bad side information header")
         try:
