@@ -100,6 +100,16 @@ def test_default_parameters_and_compression() -> None:
     assert len(payload) < len(data) * 0.6
 
 
+def test_long_input_is_coded_in_segments(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lmar.plugins.media import audio_coder
+
+    data = wav(signal(RNG, 2500, 2, 16), 16)
+    monkeypatch.setattr(audio_coder, "SEGMENT", 1000)  # three segments, the last one short
+    payload = roundtrip(data)
+    monkeypatch.setattr(audio_coder, "SEGMENT", 7)  # the decoder reads the length from the stream
+    assert AudioCodec().decompress(payload, len(data)) == data
+
+
 def test_lying_data_size_is_still_exact() -> None:
     x = signal(RNG, 400, 1, 16)
     roundtrip(wav(x, 16, data_size=10**6))  # claims more than the file holds: code what is there

@@ -1,9 +1,10 @@
-"""Lossless coding of PCM sample arrays: stereo decorrelation, per-frame LPC, adaptive arithmetic coding.
+"""Lossless coding of PCM sample arrays: stereo decorrelation, per-frame LPC, NLMS, adaptive arithmetic coding.
 
-Layout of a coded stream: a small header, the per-frame side information (stereo mode, LPC order,
-quantised reflection coefficients) packed and LZMA-compressed, then the residual stream of
-:mod:`residual_coder`. Rows are (frame, coded channel) pairs; all rows have the same length so the
-decoder advances every row one position per vectorised step.
+Long inputs are cut into independent segments of :data:`SEGMENT` samples per channel, which bounds
+memory. Each segment: a small header, the side information (stereo mode per frame, LPC order, NLMS on/off
+and quantised reflection coefficients per row, range-coded by :mod:`intcoder`), then the residual stream
+of :mod:`residual_coder`. Rows are (frame, coded channel) pairs; all rows of a segment have the same
+length so the decoder advances every row one position per vectorised step.
 """
 from __future__ import annotations
 
@@ -33,8 +34,45 @@ def _frames(sig: np.ndarray, f: int, n: int) -> np.ndarray:
     return out.reshape(f, n)
 
 
+SEGMENT = 1 << 21  # samples per channel per independent segment (peak memory stays near 0.3 GB)
+
+
 def encode(x: np.ndarray, frame_target: int = 0, pmax: int = lpc.PMAX) -> bytes:
-    """Code samples ``x`` (n, channels) int64; ``frame_target`` 0 tries several frame lengths.
+    """Code samples ``x`` (n, channels) int64, segment by segment."""
+    parts = []
+    for start in range(0, len(x), SEGMENT):
+        seg = _encode_segment(x[start : start + SEGMENT], frame_target, pmax)
+        parts.append(struct.pack("<I", len(seg)) + seg)
+    return struct.pack("<II", len(parts), SEGMENT) + b"".join(parts)
+
+
+def decode(payload: bytes, pos: int, total: int, chans: int) -> np.ndarray:
+    """Inverse of :func:`encode`; returns (total, chans) int64 and insists on using the whole payload."""
+    try:
+        nseg, seglen = struct.unpack_from("<II", payload, pos)
+    except struct.error:
+        raise CodecError("audio: truncated stream") from None
+    if seglen == 0 or nseg != -(-total // seglen):
+        raise CodecError("audio: segment count does not match the sample count")
+    pos += 8
+    out = []
+    for i in range(nseg):
+        try:
+            (size,) = struct.unpack_from("<I", payload, pos)
+        except struct.error:
+            raise CodecError("audio: truncated stream") from None
+        seg = payload[pos + 4 : pos + 4 + size]
+        if len(seg) != size:
+            raise CodecError("audio: truncated segment")
+        out.append(_decode_segment(seg, min(seglen, total - i * seglen), chans))
+        pos += 4 + size
+    if pos != len(payload):
+        raise CodecError("audio: trailing bytes after the last segment")
+    return np.concatenate(out) if out else np.zeros((0, chans), dtype=np.int64)
+
+
+def _encode_segment(x: np.ndarray, frame_target: int, pmax: int) -> bytes:
+    """Code one segment; ``frame_target`` 0 tries several frame lengths.
 
     The best frame length depends on the sample rate and how fast the sound changes (speech at 16 kHz
     wants ~1024, music at 44.1 kHz ~4096-8192); a real trial is cheap next to a wrong guess. The search
@@ -119,8 +157,8 @@ def _coef_rows(order: np.ndarray, slots: int, pmax: int):  # type: ignore[no-unt
             yield m, group[order[group] > m]
 
 
-def decode(payload: bytes, pos: int, total: int, chans: int) -> np.ndarray:
-    """Inverse of :func:`encode`; returns (total, chans) int64."""
+def _decode_segment(payload: bytes, total: int, chans: int) -> np.ndarray:
+    pos = 0
     try:
         got_total, got_chans, pmax, n, taps, mu = _HEAD.unpack_from(payload, pos)
     except struct.error:
