@@ -1,7 +1,7 @@
 """Lossless audio codec for PCM WAV (8/16/24-bit, 1-8 channels, any rate).
 
 Samples are coded by :mod:`lmar.plugins.media.audio_coder` (stereo decorrelation, per-frame LPC up to
-order 32, adaptive arithmetic coding of residuals); every byte that is not a sample (RIFF header, other
+order 32, an NLMS second stage, adaptive arithmetic coding of residuals); every byte that is not a sample (RIFF header, other
 chunks, a partial last frame, trailing data) is kept verbatim, so the output is the input bit for bit.
 Inputs are recognised from their bytes; anything else is declined in :meth:`AudioCodec.accepts`.
 """
@@ -21,7 +21,7 @@ _HEAD = struct.Struct("<QQBB")  # WavLayout fields
 class AudioCodec(Codec):
     name = "audio"
     kind = "audio"
-    description = "PCM WAV via stereo decorrelation, LPC and adaptive arithmetic coding"
+    description = "PCM WAV via stereo decorrelation, LPC + NLMS and adaptive arithmetic coding"
     block_size = 256 << 20
     speed = 3e5
     default_params = {"frame": 0, "max_order": 32}  # frame 0: try several lengths
