@@ -16,6 +16,7 @@ import time
 import pytest
 
 from lmar.cli import main as lmar_main
+from lmar.codec import Codec
 
 from conftest import assert_clean, read_all, run_lmar, run_lmar_j1
 
@@ -332,3 +333,43 @@ def test_failed_create_to_stdout_is_an_error_not_an_archive(tmp_path, tree):
     run = run_lmar_j1("create", "--codec", "nosuch", "-", "tree", cwd=tmp_path)
     assert run.rc == 2 and run.out == b"" and "nosuch" in run.err
     assert_clean(run)
+
+
+def test_codec_failing_midway_through_a_large_file_leaves_nothing(tmp_path, tree, monkeypatch):
+    """A large file is coded block by block after its header is written; if a block then fails the archive
+    cannot be completed, so the whole create fails cleanly and removes its temp file."""
+    import lmar
+    import lmar.pipeline
+    from lmar.errors import LmarError
+    from lmar.registry import get_registry
+
+    from conftest import fast_options
+
+    class FailsLater(Codec):
+        name = "failslater"
+        block_size = 64 << 10
+        calls = 0
+
+        def compress(self, data):
+            FailsLater.calls += 1
+            if FailsLater.calls > 2:
+                raise RuntimeError("disk on fire")
+            return bytes(data)
+
+        def decompress(self, payload, size):
+            return payload
+
+    monkeypatch.setattr(lmar.pipeline, "WHOLE_LIMIT", 100 << 10)
+    reg = get_registry()
+    reg.register(FailsLater, "tests")
+    try:
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(500 << 10))
+        arc = tmp_path / "x.lmar"
+        with pytest.raises(LmarError, match="big.bin.*disk on fire"):
+            with lmar.open(arc, "w", options=fast_options(codec="failslater")) as w:
+                w.add([str(tree / "text.txt"), str(big)])
+        assert not arc.exists() and no_temp_files(tmp_path)
+    finally:
+        reg.codecs.pop("failslater", None)
+        reg.providers.pop("failslater", None)

@@ -277,3 +277,10 @@ def test_hostile_archive_through_the_real_command(tmp_path, area):
     assert listing(dest) == {"before.txt", "after.txt", "door", "suid"}
     assert stat.S_IMODE(os.stat(dest / "suid").st_mode) == 0o755
     _outside_unchanged(outside)
+    # The same archive from a pipe (no index: members are refused while scanning, and skipped over).
+    piped = dest.parent / "piped"
+    run = run_lmar("extract", "-", "-C", piped, input=arc.read_bytes())
+    assert_clean(run)
+    assert run.rc == 1, run.err
+    assert listing(piped) == {"before.txt", "after.txt", "suid"}
+    _outside_unchanged(outside)
