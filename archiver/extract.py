@@ -40,7 +40,10 @@ class Extractor:
         self.dest = os.path.abspath(dest)
         self.overwrite = overwrite
         self._dirs: list[tuple[str, MemberInfo]] = []
-        os.makedirs(self.dest, exist_ok=True)
+        try:
+            os.makedirs(self.dest, exist_ok=True)
+        except OSError as exc:
+            raise LmarError(f"{dest}: cannot create the destination directory: {exc.strerror or exc}") from None
         self._real_dest = os.path.realpath(self.dest)
 
     # -- checks ----------------------------------------------------------------------------------------
