@@ -357,6 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return EXIT_FATAL
+    except OSError as exc:  # the system refused (disk full, read-only, ...): say what, not "internal error"
+        if os.environ.get("LMAR_DEBUG"):
+            raise
+        error(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else (exc.strerror or str(exc)))
+        return EXIT_FATAL
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get("LMAR_DEBUG"):
             raise
