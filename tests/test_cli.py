@@ -373,3 +373,19 @@ def test_codec_failing_midway_through_a_large_file_leaves_nothing(tmp_path, tree
     finally:
         reg.codecs.pop("failslater", None)
         reg.providers.pop("failslater", None)
+
+
+def test_destination_and_disk_problems_are_one_line_errors(capsys, tmp_path, tree):
+    """Not 'internal error': an existing file as -C, an uncreatable destination, a full disk on stdout."""
+    (tmp_path / "afile").write_bytes(b"")
+    arc = tmp_path / "x.lmar"
+    assert lmar_main(["create", "-q", "-j", "1", "--codec", "store", str(arc), str(tree / "text.txt")]) == 0
+    for dest in (tmp_path / "afile", tmp_path / "afile" / "below"):
+        rc, out, err = main_in(capsys, "extract", arc, "-C", dest)
+        assert rc == 2 and err.startswith("lmar: ") and str(dest) in err and err.count("\n") == 1
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "wb") as full:
+            proc = subprocess.run([sys.executable, "-m", "lmar.cli", "create", "-q", "-j", "1", "--codec", "store",
+                                   "-", str(tree)], stdout=full, stderr=subprocess.PIPE, timeout=120)
+        err = proc.stderr.decode()
+        assert proc.returncode == 2 and "No space left" in err and "internal error" not in err, err
