@@ -426,43 +426,78 @@ class Reuse:
         return self.table.get((sha256, codec))
 
 
+@dataclass(frozen=True)
+class Settings:
+    """How a run measures; recorded in every report so figures can be compared (and reused) safely."""
+
+    paths: tuple[str, ...]
+    repeat: int = 3
+    chunk_size: int | None = 2048
+    command: str = ""
+    #: At most this many chunks per file, evenly spread (None: all).
+    chunk_sample: int | None = None
+    #: Seconds allowed to one measurement (None: no limit).
+    timeout: float | None = None
+    #: Contenders measured on whole files only.
+    whole_only: tuple[str, ...] = ()
+    #: Seconds after which no new measurement starts (None: no limit).
+    max_time: float | None = None
+
+
+def interleave(files: Sequence[BenchFile]) -> list[BenchFile]:
+    """Files in measuring order: round robin over modalities, each modality in path order.
+
+    Why: a run cut short (``--max-time``, Ctrl-C) then still covers every modality instead of only the
+    first folders of the alphabet. Reports list files in path order whatever the measuring order.
+    """
+    by_modality: dict[str, list[BenchFile]] = {}
+    for f in files:
+        by_modality.setdefault(f.modality, []).append(f)
+    queues = list(by_modality.values())
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+
+
 def iter_results(
     files: Sequence[BenchFile],
     contenders: Sequence[Contender],
-    repeat: int = 3,
-    chunk_size: int | None = 2048,
-    chunk_sample: int | None = None,
-    timeout: float | None = None,
+    settings: Settings,
     on_start: Callable[[BenchFile, Contender], None] | None = None,
     read: Callable[[str], bytes] = lambda p: Path(p).read_bytes(),
     reuse: Reuse | None = None,
-    whole_only: frozenset[str] = frozenset(),
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[FileResult]:
-    """Measure each contender on each file, yielding as it goes so an interrupted run keeps its results.
+    """Measure each contender on each file (in :func:`interleave` order), yielding as it goes so an
+    interrupted run keeps its results.
 
     ``whole`` cuts the file at the codec's ``block_size`` (what the archiver does); ``chunked`` cuts it
     into ``chunk_size`` pieces, the setting of Deletang et al. (2023), keeps at most ``chunk_sample`` of
     them, and is measured once (its sizes are the point; repeating thousands of tiny calls would multiply
-    the run time for little). Contenders in ``whole_only`` skip the chunked setting. ``timeout`` bounds
-    each measurement in seconds. Pairs found in ``reuse`` (with the same chunked setting) are not measured
-    again.
+    the run time for little). Pairs found in ``reuse`` (with the same chunked setting) are not measured
+    again; once ``max_time`` has passed, the remaining pairs are reported as not measured.
     """
+    st = settings
+    deadline = None if st.max_time is None else clock() + st.max_time
     coders: dict[str, Coder | Exception] = {}
-    for f in files:
+    for f in interleave(files):
         try:
             data = read(f.path)
         except OSError as exc:
             failed = Measurement(ERROR, f"cannot read: {exc.strerror or exc}")
             for c in contenders:
-                yield FileResult(f.path, f.modality, f.raw_bytes, c.name, failed, failed if chunk_size else None)
+                yield FileResult(f.path, f.modality, f.raw_bytes, c.name, failed, failed if st.chunk_size else None)
             continue
-        chunks = sample(split(data, chunk_size), chunk_sample) if chunk_size else None
+        chunks = sample(split(data, st.chunk_size), st.chunk_sample) if st.chunk_size else None
         digest = hashlib.sha256(data).hexdigest()
         for c in contenders:
-            wants_chunks = chunks is not None and c.name not in whole_only
+            wants_chunks = chunks is not None and c.name not in st.whole_only
             earlier = reuse.lookup(digest, c.name) if reuse is not None else None
             if earlier is not None and (earlier[1] is not None) == wants_chunks:
                 yield FileResult(f.path, f.modality, len(data), c.name, *earlier, sha256=digest, reused=True)
+                continue
+            if deadline is not None and clock() > deadline:
+                late = Measurement(TIMEOUT, f"not measured: the run's --max-time of {st.max_time:g} s had passed",
+                                   raw_bytes=len(data))
+                yield FileResult(f.path, f.modality, len(data), c.name, late, late if wants_chunks else None, digest)
                 continue
             if on_start is not None:
                 on_start(f, c)
@@ -476,8 +511,8 @@ def iter_results(
                 failed = Measurement(ERROR, f"cannot create codec: {type(coder).__name__}: {coder}")
                 yield FileResult(f.path, f.modality, len(data), c.name, failed, failed if wants_chunks else None, digest)
                 continue
-            whole = measure(coder, split(data, c.block_size), repeat, timeout)
-            chunked = measure(coder, chunks, 1, timeout) if wants_chunks and chunks is not None else None
+            whole = measure(coder, split(data, c.block_size), st.repeat, st.timeout)
+            chunked = measure(coder, chunks, 1, st.timeout) if wants_chunks and chunks is not None else None
             yield FileResult(f.path, f.modality, len(data), c.name, whole, chunked, digest)
 
 
@@ -606,17 +641,6 @@ def _gpu() -> str | None:
 def describe_machine() -> Machine:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return Machine(_cpu_model(), cores, _gpu(), platform.platform(), platform.python_version())
-
-
-@dataclass(frozen=True)
-class Settings:
-    paths: tuple[str, ...]
-    repeat: int
-    chunk_size: int | None
-    command: str = ""
-    chunk_sample: int | None = None
-    timeout: float | None = None
-    whole_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ def add_parser(subparsers: Any) -> None:
                         "too slow for an LM codec on a large corpus (they are listed as not measured)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop a measurement (one codec on one file) after SECONDS and report it as timed out")
+    p.add_argument("--max-time", type=float, metavar="SECONDS",
+                   help="start no new measurement after SECONDS; the rest is reported as not measured and the "
+                        "reports are still written (files are measured round robin across modalities)")
     p.add_argument("--reuse", metavar="OLD.json",
                    help="take measurements from an earlier --json report where the file bytes, the codec and the "
                         "settings are the same (only ok/declined results); measure the rest")
@@ -76,6 +79,8 @@ def validate(args: argparse.Namespace) -> list[str] | None:
         raise LmarError("--chunk-sample must be at least 1")
     if args.timeout is not None and not args.timeout > 0:
         raise LmarError("--timeout must be a positive number of seconds")
+    if args.max_time is not None and not args.max_time > 0:
+        raise LmarError("--max-time must be a positive number of seconds")
     for path, flag in ((args.json, "--json"), (args.md, "--md"), (args.plot, "--plot")):
         _check_output(path, flag)
     if args.plot:
@@ -144,7 +149,7 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
             skipped += [Skipped(n, f"chunked setting ({chunk_size}-byte chunks) not measured: --whole-only")
                         for n in whole_only]
         settings = Settings(tuple(args.paths), args.repeat, chunk_size, command_line(), args.chunk_sample, args.timeout,
-                            tuple(whole_only))
+                            tuple(whole_only), args.max_time)
         reuse = read_reuse(args.reuse, settings, contenders) if args.reuse else None
     except LmarError as exc:
         print(f"lmar: {exc}", file=sys.stderr)
@@ -156,13 +161,16 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
     show = not args.quiet and sys.stderr.isatty()
     with _Progress(show, sum(f.raw_bytes for f in files) * len(contenders) * passes) as progress:
         try:
-            for r in iter_results(files, contenders, args.repeat, chunk_size, args.chunk_sample, args.timeout,
-                                  on_start=progress.start, reuse=reuse, whole_only=frozenset(whole_only)):
+            for r in iter_results(files, contenders, settings, on_start=progress.start, reuse=reuse):
                 results.append(r)
                 progress.done(r, passes)
         except KeyboardInterrupt:
             complete = False
 
+    # Reports list results in path order, whatever order they were measured in.
+    file_order = {f.path: i for i, f in enumerate(files)}
+    codec_order = {c.name: i for i, c in enumerate(contenders)}
+    results.sort(key=lambda r: (file_order[r.path], codec_order[r.codec]))
     bench_run = BenchRun(
         settings=settings, machine=describe_machine(), contenders=tuple(contenders),
         skipped=tuple(skipped + skipped_files), files=tuple(files), results=tuple(results), complete=complete,

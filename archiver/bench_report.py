@@ -318,7 +318,8 @@ def render_markdown(run: BenchRun) -> str:
     if run.settings.command:
         out.append(f"- command: `{run.settings.command}`")
     out += [f"- lmar {run.lmar_version}; repeat {run.settings.repeat}; chunked: {_chunks(run) if run.settings.chunk_size else 'off'}"
-            + (f"; timeout {run.settings.timeout:g} s per measurement" if run.settings.timeout else ""),
+            + (f"; timeout {run.settings.timeout:g} s per measurement" if run.settings.timeout else "")
+            + (f"; run budget {run.settings.max_time:g} s" if run.settings.max_time else ""),
             f"- machine: {m.cpu_model}, {m.cpu_cores} cores, GPU: {m.gpu or 'none'}; {m.platform}; Python {m.python}",
             "- contenders: " + "; ".join(f"`{c.name}` ({c.kind}) {c.description}"
                                          + (f", model {fmt_bytes(c.model_bytes)}" if c.model_bytes else "")
@@ -397,7 +398,8 @@ def to_json_dict(run: BenchRun) -> dict[str, Any]:
         "settings": {"paths": list(run.settings.paths), "repeat": run.settings.repeat,
                      "chunk_size": run.settings.chunk_size, "chunk_sample": run.settings.chunk_sample,
                      "whole_only": list(run.settings.whole_only),
-                     "chunked_repeat": 1, "timeout_s": run.settings.timeout, "command": run.settings.command,
+                     "chunked_repeat": 1, "timeout_s": run.settings.timeout, "max_time_s": run.settings.max_time,
+                     "command": run.settings.command,
                      "reused_from": None if run.reuse is None else {"path": run.reuse.source,
                                                                     "created_utc": run.reuse.created_utc}},
         "machine": asdict(run.machine),

@@ -17,7 +17,7 @@ import pytest
 
 from lmar.bench import (ALL_GROUP, DECLINED, ERROR, MISMATCH, OK, SCHEMA_VERSION, TIMEOUT, BenchRun,
                         Machine, Settings, adjusted_rate_pct, bits_per_byte, collect_files, discover_contenders,
-                        iter_results, measure, rate_pct, sample, split, summarize)
+                        interleave, iter_results, measure, rate_pct, sample, split, summarize)
 from lmar.bench_cli import add_parser, run
 from lmar.bench_report import render_markdown, to_json_dict
 from lmar.codec import Codec
@@ -134,8 +134,9 @@ def bench_args(*argv: str) -> argparse.Namespace:
 def run_all(root: Path, chunk_size: int | None = 2048) -> BenchRun:
     files, skipped_files = collect_files([str(root)])
     contenders, skipped = discover_contenders(make_registry(*ALL_FAKES), which=no_tools)
-    results = list(iter_results(files, contenders, repeat=2, chunk_size=chunk_size))
-    return BenchRun(Settings((str(root),), 2, chunk_size), Machine("cpu", 1, None, "test", "3"), tuple(contenders),
+    settings = Settings((str(root),), 2, chunk_size)
+    results = list(iter_results(files, contenders, settings))
+    return BenchRun(settings, Machine("cpu", 1, None, "test", "3"), tuple(contenders),
                     tuple(skipped + skipped_files), tuple(files), tuple(results))
 
 
@@ -272,7 +273,7 @@ def test_json_follows_the_documented_schema(tree: Path) -> None:
     assert set(data["files"][0]) == {"path", "name", "modality", "raw_bytes", "sha256", "best_codec",
                                      "best_codec_chunked"}
     assert set(data["settings"]) == {"paths", "repeat", "chunk_size", "chunk_sample", "whole_only", "chunked_repeat",
-                                     "timeout_s", "command", "reused_from"}
+                                     "timeout_s", "max_time_s", "command", "reused_from"}
     assert set(data["codecs"][0]) == {"name", "kind", "source", "description", "version", "model_bytes", "block_size",
                                       "info"}
     measurement_keys = {"status", "reason", "pieces", "raw_bytes", "compressed_bytes", "rate_pct", "bits_per_byte",
@@ -369,6 +370,22 @@ def test_ctrl_c_prints_what_was_measured_and_exits_130(tree: Path, tmp_path: Pat
     captured = capsys.readouterr()
     assert "Interrupted" in captured.out and "top.bin" in captured.out
     assert "interrupted" in captured.err and not out_json.exists()
+
+
+def test_files_are_measured_round_robin_across_modalities(tree: Path) -> None:
+    (tree / "text" / "b.txt").write_bytes(b"b")
+    files, _ = collect_files([str(tree)])
+    assert [f.name for f in interleave(files)] == ["top.bin", "image/p.ppm", "text/a.txt", "text/b.txt"]
+
+
+def test_max_time_reports_the_rest_as_not_measured(tree: Path) -> None:
+    files, _ = collect_files([str(tree)])
+    contenders, _ = discover_contenders(make_registry(HeaderCodec), which=no_tools)
+    ticks = iter(range(100))
+    results = list(iter_results(files, contenders, Settings((str(tree),), 1, None, max_time=2.5),
+                                clock=lambda: next(ticks)))
+    assert [r.whole.status for r in results] == [OK, OK, TIMEOUT]  # clock: 0 at start, then 1, 2, 3 > 2.5
+    assert "--max-time" in results[2].whole.reason and results[2].chunked is None
 
 
 def test_whole_only_skips_the_chunked_setting_and_says_so(tree: Path, tmp_path: Path) -> None:
