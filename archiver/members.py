@@ -97,8 +97,10 @@ class MemberInfo:
         if isinstance(h.get("xxh3_128"), bytes):
             info.xxh3_128 = h["xxh3_128"]
         for key in ("stored_size", "offset"):
-            if isinstance(h.get(key), int):
-                setattr(info, key, h[key])
+            value = h.get(key)
+            # Out of range (a hostile index) counts as unknown: seek() would raise ValueError/OverflowError.
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 63:
+                setattr(info, key, value)
         return info
 
 
