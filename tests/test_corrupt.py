@@ -363,3 +363,35 @@ def test_bad_magic_and_future_version_through_the_command(tmp_path):
         assert_clean(run)
         assert run.rc == 2, run
         assert expect in run.err and len(run.err.strip().splitlines()) == 1, run.err
+
+
+def _with_index(data: bytes, edit) -> bytes:
+    """``data`` with its index rewritten by ``edit(entries)`` and a footer that vouches for it."""
+    import struct
+
+    import msgpack
+
+    magic, off, length, _ = struct.unpack_from("<8sQQQ", data, len(data) - FOOTER_SIZE)
+    entries = msgpack.unpackb(data[off + 9:off + 9 + length], raw=False)
+    edit(entries)
+    body = msgpack.packb(entries, use_bin_type=True)
+    return (data[:off] + b"I" + struct.pack("<Q", len(body)) + body
+            + struct.pack("<8sQQQ", magic, off, len(body), xxhash.xxh3_64_intdigest(body)))
+
+
+@pytest.mark.parametrize("offset", [-5, 1 << 63, 1 << 40, 3, 0, "x", None, True])
+def test_hostile_index_offsets(offset):
+    """The index is checksummed but a hostile writer computes the checksum too: its offsets are untrusted."""
+    def edit(entries):
+        entries[1]["offset"] = offset
+
+    ok, failed = read_through_api(_with_index(SAMPLE, edit))
+    assert failed >= 1
+
+
+def test_index_pointing_at_another_member_is_refused():
+    def edit(entries):
+        entries[1]["offset"], entries[2]["offset"] = entries[2]["offset"], entries[1]["offset"]
+
+    ok, failed = read_through_api(_with_index(SAMPLE, edit))
+    assert failed == 2
