@@ -191,6 +191,24 @@ def test_bad_payloads_raise_codec_error() -> None:
         codec.decompress(payload, len(data) + 1)
 
 
+_FUZZ_DATA = bmp(_pixels(np.random.default_rng(3), 9, 7, 3, 255))
+_FUZZ_PAYLOAD = ImageCodec(**FAST).compress(_FUZZ_DATA)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_FUZZ_PAYLOAD) - 1), st.integers(0, 7)), min_size=1, max_size=3))
+def test_corrupt_payloads_fail_cleanly(flips: list[tuple[int, int]]) -> None:
+    """Flipped bits give CodecError or some bytes (the archive checksum catches those), nothing else."""
+    bad = bytearray(_FUZZ_PAYLOAD)
+    for at, bit in flips:
+        bad[at] ^= 1 << bit
+    try:
+        out = ImageCodec().decompress(bytes(bad), len(_FUZZ_DATA))
+    except CodecError:
+        return
+    assert isinstance(out, bytes) and len(out) == len(_FUZZ_DATA)
+
+
 def test_registered_through_entry_points() -> None:
     reg = get_registry()
     assert reg.get("image") is ImageCodec

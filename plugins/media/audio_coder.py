@@ -198,7 +198,7 @@ def _decode_segment(payload: bytes, total: int, chans: int) -> np.ndarray:
         pred = (arev * buf[:, i : i + pmax]).sum(axis=1)
         buf[:, i + pmax] = e + ((pred + half) >> lpc.Q)
 
-    end = residual_coder.decode(payload, pos, step)
+    end = residual_coder.decode(payload, pos, (rows, n), step)
     sig = buf[:, pmax:]
     if chans == 2:
         a, b = sig[0::2], sig[1::2]  # (F, n) each: the two coded signals per frame

@@ -12,7 +12,7 @@ import numpy as np
 
 from lmar.errors import CodecError
 
-from .residual_coder import ALPHABET, ESCAPE, NGRID, RANGE, _model_for, best_grid
+from .residual_coder import ALPHABET, ESCAPE, NGRID, RANGE, _model_for, best_grid, corrupt
 
 _uniform = constriction.stream.model.Uniform()
 _MAXK = 23  # constriction's uniform model takes fewer than 2**24 symbols
@@ -97,8 +97,6 @@ class Reader:
                 u = (both[0::2] << 16) | both[1::2]
                 q[esc] = u - ((u & 0x80000000) << 1)
             low = self.dec.decode(_uniform, np.full(n, 1 << k, np.int32)).astype(np.int64) if k else 0
-        except CodecError:
-            raise
-        except Exception:
-            raise CodecError("audio: corrupt side information") from None
+        except BaseException as exc:  # noqa: B036 - see residual_coder.corrupt()
+            raise corrupt(exc, "side information") from None
         return (q << k) + low

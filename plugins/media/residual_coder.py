@@ -26,7 +26,21 @@ NTHETA, NRHO = 128, 16  # table grid: Laplace steepness x Gaussian-core width
 NGRID = NTHETA * NRHO
 UNUSED = 0xFFFF
 RATE = 4  # state update: s += (16|e| - s) >> RATE
+MAX_STATE = 1 << 40  # encoder states stay below 2**35; past this a payload is corrupt (and k would reach 33)
 _model = constriction.stream.model
+
+
+
+
+def corrupt(exc: BaseException, what: str) -> CodecError:
+    """The CodecError for a failed constriction call; interrupts pass through untouched.
+
+    pyo3 turns Rust panics (e.g. an impossible symbol in a corrupt stream) into ``PanicException``,
+    a BaseException, so callers catch BaseException and come here.
+    """
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)):
+        raise exc
+    return CodecError(f"audio: corrupt {what}")
 
 
 def initial_state(code: np.ndarray) -> np.ndarray:
@@ -154,7 +168,7 @@ def encode(e: np.ndarray) -> bytes:
         enc.encode(sel.astype(np.int32), _model_for(c, grid))
         words = enc.get_compressed()
         parts.append(struct.pack("<HI", grid, len(words)) + words.astype("<u4").tobytes())
-    if escapes.size and (escapes.min() < -(2**31) or escapes.max() >= 2**31):
+    if e.size and np.abs(e).max() >= 2**31:  # keeps states below 2**35, so low-bit symbols stay small
         raise CodecError("audio: residual out of range")
     parts.append(struct.pack("<I", escapes.size) + escapes.astype("<i4").tobytes())
     has_low = k_f > 0
@@ -167,13 +181,16 @@ def encode(e: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
-def decode(payload: bytes, pos: int, lpc_step) -> int:  # type: ignore[no-untyped-def]
+def decode(payload: bytes, pos: int, shape: tuple[int, int], lpc_step) -> int:  # type: ignore[no-untyped-def]
     """Decode residuals position by position, handing each position's residuals (R,) to ``lpc_step``.
 
-    ``lpc_step(i, e_i)`` reconstructs samples (it owns the prediction state). Returns the end position.
+    ``shape`` is the (rows, positions) the caller expects. ``lpc_step(i, e_i)`` reconstructs samples
+    (it owns the prediction state). Returns the end position.
     """
     try:
         rows, n = struct.unpack_from("<II", payload, pos)
+        if (rows, n) != shape:
+            raise CodecError("audio: residual stream shape does not match the side information")
         pos += 8
         s = initial_state(np.frombuffer(payload, np.uint8, rows, pos))
         pos += rows
@@ -201,7 +218,7 @@ def decode(payload: bytes, pos: int, lpc_step) -> int:  # type: ignore[no-untype
     esc_pos = 0
     q = np.empty(rows, dtype=np.int64)
     for i in range(n):
-        if s.max(initial=0) > 1 << 45:
+        if s.max(initial=0) > MAX_STATE:
             raise CodecError("audio: residual state out of range")
         k, ctx = contexts(s)
         if np.any(ctx >= NCTX):
@@ -216,8 +233,8 @@ def decode(payload: bytes, pos: int, lpc_step) -> int:  # type: ignore[no-untype
             dec, model = decoders[c]
             try:
                 q[order[start : start + cnt]] = dec.decode(model, cnt)
-            except Exception:
-                raise CodecError("audio: corrupt residual stream") from None
+            except BaseException as exc:  # noqa: B036 - see corrupt()
+                raise corrupt(exc, "residual stream") from None
             start += cnt
         esc = q == ESCAPE
         q -= RANGE
@@ -236,8 +253,8 @@ def decode(payload: bytes, pos: int, lpc_step) -> int:  # type: ignore[no-untype
                 wide = ks > LOW_SPLIT
                 if wide.any():
                     part[wide] |= hi_dec.decode(uniform, (np.int64(1) << (ks[wide] - LOW_SPLIT)).astype(np.int32)) << LOW_SPLIT
-            except Exception:
-                raise CodecError("audio: corrupt low-bit stream") from None
+            except BaseException as exc:  # noqa: B036 - see corrupt()
+                raise corrupt(exc, "low-bit stream") from None
             low[sel] = part
         e = (q << k) + low
         s = s + (((np.abs(e) << 4) - s) >> RATE)
