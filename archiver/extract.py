@@ -75,7 +75,19 @@ class Extractor:
         if info.type == SYMLINK:
             if link.startswith("/"):
                 raise UnsafeMemberError(f"{info.path}: symlink to absolute path {link} refused")
+            # Lexical normalisation treats 'name/..' as nothing, but the OS resolves 'name' first: if 'name'
+            # is (or later becomes) a symlink such as 'l -> .', then 'l/..' is the destination's parent.
+            parts = [p for p in link.split("/") if p not in ("", ".")]
+            leading = 0
+            while leading < len(parts) and parts[leading] == "..":
+                leading += 1
+            if ".." in parts[leading:]:
+                raise UnsafeMemberError(f"{info.path}: symlink to {link} refused ('..' after a name could lead "
+                                        "outside through another link)")
             resolved = posixpath.normpath(posixpath.join(posixpath.dirname(safe_relpath(info.path)), link))
+            real = os.path.realpath(os.path.join(os.path.dirname(self.target_of(info)), link))
+            if real != self._real_dest and not real.startswith(self._real_dest + os.sep):
+                raise UnsafeMemberError(f"{info.path}: link to {link} points outside the destination")
         else:
             resolved = posixpath.normpath(link)
         if resolved == ".." or resolved.startswith("../") or resolved.startswith("/"):
