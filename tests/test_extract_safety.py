@@ -100,6 +100,39 @@ def test_symlinks_pointing_outside_refused(capsys, tmp_path, area, name, target)
     _outside_unchanged(outside)
 
 
+@pytest.mark.parametrize("links", [
+    [("l1", "."), ("l2", "l1/..")],  # lexically '.', really the destination's parent
+    [("l2", "l1/.."), ("l1", ".")],  # the same with the helper link created afterwards
+    [("l1", "."), ("l3", "l1/l1/../outside/keep.txt")],
+    [("d/l1", ".."), ("d/l4", "l1/../../outside")],
+])
+def test_symlink_chains_escaping_through_other_links_refused(capsys, tmp_path, area, links):
+    """Normalising a target lexically ('a/..' -> '') is wrong when 'a' is a symlink: the OS follows it."""
+    dest, outside = area
+    arc = sandwich(tmp_path, *[link_member(n, t) for n, t in links])
+    rc, err = extract(capsys, arc, dest)
+    assert rc == 1, err
+    real_dest = os.path.realpath(dest)
+    for dirpath, dirnames, filenames in os.walk(dest):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                real = os.path.realpath(full)
+                assert real == real_dest or real.startswith(real_dest + os.sep), (full, os.readlink(full), real)
+    _outside_unchanged(outside)
+
+
+def test_existing_symlink_makes_a_new_link_escape_refused(capsys, tmp_path, area):
+    """A symlink already in the destination that points outside: a new link through it is refused too."""
+    dest, outside = area
+    dest.mkdir(parents=True)
+    os.symlink(outside, dest / "door")
+    arc = sandwich(tmp_path, link_member("via", "door/keep.txt"))
+    rc, err = extract(capsys, arc, dest)
+    assert_refused_rest_extracted(rc, err, dest, ["via"])
+    assert not os.path.lexists(dest / "via")
+
+
 def test_symlinks_inside_are_kept(capsys, tmp_path, area):
     """The filter is not a blanket ban: links that stay inside (or dangle inside) are extracted."""
     dest, outside = area
