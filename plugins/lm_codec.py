@@ -25,7 +25,7 @@ class LmCodec(Codec):
     block_size = 16 << 20
     speed = 25e3  # measured 15-40 KB/s on a shared 2-core CPU (see tools/bench_lm.py)
     verify_by_default = True
-    default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 2048,
+    default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 1024,
                       "scheme": "cm1"}
 
     def __init__(self, **params: Any) -> None:
@@ -80,11 +80,16 @@ class LmCodec(Codec):
         return decode_block(bytes(payload), self._plan(size), net, PredictorConfig(), self._fingerprint())
 
     def estimate(self, sample: bytes) -> float | None:
-        """Code up to 8 KiB of the sample for real (a second or two): the mixer's gain is not predictable."""
-        sample = bytes(sample[: 8 << 10])
+        """Code up to 4 KiB of the sample for real in 16 short segments (about a second).
+
+        The mixer's gain over the network is not predictable from the network alone; a short real run
+        is, and it errs on the pessimistic side (the adaptive tables start empty).
+        """
+        sample = bytes(sample[: 4 << 10])
         if not sample:
             return None
-        return len(self.compress(sample)) / len(sample)
+        probe = type(self)(**{**self.params, "min_segment": 256, "max_segments": 16})
+        return len(probe.compress(sample)) / len(sample)
 
     def header_info(self) -> dict[str, Any]:
         prof = runtime.numerics_profile(self._network().provider)

@@ -58,9 +58,9 @@ def test_round_trip(name: str) -> None:
     assert _codec(**c.params).decompress(payload, len(data)) == data
 
 
-@pytest.mark.parametrize("min_segment,max_segments", [(4096, 1), (200, 3), (64, 64)])
-def test_segment_counts(min_segment: int, max_segments: int) -> None:
-    data = TEXT[:1100]
+@pytest.mark.parametrize("min_segment,max_segments,size", [(4096, 1, 300), (200, 3, 900), (64, 64, 1100)])
+def test_segment_counts(min_segment: int, max_segments: int, size: int) -> None:
+    data = TEXT[:size]
     c = _codec(min_segment=min_segment, max_segments=max_segments)
     payload = c.compress(data)
     assert c.decompress(payload, len(data)) == data

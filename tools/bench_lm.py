@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--speed-bytes", type=int, default=1 << 20, help="size of the speed sample (0: skip)")
-    ap.add_argument("--scaling-bytes", type=int, default=128 << 10, help="size of the scaling sample (0: skip)")
-    ap.add_argument("--scaling", default="1,4,16,64,256", help="max_segments values for the scaling table")
+    ap.add_argument("--scaling-bytes", type=int, default=32 << 10, help="size of the scaling sample (0: skip)")
+    ap.add_argument("--scaling", default="4,16,64,256", help="max_segments values for the scaling table")
     args = ap.parse_args(argv)
 
     files = sorted(p for p in args.corpus.iterdir() if p.is_file())
@@ -80,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
               f"decompress {kbs(len(sample), dt):.1f} KB/s, {lm * 8 / len(sample):.3f} bits/byte", flush=True)
     if args.scaling_bytes:
         sample = corpus[: args.scaling_bytes]
-        print(f"scaling on {len(sample)} bytes (min_segment 256):")
+        print(f"scaling on {len(sample)} bytes (min_segment 64):")
         print(f"{'segments':>9}{'steps':>7}{'c KB/s':>8}{'d KB/s':>8}{'bits/byte':>10}")
         for s in (int(x) for x in args.scaling.split(",")):
-            lm, ct, dt = lm_round_trip(sample, max_segments=s, min_segment=256)
-            codec = LmCodec(max_segments=s, min_segment=256)
+            lm, ct, dt = lm_round_trip(sample, max_segments=s, min_segment=64)
+            codec = LmCodec(max_segments=s, min_segment=64)
             plan = codec._plan(len(sample))
             print(f"{plan.count:>9}{plan.steps:>7}{kbs(len(sample), ct):>8.1f}{kbs(len(sample), dt):>8.1f}"
                   f"{lm * 8 / len(sample):>10.3f}", flush=True)

@@ -11,7 +11,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .nnprob import byte_cdf, node_prob
+from .nnprob import byte_weights, node_table
 from .predictor import Predictor, PredictorConfig
 from .segments import SegmentPlan
 
@@ -45,20 +45,21 @@ def run(plan: SegmentPlan, net: Network | None, cfg: PredictorConfig, code_bits:
     pred = Predictor(S, plan.size, cfg)
     prev = np.full(S, net.bos if net is not None else 256, dtype=np.int64)
     state = net.zero_state(S) if net is not None else None
-    flat_cdf = np.arange(257, dtype=np.int64)[None, :]
+    uniform = np.full((S, 256), 2048, dtype=np.int64)
     for t in range(plan.steps):
         live = plan.live(t)
         pos = plan.starts[:live] + t
         if net is not None:
             logits, state = net.step(prev, state)
-            cdf = byte_cdf(logits[:live])
+            nodes = node_table(byte_weights(logits[:live])).ravel()
         else:
-            cdf = np.broadcast_to(flat_cdf, (live, 257))
+            nodes = uniform[:live].ravel()
+        row = np.arange(live, dtype=np.int64) * 256
         pred.begin_byte(live, buf)
         truth = source[pos].astype(np.int64) if source is not None else None
         c0 = np.ones(live, dtype=np.int64)
         for bit in range(8):
-            p16 = pred.predict(bit, c0, node_prob(cdf, c0, bit))
+            p16 = pred.predict(bit, c0, nodes[row + c0])
             tb = ((truth >> (7 - bit)) & 1) if truth is not None else None
             bits = code_bits(bit, p16, tb)
             pred.update(bits)

@@ -19,6 +19,9 @@ from .mixer import Apm, Mixer, clamp
 _G1 = np.uint64(0x9E3779B97F4A7C15)
 _G2 = np.uint64(0xBF58476D1CE4E5B9)
 _G3 = np.uint64(0x94D049BB133111EB)
+_NBUCKETS = 8
+#: Hit count -> state-map bucket: 0, 1, 2, 3, 4-5, 6-9, 10-29, 30+.
+_COUNT_BUCKET = np.array([0, 1, 2, 3, 4, 4, 5, 5, 5, 5] + [6] * 20 + [7] * 2000, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -29,10 +32,12 @@ class PredictorConfig:
     hash_bits: int = 22
     match_bits: int = 20
     context_limit: int = 127
-    mixer_lr: int = 6
-    final_lr: int = 2
+    mixer_lr: int = 40
+    final_lr: int = 8
     apm_rate: int = 6
-    linear_inputs: bool = True
+    linear_inputs: bool = False
+    state_maps: bool = False
+    word_bigram: bool = True
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -47,23 +52,27 @@ class Predictor:
     def __init__(self, segments: int, size: int, cfg: PredictorConfig) -> None:
         self.cfg = cfg
         self.S = segments
-        k = len(cfg.orders) + 1  # + word context
+        k = len(cfg.orders) + 1 + int(cfg.word_bigram)  # + word (and previous word) contexts
         self.k = k
         hb = cfg.hash_bits
         # Regions: order-0 (by partial byte), match map (bucket x expected bit), then the hashed contexts.
-        sizes = [256, 2 * MatchModel.BUCKETS] + [1 << hb] * k
-        limits = [1023, 1023] + [cfg.context_limit] * k
-        self.bank = CounterBank(sizes, limits)
-        self.hash_off = self.bank.offsets[2:][None, :]
+        # The state maps (one region, after the contexts) turn (order, hit count, probability) into a
+        # learned probability: what a context that has seen 2 ones out of 2 really predicts.
+        sizes = [256, 2 * MatchModel.BUCKETS] + [1 << hb] * k + [k * _NBUCKETS * 32]
+        self.bank = CounterBank(sizes)
+        self.limits = np.array([1023, 1023] + [cfg.context_limit] * k + ([1023] * k if cfg.state_maps else []))
+        self.sm_base = (self.bank.offsets[-1] + np.arange(k, dtype=np.int64) * _NBUCKETS * 32)[None, :]
+        self.hash_off = self.bank.offsets[2:-1][None, :]
         self.hash_shift = np.uint64(64 - hb)
         self.masks = np.array([(1 << (8 * o)) - 1 for o in cfg.orders], dtype=np.uint64)[None, :]
         self.tags = (np.arange(1, len(cfg.orders) + 1, dtype=np.uint64) << np.uint64(56))[None, :]
         self.match = MatchModel(segments, size, cfg.match_bits)
         self.hist = np.zeros(segments, dtype=np.uint64)
         self.word = np.zeros(segments, dtype=np.uint64)
+        self.word_prev = np.zeros(segments, dtype=np.uint64)
         self.ctx = np.zeros((segments, k), dtype=np.uint64)
         # Inputs: bias, network, order-0, match, k contexts (+ k linear terms).
-        self.inputs = 4 + k + (k if cfg.linear_inputs else 0)
+        self.inputs = 4 + k + (k if cfg.linear_inputs else 0) + (k if cfg.state_maps else 0)
         self._x = np.zeros((segments, self.inputs), dtype=np.int64)
         self._x[:, 0] = 256
         self._idx = np.zeros((segments, 2 + k), dtype=np.int64)
@@ -82,8 +91,11 @@ class Predictor:
         self.n = n
         hist = self.hist[:n]
         ctx = self.ctx[:n]
-        ctx[:, :-1] = _mix64((hist[:, None] & self.masks) + self.tags)
-        ctx[:, -1] = _mix64(self.word[:n] ^ _G3)
+        no = len(self.cfg.orders)
+        ctx[:, :no] = _mix64((hist[:, None] & self.masks) + self.tags)
+        ctx[:, no] = _mix64(self.word[:n] ^ _G3)
+        if self.cfg.word_bigram:
+            ctx[:, no + 1] = _mix64((self.word[:n] + self.word_prev[:n] * _G2) ^ _G1)
         self.c1 = (hist & np.uint64(255)).astype(np.int64)
         c2 = ((hist >> np.uint64(8)) & np.uint64(255)).astype(np.int64)
         self.c12 = ((self.c1 * 0x2F1 + c2 * 0x1D3) & 0xFF) << 8
@@ -97,7 +109,10 @@ class Predictor:
         self.hist[:n] = (self.hist[:n] << np.uint64(8)) | b
         low = byte | 32
         letter = (low >= 97) & (low <= 122)
-        self.word[:n] = np.where(letter, (self.word[:n] + low.astype(np.uint64)) * _G2, np.uint64(0))
+        word = self.word[:n]
+        ended = ~letter & (word != 0)
+        self.word_prev[:n] = np.where(ended, word, self.word_prev[:n])
+        self.word[:n] = np.where(letter, (word + low.astype(np.uint64)) * _G2, np.uint64(0))
         self.match.end_byte(buf, byte, pos, self.hist[:n], np.full(n, filled, dtype=np.int64))
 
     # -- per decision --------------------------------------------------------------------------------
@@ -119,8 +134,17 @@ class Predictor:
         x[:, 1] = self.stretch[p_nn]
         x[:, 2:4] = st[:, :2]
         x[:, 4 : 4 + k] = st[:, 2:] * seen
+        col = 4 + k
         if self.cfg.linear_inputs:
-            x[:, 4 + k :] = ((p[:, 2:] - 32768) >> 4) * seen
+            x[:, col : col + k] = ((p[:, 2:] - 32768) >> 4) * seen
+            col += k
+        if self.cfg.state_maps:
+            smi = self.sm_base + _COUNT_BUCKET[cnt[:, 2:]] * 32 + ((st[:, 2:] + 2048) >> 7)
+            psm, nsm = self.bank.lookup(smi)
+            x[:, col : col + k] = self.stretch[psm >> 4]
+            idx = np.concatenate([idx, smi], axis=1)
+            p = np.concatenate([p, psm], axis=1)
+            cnt = np.concatenate([cnt, nsm], axis=1)
         sel = self._sel[:n]
         sel[:, 0] = c0
         sel[:, 1] = mslot
@@ -141,7 +165,7 @@ class Predictor:
     def update(self, bits: np.ndarray) -> None:
         idx, p, cnt, x, rows, p1, st1, frows, pf, knots = self._saved
         b = bits.astype(np.int64)
-        self.bank.update(idx, p, cnt, b)
+        self.bank.update(idx, p, cnt, b, self.limits)
         self.mixer.learn(rows, x, p1, b)
         self.final.learn(frows, st1, pf[:, None], b)
         self.apm.learn(knots, b)
