@@ -22,11 +22,11 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from functools import cached_property
-from datetime import datetime, timezone
-from pathlib import Path
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
 from typing import Callable, Iterator, Mapping, Protocol, Sequence
 
 from . import __version__
