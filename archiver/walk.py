@@ -104,11 +104,11 @@ def collect(paths: Iterable[str], excludes: Iterable[str] = (), skip_real: Itera
             if st.st_nlink > 1 and key in seen_inodes:
                 yield Source(MemberInfo(arcname, HARDLINK, mode, st.st_mtime_ns, link=seen_inodes[key]), fs_path)
                 return
-            if st.st_nlink > 1:
-                seen_inodes[key] = arcname
             if not os.access(fs_path, os.R_OK):
                 yield Skipped(fs_path, "cannot read: permission denied")
                 return
+            if st.st_nlink > 1:  # only once it will be archived: later names become links to it
+                seen_inodes[key] = arcname
             yield Source(MemberInfo(arcname, FILE, mode, st.st_mtime_ns, size=st.st_size), fs_path)
         else:
             yield Skipped(fs_path, "is a device, FIFO or socket; skipped", is_error=False)
