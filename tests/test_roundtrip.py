@@ -282,3 +282,25 @@ def test_names_that_are_not_utf8_are_skipped_not_fatal(tmp_path):
     errors = sorted(r.error for r in results if r.error)
     assert errors == ["link target is not valid UTF-8; not archived"] + ["name is not valid UTF-8; not archived"] * 2
     assert read_all(arc) == {"good": b"content of good"}
+
+
+def test_unreadable_first_hardlink_name_does_not_leave_a_dangling_link(tmp_path, monkeypatch):
+    """If the first name of a hard-linked file cannot be read, the next name must carry the content, not
+    become a link to a member that was never archived. (Unreadable is simulated: tests may run as root.)"""
+    import lmar.walk
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(b"shared")
+    os.link(src / "a", src / "b")
+    real_access = os.access
+    monkeypatch.setattr(lmar.walk.os, "access", lambda p, m: False if os.path.basename(p) == "a" else real_access(p, m))
+    arc = tmp_path / "h.lmar"
+    with _cwd(src):
+        with lmar.open(arc, "w", options=fast_options(codec="store")) as w:
+            results = w.add(["a", "b"])
+    assert [r.error for r in results if r.error] == ["cannot read: permission denied"]
+    monkeypatch.undo()
+    dest = tmp_path / "dest"
+    assert lmar_main(["extract", "-q", str(arc), "-C", str(dest)]) == 0
+    assert (dest / "b").read_bytes() == b"shared"
