@@ -1,8 +1,9 @@
 """Lossless audio codec for PCM WAV (8/16/24-bit, 1-8 channels, any rate).
 
 Samples are coded by :mod:`lmar.plugins.media.audio_coder` (stereo decorrelation, per-frame LPC up to
-order 32, an NLMS second stage, adaptive arithmetic coding of residuals); every byte that is not a sample (RIFF header, other
-chunks, a partial last frame, trailing data) is kept verbatim, so the output is the input bit for bit.
+order 32, an NLMS second stage, adaptive arithmetic coding of residuals); every byte that is not a sample
+(RIFF header, other chunks, a partial last frame, trailing data) is kept verbatim, so the output is the
+input bit for bit.
 Inputs are recognised from their bytes; anything else is declined in :meth:`AudioCodec.accepts`.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ class AudioCodec(Codec):
             raise CodecError("audio: malformed header") from None
         x, side = split(data, lay)
         frame, order = int(self.params["frame"]), int(self.params["max_order"])
-        if not (frame == 0 or 16 <= frame <= 1 << 20) or not 0 <= order <= 32:
+        if not (frame == 0 or 16 <= frame <= 1 << 20) or not 1 <= order <= 32:
             raise CodecError("audio: bad frame or max_order parameter")
         body = audio_coder.encode(x, frame, order)
         return _HEAD.pack(lay.offset, lay.frames, lay.channels, lay.sample_bytes) + sidebytes.pack(side) + body

@@ -69,7 +69,8 @@ def ours(codec, data: bytes) -> tuple[int, float, float]:  # type: ignore[no-unt
     return len(payload), t1 - t0, t2 - t1
 
 
-def table(title: str, base: str, files: list[str], codec, baseline) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]
+def table(title: str, base: str, files: list[str], codec, baseline):  # type: ignore[no-untyped-def]
+    """Print one table; returns the totals (raw, ours, baseline, xz)."""
     print(f"\n{title}")
     print(f"{'file':28s} {'raw':>9s} {'ours':>9s} {base:>9s} {'xz -9e':>9s} {'ours/' + base:>10s} {'ours/xz':>8s}"
           f" {'enc s':>6s} {'dec s':>6s}")

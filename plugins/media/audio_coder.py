@@ -163,7 +163,7 @@ def _decode_segment(payload: bytes, total: int, chans: int) -> np.ndarray:
         got_total, got_chans, pmax, n, taps, mu = _HEAD.unpack_from(payload, pos)
     except struct.error:
         raise CodecError("audio: truncated stream header") from None
-    if got_total != total or got_chans != chans or not 0 < n <= 1 << 24 or pmax > lpc.PMAX or taps > 64 or mu > 40:
+    if (got_total, got_chans) != (total, chans) or not 0 < n <= 1 << 24 or pmax > lpc.PMAX or taps > 64 or mu > 40:
         raise CodecError("audio: stream header does not match the container")
     pos += _HEAD.size
     f = -(-total // n)
@@ -174,10 +174,9 @@ def _decode_segment(payload: bytes, total: int, chans: int) -> np.ndarray:
     mode = side.column(f) if chans == 2 else np.zeros(f, dtype=np.int64)
     order = side.column(rows)
     use = side.column(rows)
-    if order.min(initial=0) < 0 or order.max(initial=0) > pmax or mode.min(initial=0) < 0 or mode.max(initial=0) > RS:
-        raise CodecError("audio: bad side information")
-    if use.min(initial=0) < 0 or use.max(initial=0) > 1:
-        raise CodecError("audio: bad side information")
+    for vals, top in ((order, pmax), (mode, RS), (use, 1)):
+        if vals.min(initial=0) < 0 or vals.max(initial=0) > top:
+            raise CodecError("audio: bad side information")
     kq = np.zeros((rows, pmax), dtype=np.int64)
     for m, sel in _coef_rows(order, slots, pmax):
         vals = side.column(sel.size)
@@ -202,7 +201,6 @@ def _decode_segment(payload: bytes, total: int, chans: int) -> np.ndarray:
     sig = buf[:, pmax:]
     if chans == 2:
         a, b = sig[0::2], sig[1::2]  # (F, n) each: the two coded signals per frame
-        left, right = a.copy(), b.copy()
         m = mode[:, None]
         side_s = b  # the second slot is S in every mode but LR
         ms_left = ((a << 1) + (side_s & 1) + side_s) >> 1

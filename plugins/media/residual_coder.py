@@ -252,7 +252,8 @@ def decode(payload: bytes, pos: int, shape: tuple[int, int], lpc_step) -> int:  
                 part = lo_dec.decode(uniform, (np.int64(1) << np.minimum(ks, LOW_SPLIT)).astype(np.int32))
                 wide = ks > LOW_SPLIT
                 if wide.any():
-                    part[wide] |= hi_dec.decode(uniform, (np.int64(1) << (ks[wide] - LOW_SPLIT)).astype(np.int32)) << LOW_SPLIT
+                    sizes = (np.int64(1) << (ks[wide] - LOW_SPLIT)).astype(np.int32)
+                    part[wide] |= hi_dec.decode(uniform, sizes) << LOW_SPLIT
             except BaseException as exc:  # noqa: B036 - see corrupt()
                 raise corrupt(exc, "low-bit stream") from None
             low[sel] = part
