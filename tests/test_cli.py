@@ -150,10 +150,10 @@ def test_exclude_globs(capsys, tmp_path, tree, monkeypatch):
     assert {"tree/text.txt", "tree/sub/", "tree/sub/deeper/"} <= names
 
 
-def test_create_with_directory_option(tmp_path, tree):
+def test_create_with_directory_option(tmp_path, tree, lmar_cli):
     """-C changes directory before adding, so names are stored relative to it."""
     arc = tmp_path / "c.lmar"
-    run = run_lmar_j1("create", "--level", "fast", "-C", tree, arc, "text.txt", "sub")
+    run = lmar_cli("create", "--level", "fast", "-C", tree, arc, "text.txt", "sub")
     assert run.rc == 0, run.err
     assert set(read_all(str(arc))) == {"text.txt", "sub/notes.md", "sub/deeper/skip.log"}
 
