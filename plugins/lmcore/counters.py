@@ -32,7 +32,7 @@ class CounterBank:
         self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         total = int(sum(sizes))
         self.p = np.full(total, 1 << 15, dtype=np.int32)
-        self.n = np.zeros(total, dtype=np.int16)
+        self.n = np.zeros(total, dtype=np.uint8)  # counts are capped at 255 (see limits)
 
     def lookup(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, counts) at absolute indices ``idx`` [S, C]."""

@@ -29,8 +29,8 @@ class PredictorConfig:
     """Scheme parameters; part of the bitstream (recorded through the codec params)."""
 
     orders: tuple[int, ...] = (1, 2, 3, 4, 6)
-    hash_bits: int = 22
-    match_bits: int = 20
+    hash_bits_max: int = 23
+    match_bits: int = 22
     context_limit: int = 127
     mixer_lr: int = 40
     final_lr: int = 8
@@ -38,6 +38,8 @@ class PredictorConfig:
     linear_inputs: bool = False
     state_maps: bool = False
     word_bigram: bool = True
+    order2_mixer: bool = False
+    apm_weight: int = 3
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -54,19 +56,21 @@ class Predictor:
         self.S = segments
         k = len(cfg.orders) + 1 + int(cfg.word_bigram)  # + word (and previous word) contexts
         self.k = k
-        hb = cfg.hash_bits
+        # Tables grow with the block (about one slot per coded decision, up to the cap): small inputs stay
+        # fast and light, big ones do not drown their long contexts in collisions.
+        hb = min(cfg.hash_bits_max, max(16, (size * 8).bit_length() + 1))
         # Regions: order-0 (by partial byte), match map (bucket x expected bit), then the hashed contexts.
         # The state maps (one region, after the contexts) turn (order, hit count, probability) into a
         # learned probability: what a context that has seen 2 ones out of 2 really predicts.
         sizes = [256, 2 * MatchModel.BUCKETS] + [1 << hb] * k + [k * _NBUCKETS * 32]
         self.bank = CounterBank(sizes)
-        self.limits = np.array([1023, 1023] + [cfg.context_limit] * k + ([1023] * k if cfg.state_maps else []))
+        self.limits = np.array([255, 255] + [cfg.context_limit] * k + ([255] * k if cfg.state_maps else []))
         self.sm_base = (self.bank.offsets[-1] + np.arange(k, dtype=np.int64) * _NBUCKETS * 32)[None, :]
         self.hash_off = self.bank.offsets[2:-1][None, :]
         self.hash_shift = np.uint64(64 - hb)
         self.masks = np.array([(1 << (8 * o)) - 1 for o in cfg.orders], dtype=np.uint64)[None, :]
         self.tags = (np.arange(1, len(cfg.orders) + 1, dtype=np.uint64) << np.uint64(56))[None, :]
-        self.match = MatchModel(segments, size, cfg.match_bits)
+        self.match = MatchModel(segments, size, min(cfg.match_bits, max(12, size.bit_length() + 1)))
         self.hist = np.zeros(segments, dtype=np.uint64)
         self.word = np.zeros(segments, dtype=np.uint64)
         self.word_prev = np.zeros(segments, dtype=np.uint64)
@@ -76,11 +80,12 @@ class Predictor:
         self._x = np.zeros((segments, self.inputs), dtype=np.int64)
         self._x[:, 0] = 256
         self._idx = np.zeros((segments, 2 + k), dtype=np.int64)
-        self._sel = np.zeros((segments, 4), dtype=np.int64)
         self._actx = np.zeros((segments, 3), dtype=np.int64)
         # Weight sets chosen by: partial byte, match state, previous byte, context confidence x bit.
-        self.mixer = Mixer([256, 2 * MatchModel.BUCKETS, 256, 8 * (k + 1)], self.inputs, 0.2, cfg.mixer_lr)
-        self.final = Mixer([256], 4, 0.25, cfg.final_lr)
+        sets = [256, 2 * MatchModel.BUCKETS, 256, 8 * (k + 1)] + ([1 << 16] if cfg.order2_mixer else [])
+        self.mixer = Mixer(sets, self.inputs, 0.2, cfg.mixer_lr)
+        self.final = Mixer([256], len(sets), 1 / len(sets), cfg.final_lr)
+        self._sel = np.zeros((segments, len(sets)), dtype=np.int64)
         self.apm = Apm([256, 1 << 16, 1 << 16], cfg.apm_rate)
         self.stretch = stretch_table()
         self.n = segments
@@ -150,6 +155,8 @@ class Predictor:
         sel[:, 1] = mslot
         sel[:, 2] = self.c1
         sel[:, 3] = seen.sum(axis=1) * 8 + bit
+        if self.cfg.order2_mixer:
+            sel[:, 4] = c0 | self.c12
         rows, st1, p1 = self.mixer.mix(sel, x)
         frows, sf, pf = self.final.mix(c0[:, None], st1)
         sf, pf = sf[:, 0], pf[:, 0]
@@ -159,7 +166,8 @@ class Predictor:
         actx[:, 2] = c0 | self.c12
         a, knots = self.apm.refine(actx, sf)
         self._saved = (idx, p, cnt, x, rows, p1, st1, frows, pf, knots)
-        out = (pf * 16 + a.sum(axis=1)) >> 2
+        w = self.cfg.apm_weight
+        out = (pf * 16 + a.sum(axis=1) * w) // (1 + 3 * w)
         return clamp(out, 1, 65535)
 
     def update(self, bits: np.ndarray) -> None:
