@@ -115,6 +115,8 @@ class Extractor:
         self._check_existing(info, target)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if info.type == DIR:
+            if os.path.islink(target):  # --overwrite: replace the link; never chmod/utime through it
+                os.unlink(target)
             os.makedirs(target, exist_ok=True)
             self._dirs.append((target, info))
         elif info.type == FILE:
@@ -163,6 +165,8 @@ class Extractor:
     def finish(self) -> None:
         """Directory modes and times last (children change a directory's mtime), deepest first."""
         for target, info in sorted(self._dirs, key=lambda d: d[0].count(os.sep), reverse=True):
+            if os.path.islink(target) or not os.path.isdir(target):  # replaced since: do not follow it
+                continue
             try:
                 os.chmod(target, (info.mode & SAFE_MODE_MASK) | stat.S_IRWXU)
             except OSError:
