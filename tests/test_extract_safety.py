@@ -202,6 +202,25 @@ def test_writing_through_symlink_from_same_archive_refused(capsys, tmp_path, are
     assert listing(dest / "d") == set()
 
 
+def test_directory_member_never_chmods_through_an_existing_symlink(capsys, tmp_path, area):
+    """A dir member named like a symlink in the destination: refused, or with --overwrite the link is
+    replaced by a real directory; the directory the link pointed to keeps its mode and mtime."""
+    dest, outside = area
+    dest.mkdir(parents=True)
+    os.symlink(outside, dest / "door")
+    os.chmod(outside, 0o755)
+    before = os.stat(outside)
+    arc = sandwich(tmp_path, dir_member("door", mode=0o700, mtime_ns=10**9))
+    rc, err = extract(capsys, arc, dest)
+    assert_refused_rest_extracted(rc, err, dest, ["door"])
+    rc, err = extract(capsys, arc, dest, "--overwrite")
+    assert rc == 0, err
+    after = os.stat(outside)
+    assert (stat.S_IMODE(after.st_mode), after.st_mtime_ns) == (0o755, before.st_mtime_ns)
+    assert not os.path.islink(dest / "door") and (dest / "door").is_dir()
+    _outside_unchanged(outside)
+
+
 def test_existing_symlink_at_target_replaced_not_followed(capsys, tmp_path, area):
     """With --overwrite a symlink at a file's name is replaced by the file; what it pointed to is untouched."""
     dest, outside = area
