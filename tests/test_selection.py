@@ -6,7 +6,6 @@ selection with every forced codec on a few files of the development corpus (skip
 """
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
