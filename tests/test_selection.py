@@ -184,3 +184,12 @@ def test_auto_is_within_one_percent_of_the_best_forced_codec():
         got = forced[name] if name in forced else stored_size(name, data)
         best = min(forced.values())
         assert got <= best * 1.01 + 16, f"{path.name}: auto {name} {got} vs best {best} ({cands})"
+
+
+def test_fast_level_with_the_installed_codecs_uses_no_lm_codec():
+    """Whatever LM codecs are installed, --level fast never tries them."""
+    reg = get_registry()
+    lm = {n for n, c in reg.codecs.items() if c.kind == "lm"}
+    choice = choose(reg, TEXT, len(TEXT), SelectOptions(level="fast"))
+    assert not lm & set(choice.candidates)
+    assert reg.codecs[choice.codec.name].kind != "lm"
