@@ -19,9 +19,6 @@ from .mixer import Apm, Mixer, clamp
 _G1 = np.uint64(0x9E3779B97F4A7C15)
 _G2 = np.uint64(0xBF58476D1CE4E5B9)
 _G3 = np.uint64(0x94D049BB133111EB)
-_NBUCKETS = 8
-#: Hit count -> state-map bucket: 0, 1, 2, 3, 4-5, 6-9, 10-29, 30+.
-_COUNT_BUCKET = np.array([0, 1, 2, 3, 4, 4, 5, 5, 5, 5] + [6] * 20 + [7] * 2000, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -35,10 +32,7 @@ class PredictorConfig:
     mixer_lr: int = 40
     final_lr: int = 8
     apm_rate: int = 6
-    linear_inputs: bool = False
-    state_maps: bool = False
     word_bigram: bool = True
-    order2_mixer: bool = False
     apm_weight: int = 3
 
 
@@ -60,13 +54,10 @@ class Predictor:
         # fast and light, big ones do not drown their long contexts in collisions.
         hb = min(cfg.hash_bits_max, max(16, (size * 8).bit_length() + 1))
         # Regions: order-0 (by partial byte), match map (bucket x expected bit), then the hashed contexts.
-        # The state maps (one region, after the contexts) turn (order, hit count, probability) into a
-        # learned probability: what a context that has seen 2 ones out of 2 really predicts.
-        sizes = [256, 2 * MatchModel.BUCKETS] + [1 << hb] * k + [k * _NBUCKETS * 32]
-        self.bank = CounterBank(sizes)
-        self.limits = np.array([255, 255] + [cfg.context_limit] * k + ([255] * k if cfg.state_maps else []))
-        self.sm_base = (self.bank.offsets[-1] + np.arange(k, dtype=np.int64) * _NBUCKETS * 32)[None, :]
-        self.hash_off = self.bank.offsets[2:-1][None, :]
+        # Low count caps keep the contexts adaptive; the shared small maps can average over more hits.
+        self.bank = CounterBank([256, 2 * MatchModel.BUCKETS] + [1 << hb] * k)
+        self.limits = np.array([255, 255] + [cfg.context_limit] * k)
+        self.hash_off = self.bank.offsets[2:][None, :]
         self.hash_shift = np.uint64(64 - hb)
         self.masks = np.array([(1 << (8 * o)) - 1 for o in cfg.orders], dtype=np.uint64)[None, :]
         self.tags = (np.arange(1, len(cfg.orders) + 1, dtype=np.uint64) << np.uint64(56))[None, :]
@@ -75,14 +66,14 @@ class Predictor:
         self.word = np.zeros(segments, dtype=np.uint64)
         self.word_prev = np.zeros(segments, dtype=np.uint64)
         self.ctx = np.zeros((segments, k), dtype=np.uint64)
-        # Inputs: bias, network, order-0, match, k contexts (+ k linear terms).
-        self.inputs = 4 + k + (k if cfg.linear_inputs else 0) + (k if cfg.state_maps else 0)
+        # Inputs: bias, network, order-0, match, k contexts.
+        self.inputs = 4 + k
         self._x = np.zeros((segments, self.inputs), dtype=np.int64)
         self._x[:, 0] = 256
         self._idx = np.zeros((segments, 2 + k), dtype=np.int64)
         self._actx = np.zeros((segments, 3), dtype=np.int64)
         # Weight sets chosen by: partial byte, match state, previous byte, context confidence x bit.
-        sets = [256, 2 * MatchModel.BUCKETS, 256, 8 * (k + 1)] + ([1 << 16] if cfg.order2_mixer else [])
+        sets = [256, 2 * MatchModel.BUCKETS, 256, 8 * (k + 1)]
         self.mixer = Mixer(sets, self.inputs, 0.2, cfg.mixer_lr)
         self.final = Mixer([256], len(sets), 1 / len(sets), cfg.final_lr)
         self._sel = np.zeros((segments, len(sets)), dtype=np.int64)
@@ -138,25 +129,12 @@ class Predictor:
         x = self._x[:n]
         x[:, 1] = self.stretch[p_nn]
         x[:, 2:4] = st[:, :2]
-        x[:, 4 : 4 + k] = st[:, 2:] * seen
-        col = 4 + k
-        if self.cfg.linear_inputs:
-            x[:, col : col + k] = ((p[:, 2:] - 32768) >> 4) * seen
-            col += k
-        if self.cfg.state_maps:
-            smi = self.sm_base + _COUNT_BUCKET[cnt[:, 2:]] * 32 + ((st[:, 2:] + 2048) >> 7)
-            psm, nsm = self.bank.lookup(smi)
-            x[:, col : col + k] = self.stretch[psm >> 4]
-            idx = np.concatenate([idx, smi], axis=1)
-            p = np.concatenate([p, psm], axis=1)
-            cnt = np.concatenate([cnt, nsm], axis=1)
+        x[:, 4:] = st[:, 2:] * seen  # a context never seen says nothing (not "50/50")
         sel = self._sel[:n]
         sel[:, 0] = c0
         sel[:, 1] = mslot
         sel[:, 2] = self.c1
-        sel[:, 3] = seen.sum(axis=1) * 8 + bit
-        if self.cfg.order2_mixer:
-            sel[:, 4] = c0 | self.c12
+        sel[:, 3] = np.count_nonzero(seen, axis=1) * 8 + bit
         rows, st1, p1 = self.mixer.mix(sel, x)
         frows, sf, pf = self.final.mix(c0[:, None], st1)
         sf, pf = sf[:, 0], pf[:, 0]
