@@ -4,7 +4,8 @@
 
 Images (``image/*.ppm``): raw, our ``image`` codec, PNG of the same pixels (Pillow, optimize=True),
 ``xz -9e``. Audio (``audio/*.wav``): raw, our ``audio`` codec, ``flac -8`` of the same file, ``xz -9e``.
-Our payloads are decoded and compared byte for byte with the input; PNG and FLAC outputs are decoded and
+Our payloads are decoded and compared byte for byte with the input (times are CPU seconds of this
+process, all threads; wall time depends on machine load); PNG and FLAC outputs are decoded and
 their pixels / samples compared too, so every column is a lossless size. Pillow and the ``flac`` command
 are benchmark-only requirements.
 """
@@ -59,11 +60,12 @@ def flac_size(path: str) -> int:
 
 
 def ours(codec, data: bytes) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
-    t0 = time.perf_counter()
+    """(payload size, compress CPU s, decompress CPU s); CPU time, as wall time swings with machine load."""
+    t0 = time.process_time()
     payload = codec.compress(data)
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     back = type(codec)().decompress(payload, len(data))
-    t2 = time.perf_counter()
+    t2 = time.process_time()
     if back != data:
         raise SystemExit("round trip FAILED: output differs from input")
     return len(payload), t1 - t0, t2 - t1
@@ -73,7 +75,7 @@ def table(title: str, base: str, files: list[str], codec, baseline):  # type: ig
     """Print one table; returns the totals (raw, ours, baseline, xz)."""
     print(f"\n{title}")
     print(f"{'file':28s} {'raw':>9s} {'ours':>9s} {base:>9s} {'xz -9e':>9s} {'ours/' + base:>10s} {'ours/xz':>8s}"
-          f" {'enc s':>6s} {'dec s':>6s}")
+          f" {'enc cpu s':>9s} {'dec cpu s':>9s}")
     tot = [0, 0, 0, 0]
     for path in files:
         data = open(path, "rb").read()
@@ -82,7 +84,7 @@ def table(title: str, base: str, files: list[str], codec, baseline):  # type: ig
         for i, v in enumerate((len(data), n, b, x)):
             tot[i] += v
         print(f"{os.path.basename(path):28s} {len(data):9d} {n:9d} {b:9d} {x:9d} {n / b:10.3f} {n / x:8.3f}"
-              f" {tc:6.2f} {td:6.2f}")
+              f" {tc:9.2f} {td:9.2f}")
     print(f"{'TOTAL':28s} {tot[0]:9d} {tot[1]:9d} {tot[2]:9d} {tot[3]:9d} {tot[1] / tot[2]:10.3f}"
           f" {tot[1] / tot[3]:8.3f}")
     return tot[0], tot[1], tot[2], tot[3]
