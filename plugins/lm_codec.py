@@ -15,6 +15,8 @@ from lmar.plugins.lmcore.predictor import PredictorConfig
 from lmar.plugins.lmcore.segments import plan_segments
 
 DEFAULT_MODEL = "bytegru-v1"
+#: Largest block this codec will decode; a corrupt header must not make it allocate without bound.
+MAX_BLOCK = 1 << 30
 
 
 class LmCodec(Codec):
@@ -70,12 +72,14 @@ class LmCodec(Codec):
 
     def compress(self, data: bytes) -> bytes:
         data = bytes(data)
+        if len(data) > MAX_BLOCK:
+            raise CodecError(f"lm: block of {len(data)} bytes exceeds {MAX_BLOCK}")
         net = self._network() if data else None
         return encode_block(data, self._plan(len(data)), net, PredictorConfig(), self._fingerprint())
 
     def decompress(self, payload: bytes, size: int) -> bytes:
-        if size < 0:
-            raise CodecError("lm: negative size")
+        if not 0 <= size <= MAX_BLOCK:
+            raise CodecError(f"lm: block size {size} is out of range (0..{MAX_BLOCK})")
         net = self._network() if size else None
         return decode_block(bytes(payload), self._plan(size), net, PredictorConfig(), self._fingerprint())
 
@@ -96,7 +100,7 @@ class LmCodec(Codec):
         return {"model": self.params["model"], **prof}
 
     def mismatch_hint(self, recorded_info: Mapping[str, Any]) -> str:
-        return runtime.describe_mismatch(recorded_info, runtime.numerics_profile(self._network().provider))
+        return runtime.describe_mismatch(recorded_info, runtime.numerics_profile())
 
 
 @lmar.hookimpl

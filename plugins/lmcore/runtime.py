@@ -67,7 +67,12 @@ def _session(path: str, sha256: str, provider: str):
         providers = [(provider, {"cudnn_conv_algo_search": "DEFAULT", "use_tf32": "0"}), "CPUExecutionProvider"]
     try:
         return ort.InferenceSession(path, so, providers=providers)
-    except Exception as exc:  # a damaged ONNX file or missing CUDA libraries
+    except Exception as exc:  # a damaged ONNX file, missing CUDA libraries, an older ORT's option set
+        if provider == "CUDAExecutionProvider":
+            try:
+                return ort.InferenceSession(path, so, providers=[provider, "CPUExecutionProvider"])
+            except Exception:
+                pass
         raise CodecUnavailable(f"cannot load language model {path}: {exc}") from None
 
 
@@ -76,8 +81,10 @@ class StepModel:
 
     def __init__(self, card: ModelCard, sha256: str) -> None:
         self.card = card
-        self.provider = choose_provider()
-        self.session = _session(str(card.path), sha256, self.provider)
+        wanted = choose_provider()
+        self.session = _session(str(card.path), sha256, wanted)
+        # What actually runs: onnxruntime may fall back to CPU when CUDA libraries fail to load.
+        self.provider = self.session.get_providers()[0]
 
     @property
     def bos(self) -> int:
@@ -128,7 +135,7 @@ def describe_mismatch(recorded: Mapping[str, Any], current: Mapping[str, Any] | 
     """One line naming each profile field that differs between the encoder's machine and this one."""
     here = dict(current or numerics_profile())
     diffs = []
-    for key in sorted(set(recorded) | set(here)):
+    for key in sorted(recorded):  # fields an older writer did not record cannot be compared
         if key == "model":
             continue
         a, b = recorded.get(key), here.get(key)
