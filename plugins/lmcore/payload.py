@@ -1,8 +1,9 @@
 """Framing of one ``lm`` block: a small header and the range coder's 32-bit words.
 
 Why a checksum inside the payload: a range decoder fed damaged or truncated words happily decodes
-garbage; the CRC turns that into a :class:`CodecError`. The numerics fingerprint lets that error say
-whether this machine computes the model differently from the encoder's.
+garbage; the CRC turns that into a :class:`CodecError`. The numerics fingerprint (a digest of the
+encoder's profile) tells that case apart from "this machine computes the model differently", which is
+left to the archive's checksum so the core can print :meth:`LmCodec.mismatch_hint`.
 """
 from __future__ import annotations
 
