@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .bench import (ALL_GROUP, DECLINED, DOMAIN_KINDS, REUSABLE_STATUSES, SCHEMA_VERSION, BenchRun, Contender,
-                    FileResult, GroupSummary, Measurement, Reuse, Settings, Totals, adjusted_rate_pct, best_codec,
-                    bits_per_byte, rate_pct, throughput)
+from .bench import (ALL_GROUP, DECLINED, DOMAIN_KINDS, MISMATCH, REUSABLE_STATUSES, SCHEMA_VERSION, TIMEOUT,
+                    BenchRun, Contender, FileResult, GroupSummary, Measurement, Reuse, Settings, Totals,
+                    adjusted_rate_pct, best_codec, bits_per_byte, rate_pct, throughput)
 from .errors import LmarError
 
 # -- formatting -------------------------------------------------------------------------------------------
@@ -61,10 +61,15 @@ def fmt_bytes(n: int | None) -> str:
     return f"{n} B"
 
 
+def _declined_text(kind: str) -> str:
+    """A domain codec refusing other data is expected; any other refusal is a failure worth seeing."""
+    return "n/a (declined)" if kind in DOMAIN_KINDS else "declined"
+
+
 def _failure_text(m: Measurement, kind: str) -> str:
     if m.status == DECLINED:
-        return "n/a (declined)" if kind in DOMAIN_KINDS else "declined"
-    return {"mismatch": "MISMATCH", "timeout": "timeout"}.get(m.status, "error")
+        return _declined_text(kind)
+    return {MISMATCH: "MISMATCH", TIMEOUT: "timeout"}.get(m.status, "error")
 
 
 def _measurement_cell(m: Measurement | None, kind: str, best: bool) -> Cell:
@@ -81,7 +86,7 @@ def _totals_cell(t: Totals | None, kind: str, best: bool) -> Cell:
         return Cell("-")
     if t.files_ok == 0:
         if t.files_declined == t.files_total and t.files_total:
-            return Cell("n/a (declined)" if kind in DOMAIN_KINDS else "declined")
+            return Cell(_declined_text(kind))
         return Cell("failed" if t.files_total else "-")
     text = fmt_pct(rate_pct(t.compressed_bytes, t.raw_bytes))
     if not t.complete:
