@@ -17,8 +17,9 @@ from lmar.errors import CodecError
 from . import cascade, intcoder, lpc, residual_coder
 
 _HEAD = struct.Struct("<QBBIBB")  # samples per channel, channels, max order, frame length, NLMS taps, step
-#: second-stage NLMS: 16 taps, step ~2**-3 of the normalised gradient (tuned on speech and music)
-NLMS_TAPS, NLMS_MU = 16, 11
+#: second-stage NLMS (taps, log2 step): the first is the default, the others are tried once the frame
+#: length is settled (a longer, faster filter suits some music and noisy speech)
+NLMS_CONFIGS = ((16, 11), (32, 12))
 # stereo modes: which two signals a frame codes
 LR, MS, LS, RS = 0, 1, 2, 3
 
@@ -79,13 +80,13 @@ def _encode_segment(x: np.ndarray, frame_target: int, pmax: int) -> bytes:
     walks from 4096 towards whichever neighbour helps.
     """
     if frame_target:
-        return _encode(x, frame_target, pmax)
+        return _encode(x, frame_target, pmax, NLMS_CONFIGS[0])
     tried: dict[int, bytes] = {}
 
     def trial(target: int) -> bytes:
         n = _frame_len(len(x), target)  # short inputs map several targets to one frame length
         if n not in tried:
-            tried[n] = _encode(x, n, pmax)
+            tried[n] = _encode(x, n, pmax, NLMS_CONFIGS[0])
         return tried[n]
 
     best = trial(4096)
@@ -99,10 +100,15 @@ def _encode_segment(x: np.ndarray, frame_target: int, pmax: int) -> bytes:
             best, improved = got, True
         if improved:
             break
+    n = next(k for k, v in tried.items() if v is best)
+    for config in NLMS_CONFIGS[1:]:
+        got = _encode(x, n, pmax, config)
+        if len(got) < len(best):
+            best = got
     return best
 
 
-def _encode(x: np.ndarray, frame_target: int, pmax: int) -> bytes:
+def _encode(x: np.ndarray, frame_target: int, pmax: int, nlms: tuple[int, int]) -> bytes:
     total, chans = x.shape
     n = _frame_len(total, frame_target)
     f = -(-total // n)
@@ -132,7 +138,7 @@ def _encode(x: np.ndarray, frame_target: int, pmax: int) -> bytes:
     wild = np.abs(a).max(axis=1) > (1 << (lpc.Q + 12))  # keep products inside int64: plain coding
     order[wild], kq[wild], a[wild] = 0, 0, 0
     e1 = lpc.residual(rows_x, a)
-    e2 = cascade.forward(e1, NLMS_TAPS, NLMS_MU)
+    e2 = cascade.forward(e1, *nlms)
     # the NLMS stage always adapts, but a row only uses its prediction where that is cheaper
     use = (np.log2(1.0 + np.abs(e2)).sum(axis=1) < np.log2(1.0 + np.abs(e1)).sum(axis=1)).astype(np.uint8)
     e = np.where(use[:, None] == 1, e2, e1)
@@ -145,7 +151,7 @@ def _encode(x: np.ndarray, frame_target: int, pmax: int) -> bytes:
     for m, sel in _coef_rows(order, slots, pmax):
         vals = kq[sel, m]
         side.column(np.diff(vals, prepend=0) if m < 2 else vals)  # k1, k2 drift slowly: send changes
-    head = _HEAD.pack(total, chans, pmax, n, NLMS_TAPS, NLMS_MU)
+    head = _HEAD.pack(total, chans, pmax, n, *nlms)
     return head + side.finish() + residual_coder.encode(e)
 
 
