@@ -225,9 +225,9 @@ def failure_lines(run: BenchRun) -> list[str]:
 
 def reuse_line(run: BenchRun) -> str:
     n = sum(r.reused for r in run.results)
-    assert run.reuse is not None
-    return (f"{n} of {len(run.results)} measurements reused from {run.reuse.source} (measured "
-            f"{run.reuse.created_utc}); the rest measured {run.created_utc}")
+    source, when = (run.reuse.source, run.reuse.created_utc) if run.reuse is not None else ("-", "-")
+    return (f"{n} of {len(run.results)} measurements reused from {source} (measured {when}); "
+            f"the rest measured {run.created_utc}")
 
 
 def skipped_lines(run: BenchRun) -> list[str]:
@@ -273,27 +273,29 @@ def split_columns(t: Table, width: int) -> list[Table]:
 def print_terminal(run: BenchRun, console: Any) -> None:
     """Print the tables, then failures and skips, on a ``rich.console.Console``."""
     from rich.table import Table as RichTable
+    from rich.text import Text
 
+    # Text objects, not markup strings: a file name like "a[1].txt" must print as it is.
     for t in (part for table in all_tables(run) for part in split_columns(table, console.width)):
         # Title and note go outside the table: rich would wrap them to the width of a narrow table.
-        console.print(f"[bold]{t.title}[/]", highlight=False)
+        console.print(Text(t.title, style="bold"))
         rt = RichTable()
         for i, h in enumerate(t.header):
-            rt.add_column(h, justify="left" if i < t.key_columns else "right", no_wrap=i >= t.key_columns)
+            rt.add_column(Text(h), justify="left" if i < t.key_columns else "right", no_wrap=i >= t.key_columns)
         for row in t.rows:
-            rt.add_row(*(f"[bold green]{c.text}[/]" if c.best else c.text for c in row))
+            rt.add_row(*(Text(c.text, style="bold green" if c.best else "") for c in row))
         console.print(rt)
         if t.note:
-            console.print(t.note, style="dim", highlight=False)
+            console.print(Text(t.note, style="dim"))
     for title, lines in (("Failures", failure_lines(run)), ("Not measured", skipped_lines(run))):
         if lines:
-            console.print(f"[bold]{title}[/]")
+            console.print(Text(title, style="bold"))
             for line in lines:
-                console.print(f"  - {line}", markup=False, highlight=False)
+                console.print(Text(f"  - {line}"))
     if run.reuse is not None:
-        console.print(reuse_line(run), highlight=False)
+        console.print(Text(reuse_line(run)))
     if not run.complete:
-        console.print("[bold yellow]Interrupted: the figures above cover only what was measured.[/]")
+        console.print(Text("Interrupted: the figures above cover only what was measured.", style="bold yellow"))
 
 
 # -- Markdown ---------------------------------------------------------------------------------------------
