@@ -509,7 +509,8 @@ def iter_results(
             coder = coders[c.name]
             if isinstance(coder, Exception):
                 failed = Measurement(ERROR, f"cannot create codec: {type(coder).__name__}: {coder}")
-                yield FileResult(f.path, f.modality, len(data), c.name, failed, failed if wants_chunks else None, digest)
+                yield FileResult(f.path, f.modality, len(data), c.name, failed, failed if wants_chunks else None,
+                                 digest)
                 continue
             whole = measure(coder, split(data, c.block_size), st.repeat, st.timeout)
             chunked = measure(coder, chunks, 1, st.timeout) if wants_chunks and chunks is not None else None

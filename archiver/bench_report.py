@@ -324,7 +324,8 @@ def render_markdown(run: BenchRun) -> str:
     out = [f"## lmar bench results ({run.created_utc})", ""]
     if run.settings.command:
         out.append(f"- command: `{run.settings.command}`")
-    out += [f"- lmar {run.lmar_version}; repeat {run.settings.repeat}; chunked: {_chunks(run) if run.settings.chunk_size else 'off'}"
+    chunking = _chunks(run) if run.settings.chunk_size else "off"
+    out += [f"- lmar {run.lmar_version}; repeat {run.settings.repeat}; chunked: {chunking}"
             + (f"; timeout {run.settings.timeout:g} s per measurement" if run.settings.timeout else "")
             + (f"; run budget {run.settings.max_time:g} s" if run.settings.max_time else ""),
             f"- machine: {m.cpu_model}, {m.cpu_cores} cores, GPU: {m.gpu or 'none'}; {m.platform}; Python {m.python}",
