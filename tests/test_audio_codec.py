@@ -110,10 +110,19 @@ def test_long_input_is_coded_in_segments(monkeypatch: pytest.MonkeyPatch) -> Non
     assert AudioCodec().decompress(payload, len(data)) == data
 
 
+def test_wasted_low_bits() -> None:
+    x = signal(RNG, 800, 2, 16) << 8  # 16-bit material in a 24-bit container
+    padded = roundtrip(wav(x, 24))
+    assert len(padded) < len(roundtrip(wav(x >> 8, 16))) + 64
+    roundtrip(wav(np.full((300, 1), -(1 << 23)), 24))  # one value, all low bits zero
+    roundtrip(wav(np.zeros((300, 2), dtype=np.int64), 8))
+
+
 def test_lying_data_size_is_still_exact() -> None:
     x = signal(RNG, 400, 1, 16)
     roundtrip(wav(x, 16, data_size=10**6))  # claims more than the file holds: code what is there
     roundtrip(wav(x, 16, data_size=100, after=b"rest"))  # claims less: the rest is kept as trailing bytes
+    roundtrip(wav(x, 16, data_size=0, after=b"LIST\0\0\0\0"))  # size never filled in: code to the end
 
 
 @pytest.mark.parametrize(

@@ -38,12 +38,20 @@ def _frames(sig: np.ndarray, f: int, n: int) -> np.ndarray:
 SEGMENT = 1 << 21  # samples per channel per independent segment (peak memory stays near 0.3 GB)
 
 
+def _wasted_bits(x: np.ndarray) -> int:
+    """Low bits that are zero in every sample (e.g. 16-bit audio in a 24-bit container): not worth coding."""
+    acc = int(np.bitwise_or.reduce(x.reshape(-1))) if x.size else 0
+    return 0 if acc == 0 else min((acc & -acc).bit_length() - 1, 31)
+
+
 def encode(x: np.ndarray, frame_target: int = 0, pmax: int = lpc.PMAX) -> bytes:
     """Code samples ``x`` (n, channels) int64, segment by segment."""
     parts = []
     for start in range(0, len(x), SEGMENT):
-        seg = _encode_segment(x[start : start + SEGMENT], frame_target, pmax)
-        parts.append(struct.pack("<I", len(seg)) + seg)
+        seg = x[start : start + SEGMENT]
+        wasted = _wasted_bits(seg)
+        body = bytes([wasted]) + _encode_segment(seg >> wasted, frame_target, pmax)
+        parts.append(struct.pack("<I", len(body)) + body)
     return struct.pack("<II", len(parts), SEGMENT) + b"".join(parts)
 
 
@@ -63,9 +71,9 @@ def decode(payload: bytes, pos: int, total: int, chans: int) -> np.ndarray:
         except struct.error:
             raise CodecError("audio: truncated stream") from None
         seg = payload[pos + 4 : pos + 4 + size]
-        if len(seg) != size:
-            raise CodecError("audio: truncated segment")
-        out.append(_decode_segment(seg, min(seglen, total - i * seglen), chans))
+        if len(seg) != size or size == 0 or seg[0] > 31:
+            raise CodecError("audio: truncated or bad segment")
+        out.append(_decode_segment(seg[1:], min(seglen, total - i * seglen), chans) << seg[0])
         pos += 4 + size
     if pos != len(payload):
         raise CodecError("audio: trailing bytes after the last segment")

@@ -56,6 +56,8 @@ def parse_wav(data: bytes) -> WavLayout:
             if fmt is None:
                 raise CodecError("audio: data chunk before fmt chunk")
             channels, sb = fmt
+            if size == 0:  # some streaming writers never fill the size in: take the rest of the file
+                size = len(data) - body
             avail = min(size, len(data) - body)
             frames = avail // (channels * sb)
             if frames == 0:
