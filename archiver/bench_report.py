@@ -43,22 +43,20 @@ def fmt_bpb(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _scaled(value: float, unit: str) -> str:
+    """Three significant digits with a decimal prefix: ``1.23 MB``, ``45.6 kB/s``."""
+    for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
 def fmt_speed(bytes_per_s: float | None) -> str:
-    if bytes_per_s is None:
-        return "-"
-    for unit, scale in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
-        if bytes_per_s >= scale:
-            return f"{bytes_per_s / scale:.3g} {unit}"
-    return f"{bytes_per_s:.3g} B/s"
+    return "-" if bytes_per_s is None else _scaled(bytes_per_s, "B/s")
 
 
 def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n} B"
+    return "-" if n is None else _scaled(n, "B")
 
 
 def _declined_text(kind: str) -> str:
