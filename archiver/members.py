@@ -93,7 +93,9 @@ class MemberInfo:
             raise FormatError(f"member {path!r} records no codec")
         cands = h.get("candidates", {})
         if isinstance(cands, dict):
-            info.candidates = {str(k): v for k, v in cands.items() if isinstance(v, list)}
+            # [size or None, how]: anything else is dropped (listings sort and print these sizes).
+            info.candidates = {str(k): v for k, v in cands.items() if isinstance(v, list) and v
+                               and (v[0] is None or (isinstance(v[0], int) and not isinstance(v[0], bool)))}
         if isinstance(h.get("xxh3_128"), bytes):
             info.xxh3_128 = h["xxh3_128"]
         for key in ("stored_size", "offset"):
