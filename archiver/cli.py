@@ -156,14 +156,19 @@ def cmd_list(args: argparse.Namespace) -> int:
                     print(_long_line(m) if args.long else m.path + ("/" if m.isdir() else ""))
         except LmarError as exc:
             if args.json:
-                json.dump([_member_json(m) for m in listed], sys.stdout, indent=2)
+                json.dump([_member_json(m) for m in listed], sys.stdout, indent=2, default=_json_value)
                 print()
             error(str(exc))
             return EXIT_SOME_FAILED if listed else EXIT_FATAL
     if args.json:
-        json.dump([_member_json(m) for m in listed], sys.stdout, indent=2)
+        json.dump([_member_json(m) for m in listed], sys.stdout, indent=2, default=_json_value)
         print()
     return EXIT_OK
+
+
+def _json_value(value: Any) -> Any:
+    """JSON for what msgpack allows and JSON does not (e.g. bytes in codec params, from an archive or a plugin)."""
+    return value.hex() if isinstance(value, (bytes, bytearray)) else repr(value)
 
 
 def _member_json(m: MemberInfo) -> dict[str, Any]:
@@ -230,7 +235,7 @@ def cmd_codecs(args: argparse.Namespace) -> int:
     failures = [{"plugin": f.plugin, "provider": f.provider, "error": f.error} for f in registry.failures]
     if args.json:
         json.dump(rows if not failures else rows + [{"name": None, "plugin_failure": f} for f in failures],
-                  sys.stdout, indent=2)
+                  sys.stdout, indent=2, default=_json_value)
         print()
         return EXIT_OK
     for r in rows:
