@@ -395,3 +395,73 @@ def test_index_pointing_at_another_member_is_refused():
 
     ok, failed = read_through_api(_with_index(SAMPLE, edit))
     assert failed == 2
+
+
+# -- arbitrary header values -----------------------------------------------------------------------------------
+msgpack_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1), st.floats(allow_nan=False),
+                            st.text(max_size=8), st.binary(max_size=8))
+msgpack_values = st.recursive(msgpack_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=6)
+fuzz_paths = st.lists(st.sampled_from(["a", "b", "..", ".", "", "c d", "-x"]), min_size=1, max_size=4).map("/".join)
+
+
+def _mostly(valid, weird=msgpack_values):
+    """Usually a plausible value, sometimes anything msgpack can carry."""
+    return st.integers(0, 9).flatmap(lambda n: weird if n == 0 else valid)
+
+
+@st.composite
+def fuzz_headers(draw):
+    header = {"path": draw(_mostly(fuzz_paths)),
+              "type": draw(_mostly(st.sampled_from(["file", "dir", "symlink", "hardlink", "fifo", ""])))}
+    optional = {"mode": _mostly(st.integers(0, 0o7777)), "mtime_ns": _mostly(st.integers(0, 2**62)),
+                "size": _mostly(st.integers(0, 100)), "link": _mostly(fuzz_paths),
+                "candidates": _mostly(st.dictionaries(st.text(max_size=5), st.lists(msgpack_scalars, max_size=3),
+                                                      max_size=3)),
+                "codec": _mostly(st.fixed_dictionaries(
+                    {"name": st.sampled_from(["store", "zlib", "nope"]), "version": _mostly(st.integers(0, 2)),
+                     "params": _mostly(st.dictionaries(st.text(max_size=6), msgpack_values, max_size=2))},
+                    optional={"provider": _mostly(st.text(max_size=5)), "info": msgpack_values}))}
+    for key, strategy in optional.items():
+        if draw(st.integers(0, 3)):
+            header[key] = draw(strategy)
+    return header
+
+
+@settings(max_examples=100, deadline=None)
+@given(headers=st.lists(fuzz_headers(), min_size=1, max_size=3), data=st.binary(max_size=20))
+def test_arbitrary_header_values_never_crash_the_command(tmp_path_factory, headers, data):
+    """Every header field with every msgpack type and range: list, list -l, list --json, test and extract
+    must end with exit code 0/1/2 and 'lmar:' messages, never an internal error."""
+    import contextlib
+
+    from lmar.cli import main
+
+    work = tmp_path_factory.mktemp("fuzz")
+    arc = work / "f.lmar"
+    buf = io.BytesIO()
+    w = ContainerWriter(buf)
+    for header in headers:
+        w.begin_member(header)
+        if data:
+            w.write_block(len(data), data, xxhash.xxh3_64_intdigest(data))
+        w.end_member(len(data), xxhash.xxh3_128_digest(data))
+    w.close()
+    arc.write_bytes(buf.getvalue())
+    for argv in (["list", str(arc)], ["list", "-l", str(arc)], ["list", "--json", str(arc)], ["test", str(arc)],
+                 ["extract", "-q", str(arc), "-C", str(work / "out")]):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(argv)
+        assert rc in (0, 1, 2), (argv, rc)
+        assert "internal error" not in err.getvalue(), (argv, headers, err.getvalue())
+        if argv[1] == "--json" and rc == 0:
+            json.loads(out.getvalue())
+    real_work = os.path.realpath(work)
+    for dirpath, dirnames, filenames in os.walk(work / "out"):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            assert os.path.realpath(os.path.dirname(full)).startswith(real_work)
+            if os.path.islink(full):
+                real = os.path.realpath(full)
+                assert real.startswith(os.path.realpath(work / "out")), (full, os.readlink(full))
