@@ -2,10 +2,11 @@
 
 Residuals come as rows (independent frames) of equal length. Each row carries a running integer estimate
 ``s`` of 16 x mean |residual| (backward adaptive, so it costs nothing to send). From ``s`` we derive a
-shift ``k`` and a context: the top part ``q = e >> k`` is range-coded with a per-context two-sided
-geometric table whose steepness the encoder fits to the actual data and sends (one byte per context);
-the ``k`` low bits are close to uniform and go to a raw bit stream. Each context has its own range-coder
-stream, so the decoder can take, at each position, the symbols of all rows in that context with one call.
+shift ``k`` and a context: the top part ``q = e >> k`` is range-coded with a per-context table (Laplace
+slope x Gaussian core, see :func:`_shape`) that the encoder fits to the actual data and names with two
+bytes; the ``k`` low bits are close to uniform and go to separate uniform range-coder streams. Each
+context has its own stream, so the decoder takes, at each position, the symbols of all rows in that
+context with one call.
 Everything the decoder must reproduce is integer arithmetic or basic IEEE operations on fixed inputs.
 """
 from __future__ import annotations
@@ -28,8 +29,7 @@ UNUSED = 0xFFFF
 RATE = 4  # state update: s += (16|e| - s) >> RATE
 MAX_STATE = 1 << 40  # encoder states stay below 2**35; past this a payload is corrupt (and k would reach 33)
 _model = constriction.stream.model
-
-
+NCODES = 144  # initial-state codes; code 143 is ~2**35.8, the most a valid residual can need
 
 
 def corrupt(exc: BaseException, what: str) -> CodecError:
@@ -52,7 +52,7 @@ def initial_state(code: np.ndarray) -> np.ndarray:
 def choose_initial(e: np.ndarray) -> np.ndarray:
     """Per row, the code whose initial state best matches the first residuals."""
     target = 16.0 * np.abs(e[:, :16]).mean(axis=1) if e.shape[1] else np.zeros(e.shape[0])
-    table = initial_state(np.arange(160)).astype(np.float64)
+    table = initial_state(np.arange(NCODES)).astype(np.float64)
     return np.argmin(np.abs(np.log2(table[None, :] + 1) - np.log2(target[:, None] + 1)), axis=1).astype(np.uint8)
 
 
@@ -192,7 +192,10 @@ def decode(payload: bytes, pos: int, shape: tuple[int, int], lpc_step) -> int:  
         if (rows, n) != shape:
             raise CodecError("audio: residual stream shape does not match the side information")
         pos += 8
-        s = initial_state(np.frombuffer(payload, np.uint8, rows, pos))
+        codes = np.frombuffer(payload, np.uint8, rows, pos)
+        if codes.max(initial=0) >= NCODES:
+            raise CodecError("audio: bad initial state")
+        s = initial_state(codes)
         pos += rows
         decoders: dict[int, tuple[object, object]] = {}
         for c in range(NCTX):
@@ -218,7 +221,7 @@ def decode(payload: bytes, pos: int, shape: tuple[int, int], lpc_step) -> int:  
     esc_pos = 0
     q = np.empty(rows, dtype=np.int64)
     for i in range(n):
-        if s.max(initial=0) > MAX_STATE:
+        if s.max(initial=0) > MAX_STATE or s.min(initial=0) < 0:
             raise CodecError("audio: residual state out of range")
         k, ctx = contexts(s)
         if np.any(ctx >= NCTX):
