@@ -34,8 +34,11 @@ def parse_wav(data: bytes) -> WavLayout:
     """Locate the samples; CodecError for anything that is not PCM WAV we can model."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise CodecError("audio: not a RIFF/WAVE file")
-    pos, fmt = 12, None
+    pos, fmt, walked = 12, None, 0
     while pos + 8 <= len(data):
+        walked += 1
+        if walked > 4096:  # real files have a handful of chunks; do not crawl through junk
+            raise CodecError("audio: too many chunks before the samples")
         cid = data[pos : pos + 4]
         (size,) = struct.unpack_from("<I", data, pos + 4)
         body = pos + 8
