@@ -25,7 +25,7 @@ class LmCodec(Codec):
     version = 1
     description = "byte GRU (ONNX) + context mixing, bitwise range coding of lockstep segments"
     block_size = 16 << 20
-    speed = 25e3  # measured 15-40 KB/s on a shared 2-core CPU (see tools/bench_lm.py)
+    speed = 6e3  # measured 3-7 KB/s per direction on a busy shared 2-core CPU (tools/bench_lm.py)
     verify_by_default = True
     default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 1024,
                       "scheme": "cm1"}
