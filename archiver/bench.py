@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -43,6 +43,8 @@ ALL_GROUP = "all"
 _KIND_ORDER = {"classical": 0, "lm": 1, "image": 2, "audio": 3}
 
 OK, DECLINED, ERROR, MISMATCH, TIMEOUT = "ok", "declined", "error", "mismatch", "timeout"
+#: Not measured on purpose (``--only``): neither the codec's refusal nor a failure.
+SKIPPED = "skipped"
 
 
 class Coder(Protocol):
@@ -214,7 +216,8 @@ class BenchFile:
     raw_bytes: int
 
 
-def _excluded(rel: Path, patterns: Sequence[str]) -> bool:
+def _matches(rel: Path, patterns: Sequence[str]) -> bool:
+    """Whether ``rel`` (a path relative to the directory given) or its file name matches a glob."""
     return any(fnmatch.fnmatchcase(rel.as_posix(), p) or fnmatch.fnmatchcase(rel.name, p) for p in patterns)
 
 
@@ -245,7 +248,7 @@ def collect_files(paths: Sequence[str], excludes: Sequence[str] = ()) -> tuple[l
             base = root.resolve().parent.name
         for path in candidates:
             rel = path.relative_to(root) if root.is_dir() else Path(path.name)
-            if _excluded(rel, excludes):
+            if _matches(rel, excludes):
                 continue
             real = os.path.realpath(path)
             if real in seen:
@@ -442,6 +445,13 @@ class Settings:
     whole_only: tuple[str, ...] = ()
     #: Seconds after which no new measurement starts (None: no limit).
     max_time: float | None = None
+    #: (codec, glob): the codec is measured only on files matching one of its globs (``--only``).
+    only: tuple[tuple[str, str], ...] = ()
+
+    def measures(self, codec: str, f: BenchFile) -> bool:
+        """Whether ``codec`` is to be measured on ``f`` under ``only``."""
+        globs = [g for c, g in self.only if c == codec]
+        return not globs or _matches(Path(f.name), globs)
 
 
 def interleave(files: Sequence[BenchFile]) -> list[BenchFile]:
@@ -493,6 +503,11 @@ def iter_results(
             earlier = reuse.lookup(digest, c.name) if reuse is not None else None
             if earlier is not None and (earlier[1] is not None) == wants_chunks:
                 yield FileResult(f.path, f.modality, len(data), c.name, *earlier, sha256=digest, reused=True)
+                continue
+            if not st.measures(c.name, f):
+                why = f"not measured: --only {c.name}=" + ",".join(g for n, g in st.only if n == c.name)
+                out = Measurement(SKIPPED, why, raw_bytes=len(data))
+                yield FileResult(f.path, f.modality, len(data), c.name, out, out if wants_chunks else None, digest)
                 continue
             if deadline is not None and clock() > deadline:
                 late = Measurement(TIMEOUT, f"not measured: the run's --max-time of {st.max_time:g} s had passed",
@@ -550,10 +565,11 @@ class Totals:
     compressed_bytes: int = 0
     compress_s: float = 0.0
     decompress_s: float = 0.0
+    files_skipped: int = 0
 
     @property
     def files_total(self) -> int:
-        return self.files_ok + self.files_declined + self.files_failed
+        return self.files_ok + self.files_declined + self.files_failed + self.files_skipped
 
     @property
     def complete(self) -> bool:
@@ -562,12 +578,15 @@ class Totals:
 
     def add(self, m: Measurement) -> Totals:
         if m.ok:
-            return Totals(self.files_ok + 1, self.files_declined, self.files_failed, self.raw_bytes + m.raw_bytes,
-                          self.compressed_bytes + (m.compressed_bytes or 0), self.compress_s + (m.compress_s or 0.0),
-                          self.decompress_s + (m.decompress_s or 0.0))
-        declined = m.status == DECLINED
-        return Totals(self.files_ok, self.files_declined + declined, self.files_failed + (not declined),
-                      self.raw_bytes, self.compressed_bytes, self.compress_s, self.decompress_s)
+            return replace(self, files_ok=self.files_ok + 1, raw_bytes=self.raw_bytes + m.raw_bytes,
+                           compressed_bytes=self.compressed_bytes + (m.compressed_bytes or 0),
+                           compress_s=self.compress_s + (m.compress_s or 0.0),
+                           decompress_s=self.decompress_s + (m.decompress_s or 0.0))
+        if m.status == DECLINED:
+            return replace(self, files_declined=self.files_declined + 1)
+        if m.status == SKIPPED:
+            return replace(self, files_skipped=self.files_skipped + 1)
+        return replace(self, files_failed=self.files_failed + 1)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--whole-only", metavar="A,B",
                    help="measure these codecs on whole files only: the chunked setting costs one call per chunk, "
                         "too slow for an LM codec on a large corpus (they are listed as not measured)")
+    p.add_argument("--only", action="append", default=[], metavar="CODEC=GLOB",
+                   help="measure CODEC only on files whose path (relative to the PATH given) or name matches GLOB "
+                        "(repeatable); elsewhere it is reported as not run")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop a measurement (one codec on one file) after SECONDS and report it as timed out")
     p.add_argument("--max-time", type=float, metavar="SECONDS",
@@ -91,6 +94,18 @@ def validate(args: argparse.Namespace) -> list[str] | None:
     if not names:
         raise LmarError("--codecs needs at least one codec name")
     return names
+
+
+def _only_rules(rules: list[str], contenders: list[Contender]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for rule in rules:
+        codec, sep, glob = rule.partition("=")
+        if not sep or not codec or not glob:
+            raise LmarError(f"--only {rule}: expected CODEC=GLOB, e.g. lm=text/*")
+        if codec not in {c.name for c in contenders}:
+            raise LmarError(f"--only {rule}: {codec} is not among the codecs measured")
+        out.append((codec, glob))
+    return tuple(out)
 
 
 def _names(csv: str | None) -> list[str]:
@@ -148,8 +163,10 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
         if chunk_size is not None:
             skipped += [Skipped(n, f"chunked setting ({chunk_size}-byte chunks) not measured: --whole-only")
                         for n in whole_only]
+        only = _only_rules(args.only, contenders)
+        skipped += [Skipped(c, f"measured only on files matching {g} (--only)") for c, g in only]
         settings = Settings(tuple(args.paths), args.repeat, chunk_size, command_line(), args.chunk_sample, args.timeout,
-                            tuple(whole_only), args.max_time)
+                            tuple(whole_only), args.max_time, only)
         reuse = read_reuse(args.reuse, settings, contenders) if args.reuse else None
     except LmarError as exc:
         print(f"lmar: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .bench import (ALL_GROUP, DECLINED, DOMAIN_KINDS, MISMATCH, REUSABLE_STATUSES, SCHEMA_VERSION, TIMEOUT,
+from .bench import (ALL_GROUP, DECLINED, DOMAIN_KINDS, MISMATCH, REUSABLE_STATUSES, SCHEMA_VERSION, SKIPPED, TIMEOUT,
                     BenchRun, Contender, FileResult, GroupSummary, Measurement, Reuse, Settings, Totals,
                     adjusted_rate_pct, best_codec, bits_per_byte, rate_pct, throughput)
 from .errors import LmarError
@@ -67,7 +67,7 @@ def _declined_text(kind: str) -> str:
 def _failure_text(m: Measurement, kind: str) -> str:
     if m.status == DECLINED:
         return _declined_text(kind)
-    return {MISMATCH: "MISMATCH", TIMEOUT: "timeout"}.get(m.status, "error")
+    return {MISMATCH: "MISMATCH", TIMEOUT: "timeout", SKIPPED: "not run"}.get(m.status, "error")
 
 
 def _measurement_cell(m: Measurement | None, kind: str, best: bool) -> Cell:
@@ -85,6 +85,8 @@ def _totals_cell(t: Totals | None, kind: str, best: bool) -> Cell:
     if t.files_ok == 0:
         if t.files_declined == t.files_total and t.files_total:
             return Cell(_declined_text(kind))
+        if t.files_skipped == t.files_total and t.files_total:
+            return Cell("not run")
         return Cell("failed" if t.files_total else "-")
     text = fmt_pct(rate_pct(t.compressed_bytes, t.raw_bytes))
     if not t.complete:
@@ -210,7 +212,7 @@ def failure_lines(run: BenchRun) -> list[str]:
     declined: dict[tuple[str, str], int] = {}
     for r in run.results:
         for label, m in (("whole", r.whole), (f"chunked {run.settings.chunk_size}", r.chunked)):
-            if m is None or m.ok:
+            if m is None or m.ok or m.status == SKIPPED:  # --only: said once under "Not measured"
                 continue
             if m.status == DECLINED and kinds.get(r.codec) in DOMAIN_KINDS:
                 declined[(r.codec, label)] = declined.get((r.codec, label), 0) + 1
@@ -373,6 +375,7 @@ def totals_dict(t: Totals, model_bytes: int | None) -> dict[str, Any]:
     ok = t.files_ok > 0
     return {
         "files_ok": t.files_ok, "files_declined": t.files_declined, "files_failed": t.files_failed,
+        "files_skipped": t.files_skipped,
         "complete": t.complete, "raw_bytes": t.raw_bytes,
         "compressed_bytes": t.compressed_bytes if ok else None,
         "rate_pct": _r(rate_pct(t.compressed_bytes, t.raw_bytes), 4) if ok else None,
@@ -404,6 +407,7 @@ def to_json_dict(run: BenchRun) -> dict[str, Any]:
         "settings": {"paths": list(run.settings.paths), "repeat": run.settings.repeat,
                      "chunk_size": run.settings.chunk_size, "chunk_sample": run.settings.chunk_sample,
                      "whole_only": list(run.settings.whole_only),
+                     "only": [{"codec": c, "glob": g} for c, g in run.settings.only],
                      "chunked_repeat": 1, "timeout_s": run.settings.timeout, "max_time_s": run.settings.max_time,
                      "command": run.settings.command,
                      "reused_from": None if run.reuse is None else {"path": run.reuse.source,

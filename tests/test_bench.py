@@ -272,8 +272,8 @@ def test_json_follows_the_documented_schema(tree: Path) -> None:
     assert set(data["machine"]) == {"cpu_model", "cpu_cores", "gpu", "platform", "python"}
     assert set(data["files"][0]) == {"path", "name", "modality", "raw_bytes", "sha256", "best_codec",
                                      "best_codec_chunked"}
-    assert set(data["settings"]) == {"paths", "repeat", "chunk_size", "chunk_sample", "whole_only", "chunked_repeat",
-                                     "timeout_s", "max_time_s", "command", "reused_from"}
+    assert set(data["settings"]) == {"paths", "repeat", "chunk_size", "chunk_sample", "whole_only", "only",
+                                     "chunked_repeat", "timeout_s", "max_time_s", "command", "reused_from"}
     assert set(data["codecs"][0]) == {"name", "kind", "source", "description", "version", "model_bytes", "block_size",
                                       "info"}
     measurement_keys = {"status", "reason", "pieces", "raw_bytes", "compressed_bytes", "rate_pct", "bits_per_byte",
@@ -386,6 +386,25 @@ def test_max_time_reports_the_rest_as_not_measured(tree: Path) -> None:
                                 clock=lambda: next(ticks)))
     assert [r.whole.status for r in results] == [OK, OK, TIMEOUT]  # clock: 0 at start, then 1, 2, 3 > 2.5
     assert "--max-time" in results[2].whole.reason and results[2].chunked is None
+
+
+def test_only_limits_a_codec_to_matching_files_and_reports_the_rest(tree: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out_json = tmp_path / "r.json"
+    args = bench_args(str(tree), "--codecs", "hdr,fakelm", "--only", "fakelm=text/*", "--repeat", "1",
+                      "--json", str(out_json), "-q")
+    assert run(args, registry=make_registry(*ALL_FAKES)) == 0
+    data = json.loads(out_json.read_text())
+    status = {(Path(r["path"]).name, r["codec"]): r["whole"]["status"] for r in data["results"]}
+    assert status[("a.txt", "fakelm")] == "ok" and status[("top.bin", "fakelm")] == "skipped"
+    assert status[("top.bin", "hdr")] == "ok"
+    overall = next(g for g in data["summary"] if g["group"] == ALL_GROUP)
+    lm = next(c for c in overall["codecs"] if c["codec"] == "fakelm")["whole"]
+    assert (lm["files_ok"], lm["files_skipped"], lm["complete"]) == (1, 2, False)
+    assert data["settings"]["only"] == [{"codec": "fakelm", "glob": "text/*"}]
+    out = capsys.readouterr().out
+    assert "not run" in out and "measured only on files matching text/* (--only)" in out
+    assert run(bench_args(str(tree), "--only", "fakelm", "-q"), registry=make_registry(*ALL_FAKES)) == 2
 
 
 def test_whole_only_skips_the_chunked_setting_and_says_so(tree: Path, tmp_path: Path) -> None:
