@@ -112,11 +112,14 @@ class MissingLlmCodec(Codec):
     kind = "lm"
     verify_by_default = True
     source: ClassVar[str] = ""
+    #: the id of the model last installed under this name (from a removal record), if known
+    model_id: ClassVar[str] = ""
     default_params = LlmCodec.default_params
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
-        return False, f"its model is not installed; run `lmar model import {cls.source or 'SOURCE'}`"
+        which = f"model {cls.model_id}" if cls.model_id else "its model (params: model_id)"
+        return False, f"{which} is not installed; run `lmar model import {cls.source or 'SOURCE'}`"
 
     def __init__(self, **params: Any) -> None:
         raise CodecUnavailable(_missing_message(self.name, str(params.get("model_id", "?")), self.source))
@@ -141,10 +144,12 @@ def codec_classes() -> list[type[Codec]]:
                     "context": int(card.get("context_length", 1024))}
         out.append(type(f"LlmCodec_{len(out)}", (LlmCodec,), {
             "name": name, "card": card, "description": desc, "default_params": defaults, "_tok": None}))
-    missing = {**KNOWN_SOURCES, **store.removed_names()}
-    for name, source in sorted(missing.items()):
+    missing = {name: {"id": "", "source": src} for name, src in KNOWN_SOURCES.items()}
+    missing.update(store.removed_names())
+    for name, rec in sorted(missing.items()):
         if name not in names:
             out.append(type(f"MissingLlmCodec_{len(out)}", (MissingLlmCodec,), {
-                "name": name, "source": source, "description": f"(model not installed: lmar model import {source})"}))
+                "name": name, "source": rec["source"], "model_id": rec["id"],
+                "description": f"(model not installed: lmar model import {rec['source']})"}))
     return out
 

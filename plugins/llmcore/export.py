@@ -18,6 +18,7 @@ torch and transformers are imported lazily: only ``lmar model import`` needs the
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -161,7 +162,8 @@ def export_onnx(model: Any, shape: Shape, path: Path) -> None:
             dyn[n] = {0: "batch", 2: "window"}
     outs = ["logits", "new_k", "new_v"]
     dyn.update({"logits": {0: "batch"}, "new_k": {1: "batch"}, "new_v": {1: "batch"}})
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is what we want here
         torch.onnx.export(step, tuple(args), str(path), input_names=names, output_names=outs, dynamic_axes=dyn,
                           opset_version=OPSET, dynamo=False, do_constant_folding=True)
 

@@ -70,19 +70,22 @@ def remove(key: str) -> dict[str, Any]:
     """Delete a model, remembering its codec name so archives that need it can say how to get it back."""
     card = find(key)
     gone = removed_names()
-    gone[card["codec_name"]] = card.get("import_source", "")
+    gone[card["codec_name"]] = {"id": card["id"], "source": card.get("import_source", "")}
     (models_dir() / REMOVED).write_text(json.dumps(gone, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(card["path"])
     return card
 
 
-def removed_names() -> dict[str, str]:
-    """codec name -> import source of models removed from this store."""
+def removed_names() -> dict[str, dict[str, str]]:
+    """codec name -> {"id", "source"} of models removed from this store."""
     try:
         data = json.loads((models_dir() / REMOVED).read_text())
     except (OSError, ValueError):
         return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): {"id": str(v.get("id", "")), "source": str(v.get("source", ""))}
+            for k, v in data.items() if isinstance(v, dict)}
 
 
 def sha256_file(path: Path) -> str:

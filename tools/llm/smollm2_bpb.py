@@ -6,6 +6,9 @@ trip and prints one row per file plus the total):
     nice -n 10 .venv/bin/python tools/llm/smollm2_bpb.py [--prefix BYTES] [--segments N] [--context T]
         [--files alice29.txt ...] [--no-decode] [--json OUT]
 
+Wall-clock speed depends on how busy the machine is, so CPU seconds of the process are printed as well
+(ONNX Runtime uses both cores: an idle machine gives at most CPU seconds / 2 of wall time).
+
 Why a prefix option: on 2 shared CPU cores the model codes a few hundred bytes per second, so the whole
 1.2 MB of English text takes hours each way; ``--prefix 50000`` measures the first 50 KB of each file.
 """
@@ -65,22 +68,24 @@ def main(argv: list[str] | None = None) -> int:
         data = (CORPUS / name).read_bytes()
         if args.prefix:
             data = data[: args.prefix]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         payload = codec.compress(data)
-        t_enc = time.perf_counter() - t0
-        ok, t_dec = None, 0.0
+        t_enc, c_enc = time.perf_counter() - t0, time.process_time() - c0
+        ok, t_dec, c_dec = None, 0.0, 0.0
         if not args.no_decode:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ok = codec.decompress(payload, len(data)) == data
-            t_dec = time.perf_counter() - t0
+            t_dec, c_dec = time.perf_counter() - t0, time.process_time() - c0
         pp = ppmd6(data)
         row = {"file": name, "bytes": len(data), "llm_bytes": len(payload), "ppmd6_bytes": pp,
                "llm_bpb": 8 * len(payload) / len(data), "ppmd6_bpb": 8 * pp / len(data),
                "enc_kbps": len(data) / t_enc / 1e3, "dec_kbps": (len(data) / t_dec / 1e3) if t_dec else None,
-               "roundtrip": ok}
+               "enc_wall_s": t_enc, "enc_cpu_s": c_enc, "dec_wall_s": t_dec, "dec_cpu_s": c_dec,
+               "tokens": len(codec.tokenizer().encode(data)), "roundtrip": ok}
         rows.append(row)
         print(f"{name:14} {len(data):8} {len(payload):8} {row['llm_bpb']:6.3f} {pp:8} {row['ppmd6_bpb']:6.3f} "
-              f"{len(payload) / pp:8.3f} {row['enc_kbps']:8.3f} {row['dec_kbps'] or 0:8.3f}  {ok}", flush=True)
+              f"{len(payload) / pp:8.3f} {row['enc_kbps']:8.3f} {row['dec_kbps'] or 0:8.3f}  {ok}  "
+              f"(cpu s enc {c_enc:.0f} dec {c_dec:.0f}, {row['tokens']} tokens)", flush=True)
     tot = sum(r["bytes"] for r in rows)
     llm = sum(r["llm_bytes"] for r in rows)
     pp = sum(r["ppmd6_bytes"] for r in rows)
