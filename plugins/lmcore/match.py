@@ -42,14 +42,6 @@ class MatchModel:
         has = self.mlen[:n] > 0
         self.expected[:n] = np.where(has, buf[np.minimum(self.ptr[:n], self.size - 1)].astype(np.int64) | 256, 0)
 
-    def slot(self, c0: np.ndarray, bit: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(length bucket, expected bit) for decision ``bit``; bucket 0 once the byte has diverged."""
-        e = self.expected[:n]
-        ok = (e >> (8 - bit)) == c0
-        ebit = (e >> (7 - bit)) & 1
-        bucket = np.where(ok, len_bucket(self.mlen[:n]), 0)
-        return bucket, np.where(ok, ebit, 0)
-
     def end_byte(self, buf: np.ndarray, byte: np.ndarray, pos: np.ndarray, hist: np.ndarray, filled: np.ndarray) -> None:
         """Advance pointers after ``byte`` was coded at ``pos`` (already written into ``buf``).
 
