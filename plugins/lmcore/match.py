@@ -27,8 +27,10 @@ class MatchModel:
 
     BUCKETS = 32
 
-    def __init__(self, segments: int, size: int, table_bits: int) -> None:
+    def __init__(self, segments: int, size: int, table_bits: int, min_len: int = MIN_LEN) -> None:
         self.bits = table_bits
+        self.min_len = min_len
+        self._key_mask = np.uint64((1 << (8 * min(min_len, 8))) - 1)
         self.table = np.zeros(1 << table_bits, dtype=np.int64)  # position of the byte after the context, +1
         self.ptr = np.zeros(segments, dtype=np.int64)
         self.mlen = np.zeros(segments, dtype=np.int64)
@@ -54,8 +56,8 @@ class MatchModel:
         mlen[:] = np.where(hit, np.minimum(mlen + 1, MAX_LEN), 0)
         ptr[:] = np.where(hit, ptr + 1, 0)
         mlen[ptr >= self.size] = 0
-        ready = filled >= MIN_LEN
-        key = (hist & np.uint64((1 << (8 * MIN_LEN)) - 1)) * _GOLD
+        ready = filled >= self.min_len
+        key = (hist & self._key_mask) * _GOLD
         h = ((key ^ (key >> np.uint64(29))) * _MIX >> self._shift).astype(np.int64)
         # Look up a new candidate where there is no current match, and check how far back it agrees.
         want = ready & (mlen == 0)
@@ -67,7 +69,7 @@ class MatchModel:
             valid = (back_c >= 0) & (back_p >= 0)
             same = valid & (buf[np.maximum(back_c, 0)] == buf[np.maximum(back_p, 0)])
             run = np.where(same.all(axis=1), VERIFY, np.argmin(same, axis=1))
-            good = want & (run >= MIN_LEN)
+            good = want & (run >= self.min_len)
             mlen[:] = np.where(good, run, mlen)
             ptr[:] = np.where(good, cand - 1, ptr)
         # Record this context -> next position; duplicates resolve to the largest position, order-free.

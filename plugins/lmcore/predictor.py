@@ -28,10 +28,11 @@ class PredictorConfig:
     orders: tuple[int, ...] = (1, 2, 3, 4, 6)
     hash_bits_max: int = 23
     match_bits: int = 22
-    context_limit: int = 127
-    mixer_lr: int = 40
-    final_lr: int = 8
-    apm_rate: int = 6
+    match_min: int = 6
+    context_limit: int = 255
+    mixer_lr: int = 80
+    final_lr: int = 16
+    apm_rate: int = 5
     word_bigram: bool = True
     apm_weight: int = 3
 
@@ -61,7 +62,7 @@ class Predictor:
         self.hash_shift = np.uint64(64 - hb)
         self.masks = np.array([(1 << (8 * o)) - 1 for o in cfg.orders], dtype=np.uint64)[None, :]
         self.tags = (np.arange(1, len(cfg.orders) + 1, dtype=np.uint64) << np.uint64(56))[None, :]
-        self.match = MatchModel(segments, size, min(cfg.match_bits, max(12, size.bit_length() + 1)))
+        self.match = MatchModel(segments, size, min(cfg.match_bits, max(12, size.bit_length() + 1)), cfg.match_min)
         self.hist = np.zeros(segments, dtype=np.uint64)
         self.word = np.zeros(segments, dtype=np.uint64)
         self.word_prev = np.zeros(segments, dtype=np.uint64)
