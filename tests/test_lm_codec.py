@@ -181,3 +181,29 @@ def test_cuda_request_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(runtime.DEVICE_ENV, "cuda")
     with pytest.raises(CodecUnavailable, match="cuda"):
         _codec().compress(b"abc")
+
+
+def test_logits_do_not_depend_on_batch_position_or_threads() -> None:
+    """Documents a property the codec does *not* rely on (it pins threads and the batch layout), but
+    which makes payloads robust to other ORT settings: a row's logits ignore its position, the batch size
+    and the session's thread count. Reported as xfail where a build breaks it."""
+    import onnxruntime as ort
+
+    from lmar.plugins.lmcore import runtime
+
+    card = model_files.require_model(MODEL, None)
+    net = runtime.StepModel(card, model_files.file_sha256(card.path))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    two = ort.InferenceSession(str(card.path), so, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    b = rng.integers(0, 257, 32)
+    st = (rng.standard_normal((card.layers, 32, card.hidden)) * 0.5).astype(np.float32)
+    ref, _ = net.step(b, st)
+    perm = rng.permutation(32)
+    permuted, _ = net.step(b[perm], st[:, perm])
+    small, _ = net.step(b[:3], st[:, :3])
+    threaded, _ = two.run(None, {"byte": b, "state": st})
+    same = (np.array_equal(ref[perm], permuted), np.array_equal(ref[:3], small), np.array_equal(ref, threaded))
+    if not all(same):
+        pytest.xfail(f"logits differ (permuted, smaller batch, 2 threads identical = {same}); tolerated")
