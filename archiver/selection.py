@@ -16,7 +16,8 @@ from .errors import CodecError
 from .registry import Registry
 
 #: Seconds of compression allowed per MiB of input at each level (None: no limit).
-LEVEL_BUDGET = {"fast": 0.25, "default": 60.0, "max": None}
+#: The default lets the shipped LM codec (a few KB/s on 2 CPU cores) compete on every file up to a few MiB.
+LEVEL_BUDGET = {"fast": 0.25, "default": 300.0, "max": None}
 #: Codec kinds each level considers.
 LEVEL_KINDS = {"fast": {"classical", "image", "audio"}, "default": None, "max": None}
 #: Files up to this size are read whole and their trials give the final payload directly.
@@ -24,6 +25,9 @@ WHOLE_LIMIT = 64 << 20
 SAMPLE_PIECE = 64 << 10
 SAMPLE_PIECES = 4
 FINALISTS = 3
+#: A finalist's estimate must be within this factor of the best one: full trials of slow codecs that
+#: cannot win (an LM on an image, say) would cost minutes for nothing.
+FINALIST_MARGIN = 1.10
 #: A sample that a fast probe (zstd level 1) cannot shrink below this ratio is treated as incompressible.
 #: Not zlib: its 32 KiB window misses repeats further apart (e.g. a 40 KiB random block stored three times).
 INCOMPRESSIBLE = 0.98
@@ -191,7 +195,10 @@ def choose(registry: Registry, data: bytes, total_size: int, opts: SelectOptions
         return Choice(winner, candidates, None, warnings)
 
     # Full trials for the finalists, then the smallest one that verifies.
-    for _, name, codec in estimates[:FINALISTS]:
+    best_ratio = estimates[0][0]
+    for ratio, name, codec in estimates[:FINALISTS]:
+        if ratio > best_ratio * FINALIST_MARGIN and name not in trials:
+            continue
         if name not in trials:
             try:
                 trials[name] = encode_blocks(codec, data, False)
