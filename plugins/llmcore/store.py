@@ -254,7 +254,8 @@ def import_model(source: str, name: str | None = None, context: int = DEFAULT_CO
             if other.get("codec_name") == codec_name:
                 raise LmarError(f"codec name {codec_name} is taken by model {other['id'][:12]}; pass --name")
         card = {
-            "id": model_id, "codec_name": codec_name, "source": res.source, "import_source": source,
+            "id": model_id, "codec_name": codec_name, "source": res.source,
+            "import_source": str(Path(source).expanduser().resolve()) if Path(source).expanduser().exists() else source,
             "license": license or res.license, "architecture": "llama",
             "parameters": export.count_parameters(model), "vocab_size": shape.vocab_size,
             "context_length": min(int(context), shape.max_position), "max_position": shape.max_position,
