@@ -27,7 +27,7 @@ class LmCodec(Codec):
     block_size = 16 << 20
     speed = 6e3  # measured 3-7 KB/s per direction on a busy shared 2-core CPU (tools/bench_lm.py)
     verify_by_default = True
-    default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 1024,
+    default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 2048,
                       "scheme": "cm1"}
 
     def __init__(self, **params: Any) -> None:

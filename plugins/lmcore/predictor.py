@@ -35,6 +35,7 @@ class PredictorConfig:
     apm_rate: int = 5
     word_bigram: bool = True
     apm_weight: int = 3
+    nn_apm: bool = True
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -68,7 +69,7 @@ class Predictor:
         self.word_prev = np.zeros(segments, dtype=np.uint64)
         self.ctx = np.zeros((segments, k), dtype=np.uint64)
         # Inputs: bias, network, order-0, match, k contexts.
-        self.inputs = 4 + k
+        self.inputs = 4 + k + int(cfg.nn_apm)
         self._x = np.zeros((segments, self.inputs), dtype=np.int64)
         self._x[:, 0] = 256
         self._idx = np.zeros((segments, 2 + k), dtype=np.int64)
@@ -79,6 +80,8 @@ class Predictor:
         self.final = Mixer([256], len(sets), 1 / len(sets), cfg.final_lr)
         self._sel = np.zeros((segments, len(sets)), dtype=np.int64)
         self.apm = Apm([256, 1 << 16, 1 << 16], cfg.apm_rate)
+        # The network's probability recalibrated per (previous byte, partial byte): where it is reliable.
+        self.nn_apm = Apm([1 << 16], cfg.apm_rate) if cfg.nn_apm else None
         self.stretch = stretch_table()
         self.n = segments
 
@@ -130,7 +133,11 @@ class Predictor:
         x = self._x[:n]
         x[:, 1] = self.stretch[p_nn]
         x[:, 2:4] = st[:, :2]
-        x[:, 4:] = st[:, 2:] * seen  # a context never seen says nothing (not "50/50")
+        x[:, 4 : 4 + k] = st[:, 2:] * seen  # a context never seen says nothing (not "50/50")
+        nknots = None
+        if self.nn_apm is not None:
+            pn, nknots = self.nn_apm.refine((c0 | (self.c1 << 8))[:, None], x[:, 1])
+            x[:, 4 + k] = self.stretch[pn[:, 0] >> 4]
         sel = self._sel[:n]
         sel[:, 0] = c0
         sel[:, 1] = mslot
@@ -144,15 +151,17 @@ class Predictor:
         actx[:, 1] = c0 | (self.c1 << 8)
         actx[:, 2] = c0 | self.c12
         a, knots = self.apm.refine(actx, sf)
-        self._saved = (idx, p, cnt, x, rows, p1, st1, frows, pf, knots)
+        self._saved = (idx, p, cnt, x, rows, p1, st1, frows, pf, knots, nknots)
         w = self.cfg.apm_weight
         out = (pf * 16 + a.sum(axis=1) * w) // (1 + 3 * w)
         return clamp(out, 1, 65535)
 
     def update(self, bits: np.ndarray) -> None:
-        idx, p, cnt, x, rows, p1, st1, frows, pf, knots = self._saved
+        idx, p, cnt, x, rows, p1, st1, frows, pf, knots, nknots = self._saved
         b = bits.astype(np.int64)
         self.bank.update(idx, p, cnt, b, self.limits)
         self.mixer.learn(rows, x, p1, b)
         self.final.learn(frows, st1, pf[:, None], b)
         self.apm.learn(knots, b)
+        if nknots is not None:
+            self.nn_apm.learn(nknots, b)
