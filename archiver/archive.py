@@ -292,7 +292,7 @@ class ArchiveReader:
             try:
                 cls = self.registry.get(ref.name, ref.provider)
             except CodecUnavailable as exc:  # name the member, like every other per-member failure
-                raise CodecUnavailable(f"{info.path}: {exc}") from None
+                raise CodecUnavailable(f"{info.path}: {exc}{_model_note(ref)}") from None
             if ref.version > cls.version:
                 raise CodecUnavailable(f"{info.path}: coded with {ref.name} version {ref.version}; the installed "
                                        f"codec is version {cls.version} — upgrade {ref.provider or 'the plugin'}")
@@ -334,6 +334,15 @@ class ArchiveReader:
             except Exception:
                 hint = ""
         return f"{info.path}: {what}" + (f" ({hint})" if hint else "")
+
+
+def _model_note(ref: CodecRef) -> str:
+    """Name the model a missing LM codec needs, when the member recorded one."""
+    for key in ("model_id", "model_sha256"):
+        value = ref.params.get(key)
+        if isinstance(value, str) and value:
+            return f" (it needs model {value})"
+    return ""
 
 
 def open_archive(path: str | os.PathLike | BinaryIO, mode: str = "r", **kwargs: Any) -> Any:

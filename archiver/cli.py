@@ -240,7 +240,8 @@ def cmd_codecs(args: argparse.Namespace) -> int:
         return EXIT_OK
     for r in rows:
         status = "yes" if r["available"] else f"no ({r['reason']})"
-        model = f"  model={r['model_sha256'][:12]}" if isinstance(r.get("model_sha256"), str) else ""
+        model_id = r.get("model_sha256") or r.get("model_id")
+        model = f"  model={model_id[:12]}" if isinstance(model_id, str) else ""
         print(f"{r['name']:<12} v{r['version']:<3} {r['kind']:<10} available={status:<5} "
               f"from {r['provider'] or '?'}  {r['description']}{model}")
     for f in failures:
