@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed-bytes", type=int, default=1 << 20, help="size of the speed sample (0: skip)")
     ap.add_argument("--scaling-bytes", type=int, default=32 << 10, help="size of the scaling sample (0: skip)")
     ap.add_argument("--scaling", default="4,16,64,256", help="max_segments values for the scaling table")
+    ap.add_argument("--no-files", action="store_true", help="skip the per-file size table (speed runs only)")
     args = ap.parse_args(argv)
 
     files = sorted(p for p in args.corpus.iterdir() if p.is_file())
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {info.get('model')} sha256 {str(info.get('model_sha256'))[:12]} bytes {info.get('model_bytes')}")
     print(f"{'file':<16}{'raw':>9}{'lm':>9}{'ppmd':>9}{'xz':>9}{'lm bpb':>8}{'lm/ppmd':>9}{'lm/xz':>7}{'c KB/s':>8}{'d KB/s':>8}")
     tot = {"raw": 0, "lm": 0, "ppmd": 0, "xz": 0, "ct": 0.0, "dt": 0.0}
-    for path in files:
+    for path in [] if args.no_files else files:
         data = path.read_bytes()
         lm, ct, dt = lm_round_trip(data)
         pp, xz = ppmd_size(data), xz_size(path)
@@ -66,11 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             tot[k] += v
         print(f"{path.name:<16}{len(data):>9}{lm:>9}{pp:>9}{xz:>9}{lm * 8 / max(1, len(data)):>8.3f}"
               f"{lm / pp:>9.3f}{lm / xz:>7.3f}{kbs(len(data), ct):>8.1f}{kbs(len(data), dt):>8.1f}", flush=True)
-    print(f"{'TOTAL':<16}{tot['raw']:>9}{tot['lm']:>9}{tot['ppmd']:>9}{tot['xz']:>9}{tot['lm'] * 8 / tot['raw']:>8.3f}"
-          f"{tot['lm'] / tot['ppmd']:>9.3f}{tot['lm'] / tot['xz']:>7.3f}{kbs(tot['raw'], tot['ct']):>8.1f}"
-          f"{kbs(tot['raw'], tot['dt']):>8.1f}")
-    print(f"targets: lm/ppmd <= 0.90 ({'met' if tot['lm'] <= 0.9 * tot['ppmd'] else 'NOT met'}), "
-          f"lm/xz <= 0.75 ({'met' if tot['lm'] <= 0.75 * tot['xz'] else 'NOT met'})")
+    if not args.no_files:
+        print(f"{'TOTAL':<16}{tot['raw']:>9}{tot['lm']:>9}{tot['ppmd']:>9}{tot['xz']:>9}"
+              f"{tot['lm'] * 8 / tot['raw']:>8.3f}{tot['lm'] / tot['ppmd']:>9.3f}{tot['lm'] / tot['xz']:>7.3f}"
+              f"{kbs(tot['raw'], tot['ct']):>8.1f}{kbs(tot['raw'], tot['dt']):>8.1f}")
+        print(f"targets: lm/ppmd <= 0.90 ({'met' if tot['lm'] <= 0.9 * tot['ppmd'] else 'NOT met'}), "
+              f"lm/xz <= 0.75 ({'met' if tot['lm'] <= 0.75 * tot['xz'] else 'NOT met'})")
 
     corpus = b"".join(p.read_bytes() for p in sorted(files, key=lambda p: -p.stat().st_size))
     if args.speed_bytes:
