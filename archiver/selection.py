@@ -18,6 +18,8 @@ from .registry import Registry
 #: Seconds of compression allowed per MiB of input at each level (None: no limit).
 #: The default lets the shipped LM codec (a few KB/s on 2 CPU cores) compete on every file up to a few MiB.
 LEVEL_BUDGET = {"fast": 0.25, "default": 300.0, "max": None}
+#: ...but never more than this many seconds for one file, so a large file does not stall the archive.
+LEVEL_FILE_CAP = {"fast": 30.0, "default": 600.0, "max": None}
 #: Codec kinds each level considers.
 LEVEL_KINDS = {"fast": {"classical", "image", "audio"}, "default": None, "max": None}
 #: Files up to this size are read whole and their trials give the final payload directly.
@@ -111,7 +113,11 @@ def _budget(opts: SelectOptions, size: int) -> float | None:
     if opts.budget_s is not None:
         return opts.budget_s
     rate = LEVEL_BUDGET.get(opts.level, LEVEL_BUDGET["default"])
-    return None if rate is None else rate * max(size, 1 << 16) / (1 << 20)
+    if rate is None:
+        return None
+    budget = rate * max(size, 1 << 16) / (1 << 20)
+    cap = LEVEL_FILE_CAP.get(opts.level)
+    return budget if cap is None else min(budget, cap)
 
 
 def _eligible(registry: Registry, opts: SelectOptions, size: int, probe: bytes,
