@@ -7,7 +7,6 @@ can change the weights' rounding). The card says where the model came from and h
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from lmar.filehash import file_sha256 as sha256_file  # noqa: F401 - shared with the lm codec
 from lmar.errors import LmarError
 
 CARD = "card.json"
@@ -86,14 +86,6 @@ def removed_names() -> dict[str, dict[str, str]]:
         return {}
     return {str(k): {"id": str(v.get("id", "")), "source": str(v.get("source", ""))}
             for k, v in data.items() if isinstance(v, dict)}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def short_name(stem: str) -> str:

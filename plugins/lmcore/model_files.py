@@ -5,14 +5,13 @@ model under the same name must be refused with a clear message instead of produc
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from lmar.filehash import file_sha256  # noqa: F401 - re-exported for callers
 from lmar.errors import CodecUnavailable
 
 #: Extra directory searched first (tests, users with models installed elsewhere).
@@ -51,19 +50,6 @@ def find_model(name: str) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=16)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, cached per (path, mtime, size) so repeated codec instances stay cheap."""
-    st = path.stat()
-    return _file_sha256(str(path), st.st_mtime_ns, st.st_size)
 
 
 def load_card(name: str) -> ModelCard:
