@@ -138,7 +138,9 @@ class ArchiveWriter:
             return result
         info.size = plan.size
         info.codec = CodecRef(plan.codec_name, plan.version, plan.params, plan.provider, plan.info)
-        info.candidates = plan.candidates
+        # Only measured sizes go into the archive: skip reasons (not installed, over budget) repeat for every
+        # file and would cost hundreds of bytes per member; ``create --json`` still reports them.
+        info.candidates = {k: v for k, v in plan.candidates.items() if v and v[0] is not None}
         self._container.begin_member(info.to_header())
         stored = 0
         if plan.blocks is not None:
