@@ -243,21 +243,23 @@ def _verify(codec: Codec, data: bytes, blocks: list[EncodedBlock]) -> None:
 def _forced(registry: Registry, data: bytes, whole: bool, opts: SelectOptions) -> Choice:
     codec = registry.create(opts.codec)
     if data and not codec.accepts(data[: 1 << 20] if not whole else data):
-        fallback = SelectOptions(codec="auto", level=opts.level, verify=opts.verify,
-                                 candidates=[n for n, c in registry.codecs.items() if c.kind == "classical"])
-        choice = choose(registry, data, len(data) if whole else len(data) + 1, fallback) if whole else \
-            Choice(registry.create("zstd"))
-        choice.warnings.append(f"codec {opts.codec} does not accept this file; used {choice.codec.name}")
-        return choice
+        return _classical_fallback(registry, data, whole, opts, f"codec {opts.codec} does not accept this file")
     if not whole:
         return Choice(codec, {codec.name: [None, "forced"]})
-    verify = opts.verify and codec.verify_by_default
     try:
-        blocks = encode_blocks(codec, data, verify)
+        blocks = encode_blocks(codec, data, opts.verify and codec.verify_by_default)
     except VerifyError as exc:
-        fallback = SelectOptions(codec="auto", level=opts.level, verify=opts.verify,
-                                 candidates=[n for n, c in registry.codecs.items() if c.kind == "classical"])
-        choice = choose(registry, data, len(data), fallback)
-        choice.warnings.append(f"{exc}; used {choice.codec.name} instead")
-        return choice
+        return _classical_fallback(registry, data, whole, opts, str(exc))
     return Choice(codec, {codec.name: [sum(len(b.stored) for b in blocks), "forced"]}, blocks)
+
+
+def _classical_fallback(registry: Registry, data: bytes, whole: bool, opts: SelectOptions, why: str) -> Choice:
+    """The best other classical codec, for a file the forced codec cannot code (or decode back) faithfully."""
+    if whole:
+        classical = [n for n, c in registry.codecs.items() if c.kind == "classical" and n != opts.codec]
+        choice = choose(registry, data, len(data),
+                        SelectOptions(codec="auto", candidates=classical, level=opts.level, verify=opts.verify))
+    else:
+        choice = Choice(registry.create("zstd"))
+    choice.warnings.append(f"{why}; used {choice.codec.name} instead")
+    return choice
