@@ -22,7 +22,7 @@ from .members import DIR, FILE, CodecRef, MemberInfo
 from .pipeline import Plan, default_jobs, iter_blocks_of_large_file, make_executor, plan_file
 from .progress import NoProgress, Progress
 from .registry import Registry, get_registry
-from .selection import SelectOptions
+from .selection import EncodedBlock, SelectOptions
 from .walk import Skipped, Source, collect
 
 
@@ -138,15 +138,11 @@ class ArchiveWriter:
             return result
         info.size = plan.size
         info.codec = CodecRef(plan.codec_name, plan.version, plan.params, plan.provider, plan.info)
-        # Only measured sizes go into the archive: skip reasons (not installed, over budget) repeat for every
-        # file and would cost hundreds of bytes per member; ``create --json`` still reports them.
-        info.candidates = {k: v for k, v in plan.candidates.items() if v and v[0] is not None}
+        info.candidates = _measured(plan.candidates)
         self._container.begin_member(info.to_header())
         stored = 0
         if plan.blocks is not None:
-            for block in plan.blocks:
-                self._container.write_block(block.raw_len, block.stored, block.raw_xxh64)
-                stored += len(block.stored)
+            stored = self._write_blocks(plan.blocks)
             size, digest = plan.size, plan.xxh3_128
             self.progress.advance(info.size, info.path)
         else:
@@ -171,6 +167,14 @@ class ArchiveWriter:
         result.size, result.stored_size, result.codec, result.candidates = size, stored, plan.codec_name, plan.candidates
         return result
 
+    def _write_blocks(self, blocks: Iterable[EncodedBlock]) -> int:
+        """Write already coded blocks of the open member; returns their stored bytes."""
+        stored = 0
+        for block in blocks:
+            self._container.write_block(block.raw_len, block.stored, block.raw_xxh64)
+            stored += len(block.stored)
+        return stored
+
     def addbytes(self, name: str, data: bytes, mode: int = 0o644, mtime_ns: int = 0) -> MemberResult:
         """Add an in-memory file (API convenience; selection runs in this process)."""
         from .selection import choose
@@ -181,12 +185,9 @@ class ArchiveWriter:
         info = MemberInfo(name, FILE, mode, mtime_ns, len(data),
                           codec=CodecRef(codec.name, codec.version, dict(codec.params),
                                          registry.providers.get(codec.name, ""), codec.header_info()),
-                          candidates=choice.candidates)
+                          candidates=_measured(choice.candidates))
         self._container.begin_member(info.to_header())
-        stored = 0
-        for block in choice.blocks or []:
-            self._container.write_block(block.raw_len, block.stored, block.raw_xxh64)
-            stored += len(block.stored)
+        stored = self._write_blocks(choice.blocks or [])
         self._container.end_member(len(data), xxhash.xxh3_128_digest(data))
         return MemberResult(name, FILE, len(data), stored, codec.name, choice.candidates, choice.warnings)
 
@@ -336,6 +337,12 @@ class ArchiveReader:
             except Exception:
                 hint = ""
         return f"{info.path}: {what}" + (f" ({hint})" if hint else "")
+
+
+def _measured(candidates: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Only measured sizes go into the archive: skip reasons (not installed, over budget) repeat for every
+    file and would cost hundreds of bytes per member; ``create --json`` still reports them."""
+    return {k: v for k, v in candidates.items() if v and v[0] is not None}
 
 
 def _model_note(ref: CodecRef) -> str:
