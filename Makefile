@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test bench clean-venv
 
-$(VENV)/.installed: pyproject.toml tests/plugin_example/pyproject.toml
+$(VENV)/.installed: Makefile pyproject.toml tests/plugin_example/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test,import,plot]" -e tests/plugin_example
