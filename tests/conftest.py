@@ -52,6 +52,21 @@ def assert_clean(run: Run) -> None:
     assert "internal error" not in run.err, run.err
 
 
+def assert_flipped_payload_fails_cleanly(codec: Any, payload: bytes, size: int,
+                                         flips: Iterable[tuple[int, int]]) -> None:
+    """Flipped bits give CodecError or exactly ``size`` bytes (the archive checksum catches those), nothing else."""
+    from lmar.errors import CodecError
+
+    bad = bytearray(payload)
+    for at, bit in flips:
+        bad[at] ^= 1 << bit
+    try:
+        out = codec.decompress(bytes(bad), size)
+    except CodecError:
+        return
+    assert isinstance(out, bytes) and len(out) == size
+
+
 def run_lmar(*args: str, cwd: str | os.PathLike | None = None, input: bytes | None = None,
              env: dict[str, str] | None = None, timeout: float = SUBPROCESS_TIMEOUT) -> Run:
     """Run ``python -m lmar.cli ARGS`` and return its exit code, stdout (bytes) and stderr (text)."""
