@@ -9,30 +9,31 @@ from typing import Any, Mapping
 import lmar
 from lmar.codec import Codec
 from lmar.errors import CodecError, CodecUnavailable
-from lmar.plugins.lmcore import model_files, runtime
-from lmar.plugins.lmcore.coding import decode_block, encode_block
+from lmar.plugins.lmcore import cm2_block, coding, model_files, runtime
 from lmar.plugins.lmcore.predictor import PredictorConfig
 from lmar.plugins.lmcore.segments import plan_segments
 
 DEFAULT_MODEL = "bytegru-v1"
 #: Largest block this codec will decode; a corrupt header must not make it allocate without bound.
 MAX_BLOCK = 1 << 30
+#: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives) and ``cm2`` (compiled).
+SCHEMES = ("cm1", "cm2")
 
 
 class LmCodec(Codec):
     name = "lm"
     kind = "lm"
-    version = 1
-    description = "byte GRU (ONNX) + context mixing, bitwise range coding of lockstep segments"
+    version = 2  # 2: scheme cm2 (version-1 members, scheme cm1, still decode)
+    description = "byte GRU (ONNX) + compiled context mixing, binary arithmetic coding of lockstep segments"
     block_size = 16 << 20
-    speed = 6e3  # measured 3-7 KB/s per direction on a busy shared 2-core CPU (tools/bench_lm.py)
+    speed = 25e3  # cm2, measured per direction on a shared 2-core CPU (tools/bench_lm.py)
     verify_by_default = True
-    default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 2048,
-                      "scheme": "cm1"}
+    default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 16384,
+                      "scheme": "cm2"}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        if self.params["scheme"] != "cm1":
+        if self.params["scheme"] not in SCHEMES:
             raise CodecUnavailable(f"lm: coding scheme {self.params['scheme']!r} is not supported by this lmar")
         if int(self.params["max_segments"]) < 1 or int(self.params["min_segment"]) < 1:
             raise CodecError("lm: max_segments and min_segment must be positive")
@@ -75,13 +76,19 @@ class LmCodec(Codec):
         if len(data) > MAX_BLOCK:
             raise CodecError(f"lm: block of {len(data)} bytes exceeds {MAX_BLOCK}")
         net = self._network() if data else None
-        return encode_block(data, self._plan(len(data)), net, PredictorConfig(), self._fingerprint())
+        plan = self._plan(len(data))
+        if self.params["scheme"] == "cm1":
+            return coding.encode_block(data, plan, net, PredictorConfig(), self._fingerprint())
+        return cm2_block.encode_block(data, plan, net, self._fingerprint())
 
     def decompress(self, payload: bytes, size: int) -> bytes:
         if not 0 <= size <= MAX_BLOCK:
             raise CodecError(f"lm: block size {size} is out of range (0..{MAX_BLOCK})")
         net = self._network() if size else None
-        return decode_block(bytes(payload), self._plan(size), net, PredictorConfig(), self._fingerprint())
+        plan = self._plan(size)
+        if self.params["scheme"] == "cm1":
+            return coding.decode_block(bytes(payload), plan, net, PredictorConfig(), self._fingerprint())
+        return cm2_block.decode_block(bytes(payload), plan, net, self._fingerprint())
 
     def estimate(self, sample: bytes) -> float | None:
         """Code up to 4 KiB of the sample for real in 16 short segments (about a second).

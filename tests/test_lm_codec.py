@@ -207,3 +207,37 @@ def test_logits_do_not_depend_on_batch_position_or_threads() -> None:
     same = (np.array_equal(ref[perm], permuted), np.array_equal(ref[:3], small), np.array_equal(ref, threaded))
     if not all(same):
         pytest.xfail(f"logits differ (permuted, smaller batch, 2 threads identical = {same}); tolerated")
+
+
+FIXTURE_V1 = Path(__file__).parent / "data" / "lm_v1_cm1.lmar"
+#: Members of the fixture, written by lmar 0.1.0 with ``--codec lm`` (lm version 1, scheme cm1).
+FIXTURE_V1_SHA256 = {
+    "in/notes.txt": "89279fcbe866872c380d41fa5111c594c9ea2d34a7ddc1b713e7fdb67d02d74a",
+    "in/small.bin": "785b0751fc2c53dc14a4ce3d800e69ef9ce1009eb327ccf458afe09c242c26c9",
+}
+
+
+def test_archive_written_by_lm_version_1_still_extracts() -> None:
+    """Old archives keep extracting: the cm1 scheme stays decodable after cm2 became the default."""
+    import hashlib
+
+    import lmar
+
+    with lmar.open(str(FIXTURE_V1)) as ar:
+        members = {m.path: m for m in ar.getmembers() if m.type == "file"}
+        assert set(members) == set(FIXTURE_V1_SHA256)
+        for path, digest in FIXTURE_V1_SHA256.items():
+            assert members[path].codec.name == "lm" and members[path].codec.version == 1
+            assert members[path].codec.params["scheme"] == "cm1"
+            assert hashlib.sha256(ar.read(path)).hexdigest() == digest
+
+
+@pytest.mark.parametrize("scheme", ["cm1", "cm2"])
+def test_both_schemes_round_trip(scheme: str) -> None:
+    data = TEXT[:1500] + CASES["binary"][:500]
+    c = _codec(min_segment=300, max_segments=7, scheme=scheme)
+    payload = c.compress(data)
+    assert _codec(**c.params).decompress(payload, len(data)) == data
+    other = "cm2" if scheme == "cm1" else "cm1"
+    with pytest.raises(CodecError):
+        _codec(**{**c.params, "scheme": other}).decompress(payload, len(data))

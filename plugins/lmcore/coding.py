@@ -41,21 +41,22 @@ def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, cfg: Predi
     if out.tobytes() != data:  # cheap self-check of the reconstruction buffer logic
         raise CodecError("lm: internal error: encoder reconstruction differs from its input")
     words = enc.get_compressed() if plan.count else np.zeros(0, dtype=np.uint32)
-    return Payload(plan.count, zlib.crc32(data), fingerprint, words).pack()
+    return Payload(1, plan.count, zlib.crc32(data), fingerprint, words.astype("<u4").tobytes()).pack()
 
 
 def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, cfg: PredictorConfig,
                  fingerprint: int) -> bytes:
-    p = Payload.unpack(payload)
+    p = Payload.unpack(payload, 1)
+    words = p.words()
     if p.segments != plan.count:
         raise CodecError(f"lm: payload has {p.segments} segments, expected {plan.count} for this size")
     if plan.count == 0:
         return b""
     cs = _constriction()
     family = cs.model.Bernoulli(perfect=False)
-    if len(p.words) == 0:
+    if len(words) == 0:
         raise CodecError("lm: empty coder stream (truncated payload)")
-    dec = cs.queue.RangeDecoder(p.words)
+    dec = cs.queue.RangeDecoder(words)
 
     def code(bit: int, p16: np.ndarray, truth: None) -> np.ndarray:
         return dec.decode(family, p16 * _SCALE).astype(np.int64)

@@ -1,9 +1,12 @@
-"""Framing of one ``lm`` block: a small header and the range coder's 32-bit words.
+"""Framing of one ``lm`` block: a small header and the arithmetic coder's bytes.
 
 Why a checksum inside the payload: a range decoder fed damaged or truncated words happily decodes
 garbage; the CRC turns that into a :class:`CodecError`. The numerics fingerprint (a digest of the
 encoder's profile) tells that case apart from "this machine computes the model differently", which is
 left to the archive's checksum so the core can print :meth:`LmCodec.mismatch_hint`.
+
+Format 1 (scheme ``cm1``) carries constriction's 32-bit words; format 2 (scheme ``cm2``) the bytes of
+the compiled binary coder. The header is the same for both.
 """
 from __future__ import annotations
 
@@ -15,30 +18,34 @@ import numpy as np
 from lmar.errors import CodecError
 
 MAGIC = b"LMc"
-FORMAT = 1
+FORMATS = (1, 2)
 _HEAD = struct.Struct("<3sBIII")
 
 
 @dataclass(frozen=True)
 class Payload:
+    format: int
     segments: int
     crc32: int
     fingerprint: int
-    words: np.ndarray
+    body: bytes
 
     def pack(self) -> bytes:
-        head = _HEAD.pack(MAGIC, FORMAT, self.segments, self.crc32, self.fingerprint)
-        return head + self.words.astype("<u4").tobytes()
+        return _HEAD.pack(MAGIC, self.format, self.segments, self.crc32, self.fingerprint) + self.body
+
+    def words(self) -> np.ndarray:
+        """The body as little-endian 32-bit coder words (format 1)."""
+        if len(self.body) % 4:
+            raise CodecError("lm: payload length is not a whole number of coder words (truncated)")
+        return np.frombuffer(self.body, dtype="<u4").astype(np.uint32)
 
     @classmethod
-    def unpack(cls, blob: bytes) -> "Payload":
+    def unpack(cls, blob: bytes, expect_format: int) -> "Payload":
         if len(blob) < _HEAD.size:
             raise CodecError(f"lm: payload of {len(blob)} bytes is shorter than its header (truncated)")
         magic, fmt, segments, crc, fp = _HEAD.unpack_from(blob)
-        if magic != MAGIC or fmt != FORMAT:
+        if magic != MAGIC or fmt not in FORMATS:
             raise CodecError("lm: not an lm payload (bad magic or unknown format)")
-        body = blob[_HEAD.size :]
-        if len(body) % 4:
-            raise CodecError("lm: payload length is not a whole number of coder words (truncated)")
-        words = np.frombuffer(body, dtype="<u4").astype(np.uint32)
-        return cls(segments, crc, fp, words)
+        if fmt != expect_format:
+            raise CodecError(f"lm: payload is format {fmt}, but the member's scheme expects format {expect_format}")
+        return cls(fmt, segments, crc, fp, bytes(blob[_HEAD.size :]))

@@ -1,0 +1,358 @@
+"""Scheme ``cm2``: the network's byte distribution mixed with adaptive context statistics, compiled.
+
+Why compiled (numba): a context mixer makes ~30 small decisions per bit; in numpy every one is a call
+whose overhead dwarfs the arithmetic, so ``cm1`` could only afford a few contexts and stayed slow. Here
+one compiled call codes one lockstep step (one byte of every live segment), so the predictor can afford
+checked hash slots, two adaptation speeds per context, word contexts and a match model, and still run
+much faster than the network beside it.
+
+Why it is exact: after the network's float logits are rounded to integers (the only float step, rounded
+as in :mod:`.nnprob`), everything is integer arithmetic on integer tables built once in
+:mod:`.fixedpoint`; segments are processed in a fixed order within a step, so the shared tables see the
+same updates in the same order in encoder and decoder. Encoder and decoder run this same function; the
+only difference is where a bit comes from (the data, or the arithmetic decoder).
+
+What a segment may read: its own history, the shared tables, and the reconstruction buffer ``buf``,
+which holds exactly the bytes already coded (zeros elsewhere) on both sides.
+
+Inputs per binary decision, mixed by four weight sets (chosen by partial byte, match state, previous
+byte, and how many context orders have been seen) and a final mixer, then refined by three APMs:
+bias; per context (order 0, 1 direct; orders 2, 3, 4, 5, 6, 8, current word, word bigram and the sparse
+bytes 2-3, hashed with a check byte, two slots per bucket) a slow, count-adaptive probability and a fast
+one; the network's bit probability raw and recalibrated per order-1 context; the match model's learned
+probability and a length-signed confidence.
+
+Any change to the arithmetic below is a new bitstream: give it a new scheme name.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .bitcoder import decode_bit, encode_bit
+from .fixedpoint import STRETCH_LIMIT, exp_table, squash_table, stretch_table
+
+#: Hashed contexts (o2 o3 o4 o5 o6 o8 word word-bigram sparse) after the two direct ones (o0, o1).
+N_HASHED = 9
+N_CTX = 2 + N_HASHED
+#: Mixer inputs: bias, three per context, network x2, match x2.
+PER_CTX = 3
+N_IN = 1 + PER_CTX * N_CTX + 4
+#: Weight-set sizes: partial byte, match state, previous byte, seen-orders x bit position.
+SETS = (256, 33, 256, 56, 32, 256)
+MATCH_MIN = 6
+MATCH_VERIFY = 32
+MATCH_MAX = 65535
+#: Learning rates (tuned on held-out text; part of the bitstream).
+MIX_LR = 6
+MIX_SHIFT = 14
+FIN_LR = 1
+FIN_SHIFT = 13
+APM_RATE = 6
+FAST_SHIFT = 4
+LIM_DIRECT = 255
+CMAP_RATE = 6
+LIM_HASHED = 255
+EMPTY_SLOT = 32768 | (32768 << 16)
+
+_G1 = np.uint64(0x9E3779B97F4A7C15)
+_G2 = np.uint64(0xBF58476D1CE4E5B9)
+_G3 = np.uint64(0x94D049BB133111EB)
+_S29 = np.uint64(29)
+_S32 = np.uint64(32)
+_B8 = np.uint64(8)
+_M8 = np.uint64(255)
+
+
+def _rate_table() -> np.ndarray:
+    """rate[n] = 65536 / (n + 1.5): a slot seen n times moves by 1/(n+1.5) toward each new bit."""
+    n = np.arange(256, dtype=np.int64)
+    return (131072 // (2 * n + 3)).astype(np.int64)
+
+
+def _apm_init(contexts: int) -> np.ndarray:
+    knots = (np.arange(33, dtype=np.int64) - 16) * 128
+    sq = squash_table()[np.clip(knots, -STRETCH_LIMIT, STRETCH_LIMIT) + STRETCH_LIMIT] * 16
+    return np.tile(sq, contexts).astype(np.int64)
+
+
+def _mixer_init() -> np.ndarray:
+    w = np.full(N_IN, int(0.12 * 65536), dtype=np.int64)
+    w[0] = 0
+    nn = 1 + PER_CTX * N_CTX
+    w[nn] = int(0.45 * 65536)
+    w[nn + 1] = int(0.2 * 65536)
+    return w
+
+
+class Cm2State:
+    """Every table of one block's predictor plus per-segment histories; sized from the block."""
+
+    def __init__(self, segments: int, size: int) -> None:
+        hb = int(min(22, max(16, (size * 8).bit_length())))
+        self.hash_bits = hb
+        total = 256 + 65536 + N_HASHED * (1 << hb)
+        # One 64-bit word per slot (one cache miss per lookup): slow P(1) | fast P(1) << 16 | count << 32 |
+        # check byte << 40. A fresh slot is 1/2, 1/2, unseen.
+        self.slots = np.full(total, EMPTY_SLOT, dtype=np.int64)
+        self.limits = np.array([LIM_DIRECT, LIM_DIRECT] + [LIM_HASHED] * N_HASHED, dtype=np.int64)
+        rows = sum(SETS)
+        self.mw = np.tile(_mixer_init(), (rows, 1))
+        self.set_off = np.concatenate([[0], np.cumsum(SETS)[:-1]]).astype(np.int64)
+        fin = np.full(len(SETS) + 1, int(65536 / len(SETS)), dtype=np.int64)
+        fin[-1] = 0
+        self.fw = np.tile(fin, (256, 1))
+        self.apm = _apm_init(256 + 65536 + 65536)
+        self.nn_apm = _apm_init(65536)
+        self.cmap = _apm_init(N_CTX * 16)
+        self.msm = np.full(64, 32768, dtype=np.int64)
+        self.msn = np.zeros(64, dtype=np.int64)
+        mb = int(min(22, max(12, size.bit_length() + 1)))
+        self.match_bits = mb
+        self.mt = np.zeros(1 << mb, dtype=np.int64)
+        self.hist = np.zeros(segments, dtype=np.uint64)
+        self.w0 = np.zeros(segments, dtype=np.uint64)
+        self.w1 = np.zeros(segments, dtype=np.uint64)
+        self.mptr = np.zeros(segments, dtype=np.int64)
+        self.mlen = np.zeros(segments, dtype=np.int64)
+        self.stretch = stretch_table().astype(np.int64)
+        self.squash = squash_table().astype(np.int64)
+        self.expt = exp_table().astype(np.int64)
+        self.rate = _rate_table()
+
+    def args(self) -> tuple:
+        return (self.slots, self.limits, np.int64(self.hash_bits), self.mw, self.set_off,
+                self.fw, self.apm, self.nn_apm, self.cmap, self.msm, self.msn, self.mt, np.int64(self.match_bits), self.hist,
+                self.w0, self.w1, self.mptr, self.mlen, self.stretch, self.squash, self.expt, self.rate)
+
+
+@njit(inline="always")
+def _hash(x, k):
+    x = (x + k) * _G1
+    x ^= x >> _S29
+    x *= _G2
+    x ^= x >> _S32
+    return x
+
+
+@njit(inline="always")
+def _apm_read(t, base, st):
+    """Interpolated 16-bit probability and the index of the nearer knot, for stretched input ``st``."""
+    pos = (st + 2048) * 32
+    j = pos >> 12
+    w = pos & 4095
+    i = base * 33 + j
+    p = (t[i] * (4096 - w) + t[i + 1] * w) >> 12
+    return p, i + (w >> 11)
+
+
+@njit(inline="always")
+def _apm_learn(t, knot, bit, rate):
+    target = 65535 if bit else 0
+    v = t[knot] + ((target - t[knot]) >> rate)
+    t[knot] = min(max(v, 16), 65535 - 16)
+
+
+@njit(cache=True, nogil=True)
+def code_step(decode, live, t, logits, starts, src, buf, coder, stream,
+              slots, limits, hash_bits, mw, set_off, fw, apm, nn_apm, cmap, msm, msn, mt, match_bits,
+              hist, w0, w1, mptr, mlen, stretch, squash, expt, rate):
+    """Code (``decode`` = 0) or decode (1) byte ``t`` of the first ``live`` segments, in segment order.
+
+    ``stream`` is the coder's output (encoding) or input (decoding) byte array; ``coder`` its state.
+    """
+    size = buf.shape[0]
+    hshift = np.uint64(64 - hash_bits)
+    cshift = np.uint64(56 - hash_bits)
+    region = np.int64(1) << hash_bits
+    mshift = np.uint64(64 - match_bits)
+    nset = len(SETS)
+    tree = np.zeros(512, dtype=np.int64)
+    ctxh = np.zeros(N_HASHED, dtype=np.uint64)
+    idx = np.zeros(N_CTX, dtype=np.int64)
+    cknot = np.zeros(N_CTX, dtype=np.int64)
+    x = np.zeros(N_IN, dtype=np.int64)
+    x[0] = 256
+    sel = np.zeros(nset, dtype=np.int64)
+    pk = np.zeros(nset, dtype=np.int64)
+    x2 = np.zeros(nset + 1, dtype=np.int64)
+    x2[nset] = 256
+    nn_in = 1 + PER_CTX * N_CTX
+    for s in range(live):
+        pos = starts[s] + t
+        # --- the network's distribution as integer weights, summed up the bit tree
+        qmax = np.int64(-(1 << 40))
+        for b in range(256):
+            v = np.float64(logits[s, b])
+            if not (v == v):
+                v = 0.0
+            v = min(max(v, -1e4), 1e4)
+            q = np.int64(np.floor(v * 16.0 + 0.5))
+            tree[256 + b] = q
+            qmax = max(qmax, q)
+        for b in range(256):
+            tree[256 + b] = expt[min(qmax - tree[256 + b], 255)] + 1
+        for i in range(255, 0, -1):
+            tree[i] = tree[2 * i] + tree[2 * i + 1]
+        # --- per-byte contexts
+        h = hist[s]
+        c1 = np.int64(h & _M8)
+        c2 = np.int64((h >> _B8) & _M8)
+        ctxh[0] = _hash(h & np.uint64(0xFFFF), np.uint64(1 << 56))
+        ctxh[1] = _hash(h & np.uint64(0xFFFFFF), np.uint64(2 << 56))
+        ctxh[2] = _hash(h & np.uint64(0xFFFFFFFF), np.uint64(3 << 56))
+        ctxh[3] = _hash(h & np.uint64(0xFFFFFFFFFF), np.uint64(4 << 56))
+        ctxh[4] = _hash(h & np.uint64(0xFFFFFFFFFFFF), np.uint64(5 << 56))
+        ctxh[5] = _hash(h, np.uint64(6 << 56))
+        wa = w0[s] if w0[s] != 0 else (w1[s] ^ (np.uint64(c1) << np.uint64(48)))
+        ctxh[6] = _hash(wa, np.uint64(7 << 56))
+        ctxh[7] = _hash(w0[s] + w1[s] * _G3, np.uint64(8 << 56))
+        ctxh[8] = _hash((h >> _B8) & np.uint64(0xFFFF), np.uint64(9 << 56))
+        h12 = ((c1 * 0x2F1 + c2 * 0x1D3) & 0xFF) << 8
+        ml = mlen[s]
+        expected = np.int64(buf[mptr[s]]) | 256 if ml > 0 else np.int64(0)
+        c0 = np.int64(1)
+        for j in range(8):
+            # --- counters: direct o0/o1, then checked hash slots (two per bucket, low count evicted)
+            idx[0] = c0
+            idx[1] = 256 + ((c1 << 8) | c0)
+            cm = np.uint64(c0) * _G2
+            found = 0
+            for k in range(N_HASHED):
+                hx = _hash(ctxh[k] ^ cm, np.uint64(0))
+                i0 = 256 + 65536 + k * region + np.int64(hx >> hshift)
+                chk = np.int64((hx >> cshift) & _M8)
+                if (slots[i0] >> 40) == chk:
+                    sl = i0
+                elif (slots[i0 ^ 1] >> 40) == chk:
+                    sl = i0 ^ 1
+                else:
+                    sl = i0 if ((slots[i0] >> 32) & 255) <= ((slots[i0 ^ 1] >> 32) & 255) else i0 ^ 1
+                    slots[sl] = EMPTY_SLOT | (chk << 40)
+                idx[2 + k] = sl
+                if k < 6 and ((slots[sl] >> 32) & 255) > 0:
+                    found += 1
+            for k in range(N_CTX):
+                v = slots[idx[k]]
+                n = (v >> 32) & 255
+                sp = stretch[(v & 0xFFFF) >> 4]
+                # What a slot with this count and probability has meant so far, learnt across contexts.
+                pc, cknot[k] = _apm_read(cmap, k * 16 + min(n, 15), sp)
+                x[1 + PER_CTX * k] = stretch[pc >> 4]
+                if n > 0:
+                    x[2 + PER_CTX * k] = sp
+                    x[3 + PER_CTX * k] = stretch[((v >> 16) & 0xFFFF) >> 4]
+                else:
+                    x[2 + PER_CTX * k] = 0
+                    x[3 + PER_CTX * k] = 0
+            # --- network, raw and recalibrated per (previous byte, partial byte)
+            pn = (tree[2 * c0 + 1] << 12) // tree[c0]
+            pn = min(max(pn, 1), 4095)
+            sn = stretch[pn]
+            x[nn_in] = sn
+            pa, nknot = _apm_read(nn_apm, (c1 << 8) | c0, sn)
+            x[nn_in + 1] = stretch[pa >> 4]
+            # --- match model
+            msi = -1
+            if expected > 0 and (expected >> (8 - j)) == c0:
+                pbit = (expected >> (7 - j)) & 1
+                msi = min(ml, 31) * 2 + pbit
+                x[nn_in + 2] = stretch[msm[msi] >> 4]
+                x[nn_in + 3] = (2 * pbit - 1) * min(ml, 32) * 32
+                sel[1] = 1 + min(ml, 15) * 2 + pbit
+            else:
+                x[nn_in + 2] = 0
+                x[nn_in + 3] = 0
+                sel[1] = 0
+            sel[0] = c0
+            sel[2] = c1
+            sel[3] = found * 8 + j
+            sel[4] = (sn + 2048) >> 7
+            sel[5] = c2
+            # --- mixing: four weight sets, then a final mixer per partial byte
+            for m in range(nset):
+                row = set_off[m] + sel[m]
+                dot = np.int64(0)
+                for i in range(N_IN):
+                    dot += mw[row, i] * x[i]
+                dot >>= 16
+                dot = min(max(dot, -STRETCH_LIMIT), STRETCH_LIMIT)
+                x2[m] = dot
+                pk[m] = squash[dot + STRETCH_LIMIT]
+            dot = np.int64(0)
+            for i in range(nset + 1):
+                dot += fw[c0, i] * x2[i]
+            dot >>= 16
+            sf = min(max(dot, -STRETCH_LIMIT), STRETCH_LIMIT)
+            pf = squash[sf + STRETCH_LIMIT]
+            a1, k1 = _apm_read(apm, c0, sf)
+            a2, k2 = _apm_read(apm, 256 + ((c1 << 8) | c0), sf)
+            a3, k3 = _apm_read(apm, 256 + 65536 + (h12 | c0), sf)
+            p16 = (pf * 16 + (a1 + a2 + a3) * 3) // 10
+            p16 = min(max(p16, 16), 65535 - 16)
+            # --- the bit
+            if decode:
+                bit = decode_bit(coder, stream, p16)
+            else:
+                bit = (np.int64(src[pos]) >> (7 - j)) & 1
+                encode_bit(coder, stream, bit, p16)
+            # --- learning
+            target = 65535 * bit
+            for k in range(N_CTX):
+                sl = idx[k]
+                v = slots[sl]
+                n = (v >> 32) & 255
+                p = v & 0xFFFF
+                q = (v >> 16) & 0xFFFF
+                p += ((target - p) * rate[n]) >> 16
+                q += (target - q) >> FAST_SHIFT
+                slots[sl] = p | (q << 16) | (min(n + 1, limits[k]) << 32) | ((v >> 40) << 40)
+            for m in range(nset):
+                row = set_off[m] + sel[m]
+                err = ((bit << 12) - pk[m]) * MIX_LR
+                for i in range(N_IN):
+                    mw[row, i] += (x[i] * err) >> MIX_SHIFT
+            err = ((bit << 12) - pf) * FIN_LR
+            for i in range(nset + 1):
+                fw[c0, i] += (x2[i] * err) >> FIN_SHIFT
+            _apm_learn(apm, k1, bit, APM_RATE)
+            _apm_learn(apm, k2, bit, APM_RATE)
+            _apm_learn(apm, k3, bit, APM_RATE)
+            _apm_learn(nn_apm, nknot, bit, APM_RATE)
+            for k in range(N_CTX):
+                _apm_learn(cmap, cknot[k], bit, CMAP_RATE)
+            if msi >= 0:
+                n = msn[msi]
+                msm[msi] += ((target - msm[msi]) * rate[n]) >> 16
+                msn[msi] = min(n + 1, 255)
+            c0 = (c0 << 1) | bit
+        # --- end of byte: histories, words, match pointer
+        byte = c0 - 256
+        buf[pos] = byte
+        h = (h << _B8) | np.uint64(byte)
+        hist[s] = h
+        low = byte | 32
+        if 97 <= low <= 122:
+            w0[s] = (w0[s] + np.uint64(low)) * _G2
+        elif w0[s] != 0:
+            w1[s] = w0[s]
+            w0[s] = np.uint64(0)
+        if ml > 0:
+            if (expected & 255) == byte and mptr[s] + 1 < size:
+                mlen[s] = min(ml + 1, MATCH_MAX)
+                mptr[s] += 1
+            else:
+                mlen[s] = 0
+        if t + 1 >= MATCH_MIN:
+            key = _hash(h & np.uint64(0xFFFFFFFFFFFF), np.uint64(11 << 56))
+            hm = np.int64(key >> mshift)
+            if mlen[s] == 0:
+                cand = mt[hm] - 2
+                if cand >= 0:
+                    r = 0
+                    while r < MATCH_VERIFY and r <= t and cand - r >= 0 and buf[cand - r] == buf[pos - r]:
+                        r += 1
+                    if r >= MATCH_MIN and cand + 1 < size:
+                        mlen[s] = r
+                        mptr[s] = cand + 1
+            mt[hm] = pos + 2
