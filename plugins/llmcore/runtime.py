@@ -94,21 +94,51 @@ def _rotate(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
 
 
 class WindowRunner:
-    """Runs the step graph for ``batch`` segments in lockstep with a ``window``-slot cache."""
+    """Runs the step graph for ``batch`` segments in lockstep with a ``window``-slot cache.
 
-    def __init__(self, sess: Any, shape: dict[str, Any], batch: int, window: int, sink: int = 4) -> None:
+    ``grow``: start with a small cache and double it (up to ``window``) as the segments lengthen, instead
+    of attending over ``window`` mostly-empty masked slots from the first token. Attention reads the whole
+    cache every step, so this halves its cost on segments shorter than the window. The capacity is a
+    function of the position only, so encoder and decoder run the same shapes; it changes the float
+    results (another reduction length), which is why payload format 1 runs with ``grow=False``.
+    """
+
+    #: first cache capacity when growing (slots)
+    GROW_FROM = 32
+
+    def __init__(self, sess: Any, shape: dict[str, Any], batch: int, window: int, sink: int = 4,
+                 grow: bool = False) -> None:
         if window < 2 or not 0 <= sink < window:
             raise CodecError(f"bad window {window} / sink {sink}")
         self.sess = sess
         L, K, D = int(shape["layers"]), int(shape["kv_heads"]), int(shape["head_dim"])
-        self.L, self.D, self.theta = L, D, float(shape["rope_theta"])
+        self.L, self.K, self.D, self.theta = L, K, D, float(shape["rope_theta"])
         self.B, self.W, self.S = batch, window, sink
-        self.k = np.zeros((L, batch, K, window, D), np.float32)
-        self.v = np.zeros((L, batch, K, window, D), np.float32)
+        self.grow = grow
+        cap = min(window, self.GROW_FROM) if grow else window
+        self.k = np.zeros((L, batch, K, cap, D), np.float32)
+        self.v = np.zeros((L, batch, K, cap, D), np.float32)
         self.sink_raw = np.zeros((L, batch, K, max(sink, 1), D), np.float32)
-        self.mask = np.full((batch, window), _MASK_EMPTY, np.float32)
+        self.mask = np.full((batch, cap), _MASK_EMPTY, np.float32)
         self.t = 0
         self.names = [f"past_{kv}_{i}" for i in range(L) for kv in ("k", "v")]
+
+    def _ensure_capacity(self, t: int) -> None:
+        """Double the cache until slot ``t`` fits (only while ``t < W``: slots fill in order until then)."""
+        cap = self.k.shape[3]
+        if t < cap or cap >= self.W:
+            return
+        while cap <= t:
+            cap = min(self.W, 2 * cap)
+        old = self.k.shape[3]
+        for name in ("k", "v"):
+            a = getattr(self, name)
+            b = np.zeros(a.shape[:3] + (cap, self.D), np.float32)
+            b[:, :, :, :old, :] = a
+            setattr(self, name, b)
+        mask = np.full((self.B, cap), _MASK_EMPTY, np.float32)
+        mask[:, :old] = self.mask
+        self.mask = mask
 
     def _slot(self, t: int) -> int:
         if t < self.S:
@@ -118,6 +148,8 @@ class WindowRunner:
     def step(self, input_ids: np.ndarray) -> np.ndarray:
         """Feed one token per segment (position ``self.t``); return logits [B, V] for the next token."""
         t = self.t
+        if self.grow:
+            self._ensure_capacity(t)
         cos, sin = rotary(np.array([t]), self.D, self.theta)
         if self.S and t > self.W:  # re-place sink keys just before the oldest ring entry
             scos, ssin = rotary(np.arange(self.S) + (t - self.W), self.D, self.theta)
