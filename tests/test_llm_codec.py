@@ -181,11 +181,13 @@ def test_import_writes_card_and_matches_source(tiny_home) -> None:  # type: igno
 
 
 @needs_import
-@pytest.mark.parametrize("sink", [0, 4])
-def test_sliding_window_keeps_sink_and_latest_tokens(tmp_path: Path, sink: int) -> None:
+@pytest.mark.parametrize("sink,grow", [(0, False), (4, False), (4, True)])
+def test_sliding_window_keeps_sink_and_latest_tokens(tmp_path: Path, sink: int, grow: bool,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """At step t the window holds the sink tokens + the W-sink latest ones, at contiguous positions.
 
     One layer, because a deeper model's cached K/V also remember tokens that have left the window.
+    ``grow``: the cache starts at 2 slots and doubles (2, 4, 8) before the window slides.
     """
     import dataclasses
 
@@ -203,11 +205,15 @@ def test_sliding_window_keeps_sink_and_latest_tokens(tmp_path: Path, sink: int) 
     shape = Shape.from_config(model.config)
     export_onnx(model, shape, tmp_path / "m.onnx")
     W = 8
+    monkeypatch.setattr(WindowRunner, "GROW_FROM", 2)
     runner = WindowRunner(session(tmp_path / "m.onnx", cache=False), dataclasses.asdict(shape), batch=1, window=W,
-                          sink=sink)
+                          sink=sink, grow=grow)
     ids = [int(i) for i in np.random.default_rng(1).integers(0, 50, 25)]
+    caps = []
     for i in ids:
         got = runner.step(np.array([i]))[0]
+        caps.append(runner.k.shape[3])
+    assert caps[:9] == ([2, 2, 4, 4, 8, 8, 8, 8, 8] if grow else [W] * 9) and caps[-1] == W
     t = len(ids) - 1
     kept = ids[:sink] + ids[t - (W - sink): t + 1]
     with torch.no_grad():
@@ -250,6 +256,18 @@ def test_roundtrip_property(codec, data: bytes) -> None:  # type: ignore[no-unty
 def test_roundtrip_real_file(codec) -> None:  # type: ignore[no-untyped-def]
     data = (CORPUS / "alice29.txt").read_bytes()[:1500] if (CORPUS / "alice29.txt").exists() else SAMPLE
     assert codec.decompress(codec.compress(data), len(data)) == data
+
+
+@needs_import
+def test_format_1_payloads_still_decode(codec) -> None:  # type: ignore[no-untyped-def]
+    """Archives written before format 2 (full cache from the start, float64 probabilities) keep decoding."""
+    from lmar.plugins.llmcore import coding
+
+    data = SAMPLE * 2 + b"\x04\xff"
+    old = coding.encode(data, codec.tokenizer(), codec._runner_factory(), 3, 200, fmt=1)
+    new = codec.compress(data)
+    assert old[0] == 1 and new[0] == coding.FORMAT == 2 and old != new
+    assert codec.decompress(old, len(data)) == data == codec.decompress(new, len(data))
 
 
 @needs_import
@@ -312,6 +330,49 @@ def test_model_commands_list_and_remove(tiny_home, tmp_path: Path, capsys) -> No
     args = parser.parse_args(["model", "remove", "nope"])
     with pytest.raises(LmarError):
         args.func(args)
+
+
+@pytest.fixture(scope="module")
+def tiny_int8(tiny_home):  # type: ignore[no-untyped-def]
+    """The same tiny model imported again with int8 weights: another model id and codec name."""
+    from lmar.plugins.llmcore import store
+
+    return store.import_model(str(Path(tiny_home["source"])), context=64, show_progress=False, quantize="int8")
+
+
+@needs_import
+def test_int8_import_is_a_separate_model_that_roundtrips(tiny_home, tiny_int8) -> None:  # type: ignore[no-untyped-def]
+    from lmar.registry import load_registry
+
+    card = tiny_int8
+    assert card["codec_name"] == tiny_home["codec_name"] + "-int8" and card["id"] != tiny_home["id"]
+    assert card["quantized_from"] == tiny_home["id"] and "int8" in card["quantization"]
+    assert card["onnx_bytes"] < tiny_home["onnx_bytes"]
+    reg = load_registry()
+    fp32 = reg.create(tiny_home["codec_name"], {"segments": 3, "min_segment": 200, "context": 24})
+    int8 = reg.create(card["codec_name"], {"segments": 3, "min_segment": 200, "context": 24})
+    data = SAMPLE * 2 + os.urandom(100)
+    p8, p32 = int8.compress(data), fp32.compress(data)
+    assert p8 != p32 and int8.decompress(p8, len(data)) == data and fp32.decompress(p32, len(data)) == data
+    with pytest.raises(CodecError):  # a wrong parameter set still fails loudly
+        reg.create(card["codec_name"], {"model_id": tiny_home["id"]})
+
+
+@needs_import
+def test_same_payload_with_one_or_two_threads(tiny_int8, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The int8 and fp32 kernels must not depend on how ONNX Runtime splits the work between threads."""
+    from lmar.plugins.llmcore.runtime import forget_sessions
+    from lmar.registry import load_registry
+
+    data = SAMPLE * 2
+    out = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("LMAR_LLM_THREADS", threads)
+        forget_sessions()
+        codec = load_registry().create(tiny_int8["codec_name"], {"segments": 3, "min_segment": 200, "context": 24})
+        out.append(codec.compress(data))
+    forget_sessions()
+    assert out[0] == out[1]
 
 
 def _smollm2_card():  # type: ignore[no-untyped-def]
