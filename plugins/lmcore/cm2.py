@@ -15,12 +15,19 @@ only difference is where a bit comes from (the data, or the arithmetic decoder).
 What a segment may read: its own history, the shared tables, and the reconstruction buffer ``buf``,
 which holds exactly the bytes already coded (zeros elsewhere) on both sides.
 
-Inputs per binary decision, mixed by four weight sets (chosen by partial byte, match state, previous
-byte, and how many context orders have been seen) and a final mixer, then refined by three APMs:
-bias; per context (order 0, 1 direct; orders 2, 3, 4, 5, 6, 8, current word, word bigram and the sparse
-bytes 2-3, hashed with a check byte, two slots per bucket) a slow, count-adaptive probability and a fast
-one; the network's bit probability raw and recalibrated per order-1 context; the match model's learned
-probability and a length-signed confidence.
+Inputs per binary decision, mixed by six weight sets (chosen by partial byte, match state, previous
+byte, how many context orders have been seen x bit position, the network's confidence, the byte before
+last), then a final mixer per partial byte, then three APMs (order 0, 1, hashed 2):
+
+* bias;
+* per context (order 0, 1 direct; orders 2, 3, 4, 5, 6, 8, current word, word bigram and the sparse bytes
+  2-3, hashed with a check byte, two slots per bucket, the less-seen one evicted): a slow, count-adaptive
+  probability, a fast one, and what slots with this count and recent bit history have meant so far
+  (an adaptive map shared by all contexts of that order: paq's indirect "state map", simplified);
+* the network's bit probability, raw and recalibrated per order-1 and per hashed order-2 context;
+* an online logistic regression from the network's last hidden state, one weight row per partial byte,
+  which learns on the data being coded what the network's fixed output layer misses;
+* the match model's learned probability and a length-signed confidence.
 
 Any change to the arithmetic below is a new bitstream: give it a new scheme name.
 """
@@ -35,23 +42,28 @@ from .fixedpoint import STRETCH_LIMIT, exp_table, squash_table, stretch_table
 #: Hashed contexts (o2 o3 o4 o5 o6 o8 word word-bigram sparse) after the two direct ones (o0, o1).
 N_HASHED = 9
 N_CTX = 2 + N_HASHED
-#: Mixer inputs: bias, three per context, network x2, match x2.
+#: Mixer inputs: bias, three per context, network x3, hidden-state regression, match x2.
 PER_CTX = 3
-N_IN = 1 + PER_CTX * N_CTX + 4
-#: Weight-set sizes: partial byte, match state, previous byte, seen-orders x bit position.
+N_IN = 1 + PER_CTX * N_CTX + 6
+#: Weight-set sizes: partial byte, match state, previous byte, seen-orders x bit position, network
+#: confidence, byte before last.
 SETS = (256, 33, 256, 56, 32, 256)
 MATCH_MIN = 6
 MATCH_VERIFY = 32
 MATCH_MAX = 65535
-#: Learning rates (tuned on held-out text; part of the bitstream).
-MIX_LR = 6
+#: Rates, part of the bitstream. Chosen by coordinate search on prefixes of six text files of
+#: ../shared/corpus/text (not on any single file); see tools/lm/README.md.
+MIX_LR = 6          # weight-set mixers: err * MIX_LR >> MIX_SHIFT per unit input
 MIX_SHIFT = 14
-FIN_LR = 1
+MIX_BOOST = 8       # extra rate in the first steps: MIX_LR * MIX_BOOST / (1 + t / 64)
+FIN_LR = 1          # final mixer
 FIN_SHIFT = 13
-APM_RATE = 6
-FAST_SHIFT = 4
-LIM_DIRECT = 255
-CMAP_RATE = 6
+APM_RATE = 6        # APMs move 1/64 of the way to each bit
+CMAP_RATE = 6       # indirect count/history maps
+FAST_SHIFT = 4      # fast slot probability: 1/16 per bit
+HID_LR = 1          # hidden-state regression
+HID_SHIFT = 9
+LIM_DIRECT = 255    # count caps (slow probability's rate is 1/(count + 1.5))
 LIM_HASHED = 255
 EMPTY_SLOT = 32768 | (32768 << 16)
 
@@ -88,12 +100,12 @@ def _mixer_init() -> np.ndarray:
 class Cm2State:
     """Every table of one block's predictor plus per-segment histories; sized from the block."""
 
-    def __init__(self, segments: int, size: int) -> None:
+    def __init__(self, segments: int, size: int, hidden: int = 1) -> None:
         hb = int(min(22, max(16, (size * 8).bit_length())))
         self.hash_bits = hb
         total = 256 + 65536 + N_HASHED * (1 << hb)
         # One 64-bit word per slot (one cache miss per lookup): slow P(1) | fast P(1) << 16 | count << 32 |
-        # check byte << 40. A fresh slot is 1/2, 1/2, unseen.
+        # check byte << 40 | last four bits seen << 48. A fresh slot is 1/2, 1/2, unseen.
         self.slots = np.full(total, EMPTY_SLOT, dtype=np.int64)
         self.limits = np.array([LIM_DIRECT, LIM_DIRECT] + [LIM_HASHED] * N_HASHED, dtype=np.int64)
         rows = sum(SETS)
@@ -103,8 +115,11 @@ class Cm2State:
         fin[-1] = 0
         self.fw = np.tile(fin, (256, 1))
         self.apm = _apm_init(256 + 65536 + 65536)
-        self.nn_apm = _apm_init(65536)
-        self.cmap = _apm_init(N_CTX * 16)
+        self.nn_apm = _apm_init(2 * 65536)
+        self.cmap = _apm_init(N_CTX * 64)
+        # Online logistic regression from the network's last hidden state to each bit (one row per
+        # partial byte): learns on this very data what the network's fixed output layer misses.
+        self.hw = np.zeros((256, hidden), dtype=np.int64)
         self.msm = np.full(64, 32768, dtype=np.int64)
         self.msn = np.zeros(64, dtype=np.int64)
         mb = int(min(22, max(12, size.bit_length() + 1)))
@@ -122,7 +137,7 @@ class Cm2State:
 
     def args(self) -> tuple:
         return (self.slots, self.limits, np.int64(self.hash_bits), self.mw, self.set_off,
-                self.fw, self.apm, self.nn_apm, self.cmap, self.msm, self.msn, self.mt, np.int64(self.match_bits), self.hist,
+                self.fw, self.apm, self.nn_apm, self.hw, self.cmap, self.msm, self.msn, self.mt, np.int64(self.match_bits), self.hist,
                 self.w0, self.w1, self.mptr, self.mlen, self.stretch, self.squash, self.expt, self.rate)
 
 
@@ -154,8 +169,8 @@ def _apm_learn(t, knot, bit, rate):
 
 
 @njit(cache=True, nogil=True)
-def code_step(decode, live, t, logits, starts, src, buf, coder, stream,
-              slots, limits, hash_bits, mw, set_off, fw, apm, nn_apm, cmap, msm, msn, mt, match_bits,
+def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
+              slots, limits, hash_bits, mw, set_off, fw, apm, nn_apm, hw, cmap, msm, msn, mt, match_bits,
               hist, w0, w1, mptr, mlen, stretch, squash, expt, rate):
     """Code (``decode`` = 0) or decode (1) byte ``t`` of the first ``live`` segments, in segment order.
 
@@ -171,6 +186,7 @@ def code_step(decode, live, t, logits, starts, src, buf, coder, stream,
     ctxh = np.zeros(N_HASHED, dtype=np.uint64)
     idx = np.zeros(N_CTX, dtype=np.int64)
     cknot = np.zeros(N_CTX, dtype=np.int64)
+    hq = np.zeros(hid.shape[1], dtype=np.int64)
     x = np.zeros(N_IN, dtype=np.int64)
     x[0] = 256
     sel = np.zeros(nset, dtype=np.int64)
@@ -178,6 +194,8 @@ def code_step(decode, live, t, logits, starts, src, buf, coder, stream,
     x2 = np.zeros(nset + 1, dtype=np.int64)
     x2[nset] = 256
     nn_in = 1 + PER_CTX * N_CTX
+    # Mixer learning rate: faster while the weights are still far from trained (the first steps).
+    mlr = MIX_LR + (MIX_LR * MIX_BOOST) // (1 + t // 64)
     for s in range(live):
         pos = starts[s] + t
         # --- the network's distribution as integer weights, summed up the bit tree
@@ -194,6 +212,13 @@ def code_step(decode, live, t, logits, starts, src, buf, coder, stream,
             tree[256 + b] = expt[min(qmax - tree[256 + b], 255)] + 1
         for i in range(255, 0, -1):
             tree[i] = tree[2 * i] + tree[2 * i + 1]
+        # --- the network's hidden state, quantised (the only other float input)
+        nh = hid.shape[1]
+        for i in range(nh):
+            v = np.float64(hid[s, i])
+            if not (v == v):
+                v = 0.0
+            hq[i] = min(max(np.int64(np.floor(v * 64.0 + 0.5)), -127), 127)
         # --- per-byte contexts
         h = hist[s]
         c1 = np.int64(h & _M8)
@@ -222,9 +247,9 @@ def code_step(decode, live, t, logits, starts, src, buf, coder, stream,
                 hx = _hash(ctxh[k] ^ cm, np.uint64(0))
                 i0 = 256 + 65536 + k * region + np.int64(hx >> hshift)
                 chk = np.int64((hx >> cshift) & _M8)
-                if (slots[i0] >> 40) == chk:
+                if ((slots[i0] >> 40) & 255) == chk:
                     sl = i0
-                elif (slots[i0 ^ 1] >> 40) == chk:
+                elif ((slots[i0 ^ 1] >> 40) & 255) == chk:
                     sl = i0 ^ 1
                 else:
                     sl = i0 if ((slots[i0] >> 32) & 255) <= ((slots[i0 ^ 1] >> 32) & 255) else i0 ^ 1
@@ -237,7 +262,11 @@ def code_step(decode, live, t, logits, starts, src, buf, coder, stream,
                 n = (v >> 32) & 255
                 sp = stretch[(v & 0xFFFF) >> 4]
                 # What a slot with this count and probability has meant so far, learnt across contexts.
-                pc, cknot[k] = _apm_read(cmap, k * 16 + min(n, 15), sp)
+                m = min(n, 4)
+                hs = (1 << m) - 1 + ((v >> 48) & ((1 << m) - 1))
+                if n >= 12:
+                    hs += 31
+                pc, cknot[k] = _apm_read(cmap, k * 64 + hs, sp)
                 x[1 + PER_CTX * k] = stretch[pc >> 4]
                 if n > 0:
                     x[2 + PER_CTX * k] = sp
@@ -252,17 +281,25 @@ def code_step(decode, live, t, logits, starts, src, buf, coder, stream,
             x[nn_in] = sn
             pa, nknot = _apm_read(nn_apm, (c1 << 8) | c0, sn)
             x[nn_in + 1] = stretch[pa >> 4]
+            pa2, nknot2 = _apm_read(nn_apm, 65536 + (h12 | c0), sn)
+            x[nn_in + 2] = stretch[pa2 >> 4]
+            dh = np.int64(0)
+            for i in range(nh):
+                dh += hw[c0, i] * hq[i]
+            dh = min(max(dh >> 14, -STRETCH_LIMIT), STRETCH_LIMIT)
+            ph = squash[dh + STRETCH_LIMIT]
+            x[nn_in + 5] = dh
             # --- match model
             msi = -1
             if expected > 0 and (expected >> (8 - j)) == c0:
                 pbit = (expected >> (7 - j)) & 1
                 msi = min(ml, 31) * 2 + pbit
-                x[nn_in + 2] = stretch[msm[msi] >> 4]
-                x[nn_in + 3] = (2 * pbit - 1) * min(ml, 32) * 32
+                x[nn_in + 3] = stretch[msm[msi] >> 4]
+                x[nn_in + 4] = (2 * pbit - 1) * min(ml, 32) * 32
                 sel[1] = 1 + min(ml, 15) * 2 + pbit
             else:
-                x[nn_in + 2] = 0
                 x[nn_in + 3] = 0
+                x[nn_in + 4] = 0
                 sel[1] = 0
             sel[0] = c0
             sel[2] = c1
@@ -306,10 +343,11 @@ def code_step(decode, live, t, logits, starts, src, buf, coder, stream,
                 q = (v >> 16) & 0xFFFF
                 p += ((target - p) * rate[n]) >> 16
                 q += (target - q) >> FAST_SHIFT
-                slots[sl] = p | (q << 16) | (min(n + 1, limits[k]) << 32) | ((v >> 40) << 40)
+                bits4 = (((v >> 48) << 1) | bit) & 15
+                slots[sl] = p | (q << 16) | (min(n + 1, limits[k]) << 32) | (((v >> 40) & 255) << 40) | (bits4 << 48)
             for m in range(nset):
                 row = set_off[m] + sel[m]
-                err = ((bit << 12) - pk[m]) * MIX_LR
+                err = ((bit << 12) - pk[m]) * mlr
                 for i in range(N_IN):
                     mw[row, i] += (x[i] * err) >> MIX_SHIFT
             err = ((bit << 12) - pf) * FIN_LR
@@ -319,6 +357,10 @@ def code_step(decode, live, t, logits, starts, src, buf, coder, stream,
             _apm_learn(apm, k2, bit, APM_RATE)
             _apm_learn(apm, k3, bit, APM_RATE)
             _apm_learn(nn_apm, nknot, bit, APM_RATE)
+            herr = ((bit << 12) - ph) * HID_LR
+            for i in range(nh):
+                hw[c0, i] += (hq[i] * herr) >> HID_SHIFT
+            _apm_learn(nn_apm, nknot2, bit, APM_RATE)
             for k in range(N_CTX):
                 _apm_learn(cmap, cknot[k], bit, CMAP_RATE)
             if msi >= 0:

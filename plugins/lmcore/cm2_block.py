@@ -27,11 +27,13 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     """Code every step; return (reconstruction buffer, coder stream, possibly grown when encoding)."""
     S = plan.count
     buf = np.zeros(plan.size, dtype=np.uint8)
-    state = Cm2State(S, plan.size)
+    hidden_units = int(net.zero_state(1).shape[-1]) if net is not None else 1
+    state = Cm2State(S, plan.size, hidden_units)
     tables = state.args()
     prev = np.full(S, net.bos if net is not None else 256, dtype=np.int64)
     hidden = net.zero_state(S) if net is not None else None
     flat = np.zeros((S, 256), dtype=np.float32)
+    no_hidden = np.zeros((S, 1), dtype=np.float32)
     starts = plan.starts.astype(np.int64)
     lengths = plan.lengths
     live = S
@@ -41,11 +43,12 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
         if net is not None:
             logits, hidden = net.step(prev, hidden)
             logits = np.ascontiguousarray(logits, dtype=np.float32)
+            last = np.ascontiguousarray(hidden[-1], dtype=np.float32)  # the top layer's state after this step
         else:
-            logits = flat
+            logits, last = flat, no_hidden
         if not decode and len(stream) - coder[bitcoder.POS] < 16 * live + 64:
             stream = np.concatenate([stream, np.zeros(len(stream) + 16 * S + 64, dtype=np.uint8)])
-        code_step(1 if decode else 0, live, t, logits, starts, src, buf, coder, stream, *tables)
+        code_step(1 if decode else 0, live, t, logits, last, starts, src, buf, coder, stream, *tables)
         prev[:live] = buf[starts[:live] + t]
         prev[live:] = PAD_BYTE
     return buf, stream
