@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import lmar
 from lmar.codec import Codec
 from lmar.errors import CodecError, CodecUnavailable
-from lmar.plugins.lmcore import cm2_block, coding, model_files, runtime
+from lmar.plugins.lmcore import coding, model_files, runtime
 from lmar.plugins.lmcore.predictor import PredictorConfig
 from lmar.plugins.lmcore.segments import plan_segments
 
@@ -18,6 +18,13 @@ DEFAULT_MODEL = "bytegru-v1"
 MAX_BLOCK = 1 << 30
 #: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives) and ``cm2`` (compiled).
 SCHEMES = ("cm1", "cm2")
+
+
+def _cm2():
+    """The compiled scheme, imported on first use: numba costs ~0.5 s, which ``lmar list`` should not pay."""
+    from lmar.plugins.lmcore import cm2_block
+
+    return cm2_block
 
 
 class LmCodec(Codec):
@@ -79,7 +86,7 @@ class LmCodec(Codec):
         plan = self._plan(len(data))
         if self.params["scheme"] == "cm1":
             return coding.encode_block(data, plan, net, PredictorConfig(), self._fingerprint())
-        return cm2_block.encode_block(data, plan, net, self._fingerprint())
+        return _cm2().encode_block(data, plan, net, self._fingerprint())
 
     def decompress(self, payload: bytes, size: int) -> bytes:
         if not 0 <= size <= MAX_BLOCK:
@@ -88,7 +95,7 @@ class LmCodec(Codec):
         plan = self._plan(size)
         if self.params["scheme"] == "cm1":
             return coding.decode_block(bytes(payload), plan, net, PredictorConfig(), self._fingerprint())
-        return cm2_block.decode_block(bytes(payload), plan, net, self._fingerprint())
+        return _cm2().decode_block(bytes(payload), plan, net, self._fingerprint())
 
     def estimate(self, sample: bytes) -> float | None:
         """Code up to 4 KiB of the sample for real in 16 short segments (about a second).
