@@ -347,8 +347,9 @@ def test_int8_import_is_a_separate_model_that_roundtrips(tiny_home, tiny_int8) -
     card = tiny_int8
     assert card["codec_name"] == tiny_home["codec_name"] + "-int8" and card["id"] != tiny_home["id"]
     assert card["quantized_from"] == tiny_home["id"] and "int8" in card["quantization"]
-    assert card["onnx_bytes"] < tiny_home["onnx_bytes"]
+    assert card["onnx_bytes"] < tiny_home["onnx_bytes"] and 0 <= card["quantized_kl_nats"] < 0.25
     reg = load_registry()
+    assert reg.codecs[card["codec_name"]].speed > reg.codecs[tiny_home["codec_name"]].speed
     fp32 = reg.create(tiny_home["codec_name"], {"segments": 3, "min_segment": 200, "context": 24})
     int8 = reg.create(card["codec_name"], {"segments": 3, "min_segment": 200, "context": 24})
     data = SAMPLE * 2 + os.urandom(100)

@@ -151,7 +151,7 @@ def codec_classes() -> list[type[Codec]]:
         defaults = {**LlmCodec.default_params, "model_id": card["id"],
                     "context": int(card.get("context_length", 1024))}
         if card.get("quantization"):
-            desc += f", {card['quantization'].split(':')[0]} {name.rsplit('-', 1)[-1]}"
+            desc += ", int8 weights"
         speed = LlmCodec.speed * (_INT8_SPEEDUP if card.get("quantization") else 1.0)
         out.append(type(f"LlmCodec_{len(out)}", (LlmCodec,), {
             "name": name, "card": card, "description": desc, "default_params": defaults, "_tok": None,
