@@ -40,7 +40,7 @@ from .bitcoder import decode_bit, encode_bit
 from .fixedpoint import STRETCH_LIMIT, exp_table, squash_table, stretch_table
 
 #: Hashed contexts (o2 o3 o4 o5 o6 o8 word word-bigram sparse) after the two direct ones (o0, o1).
-N_HASHED = 9
+N_HASHED = 11
 N_CTX = 2 + N_HASHED
 #: Mixer inputs: bias, three per context, network x3, hidden-state regression, match x2.
 PER_CTX = 3
@@ -74,6 +74,7 @@ _S29 = np.uint64(29)
 _S32 = np.uint64(32)
 _B8 = np.uint64(8)
 _M8 = np.uint64(255)
+_MATCH_MASK = np.uint64((1 << (8 * min(MATCH_MIN, 8))) - 1)
 
 
 def _rate_table() -> np.ndarray:
@@ -128,6 +129,9 @@ class Cm2State:
         self.hist = np.zeros(segments, dtype=np.uint64)
         self.w0 = np.zeros(segments, dtype=np.uint64)
         self.w1 = np.zeros(segments, dtype=np.uint64)
+        self.w2 = np.zeros(segments, dtype=np.uint64)
+        # Line geometry per segment: where the current and the previous line start (absolute positions).
+        self.lines = np.full((segments, 2), -1, dtype=np.int64)
         self.mptr = np.zeros(segments, dtype=np.int64)
         self.mlen = np.zeros(segments, dtype=np.int64)
         self.stretch = stretch_table().astype(np.int64)
@@ -138,7 +142,7 @@ class Cm2State:
     def args(self) -> tuple:
         return (self.slots, self.limits, np.int64(self.hash_bits), self.mw, self.set_off,
                 self.fw, self.apm, self.nn_apm, self.hw, self.cmap, self.msm, self.msn, self.mt, np.int64(self.match_bits), self.hist,
-                self.w0, self.w1, self.mptr, self.mlen, self.stretch, self.squash, self.expt, self.rate)
+                self.w0, self.w1, self.w2, self.lines, self.mptr, self.mlen, self.stretch, self.squash, self.expt, self.rate)
 
 
 @njit(inline="always")
@@ -171,7 +175,7 @@ def _apm_learn(t, knot, bit, rate):
 @njit(cache=True, nogil=True)
 def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
               slots, limits, hash_bits, mw, set_off, fw, apm, nn_apm, hw, cmap, msm, msn, mt, match_bits,
-              hist, w0, w1, mptr, mlen, stretch, squash, expt, rate):
+              hist, w0, w1, w2, lines, mptr, mlen, stretch, squash, expt, rate):
     """Code (``decode`` = 0) or decode (1) byte ``t`` of the first ``live`` segments, in segment order.
 
     ``stream`` is the coder's output (encoding) or input (decoding) byte array; ``coder`` its state.
@@ -233,6 +237,15 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
         ctxh[6] = _hash(wa, np.uint64(7 << 56))
         ctxh[7] = _hash(w0[s] + w1[s] * _G3, np.uint64(8 << 56))
         ctxh[8] = _hash((h >> _B8) & np.uint64(0xFFFF), np.uint64(9 << 56))
+        # The byte above (same column, previous line) with the previous byte: aligned lines, tables, lists.
+        ls, ps = lines[s, 0], lines[s, 1]
+        if ls < 0:
+            ls = starts[s]
+        above = np.int64(256)
+        if ps >= 0 and ps + (pos - ls) < ls:
+            above = np.int64(buf[ps + (pos - ls)])
+        ctxh[9] = _hash(np.uint64(above | (c1 << 9)), np.uint64(10 << 56))
+        ctxh[10] = _hash(w0[s] + w1[s] * _G3 + w2[s] * _G1, np.uint64(12 << 56))
         h12 = ((c1 * 0x2F1 + c2 * 0x1D3) & 0xFF) << 8
         ml = mlen[s]
         expected = np.int64(buf[mptr[s]]) | 256 if ml > 0 else np.int64(0)
@@ -373,10 +386,14 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
         buf[pos] = byte
         h = (h << _B8) | np.uint64(byte)
         hist[s] = h
+        if byte == 10:
+            lines[s, 1] = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
+            lines[s, 0] = pos + 1
         low = byte | 32
         if 97 <= low <= 122:
             w0[s] = (w0[s] + np.uint64(low)) * _G2
         elif w0[s] != 0:
+            w2[s] = w1[s]
             w1[s] = w0[s]
             w0[s] = np.uint64(0)
         if ml > 0:
@@ -386,7 +403,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             else:
                 mlen[s] = 0
         if t + 1 >= MATCH_MIN:
-            key = _hash(h & np.uint64(0xFFFFFFFFFFFF), np.uint64(11 << 56))
+            key = _hash(h & _MATCH_MASK, np.uint64(11 << 56))
             hm = np.int64(key >> mshift)
             if mlen[s] == 0:
                 cand = mt[hm] - 2
