@@ -35,7 +35,7 @@ class LmCodec(Codec):
     block_size = 16 << 20
     speed = 25e3  # cm2, measured per direction on a shared 2-core CPU (tools/bench_lm.py)
     verify_by_default = True
-    default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 16384,
+    default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 32768,
                       "scheme": "cm2"}
 
     def __init__(self, **params: Any) -> None:

@@ -241,3 +241,17 @@ def test_both_schemes_round_trip(scheme: str) -> None:
     other = "cm2" if scheme == "cm1" else "cm1"
     with pytest.raises(CodecError):
         _codec(**{**c.params, "scheme": other}).decompress(payload, len(data))
+
+
+def test_two_lanes_give_the_same_stream_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The network/mixer overlap must not change a bit: the mixer visits segments in the same order."""
+    from lmar.plugins.lmcore import cm2_block
+
+    data = (TEXT * 2)[:2400] + CASES["binary"]
+    c = _codec(min_segment=64, max_segments=40)
+    assert c._plan(len(data)).count >= cm2_block.MIN_LANES_SEGMENTS
+    two = c.compress(data)
+    monkeypatch.setattr(cm2_block, "MIN_LANES_SEGMENTS", 10**9)
+    one = c.compress(data)
+    assert one == two
+    assert c.decompress(two, len(data)) == data

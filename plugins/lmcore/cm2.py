@@ -53,14 +53,15 @@ MATCH_VERIFY = 32
 MATCH_MAX = 65535
 #: Rates, part of the bitstream. Chosen by coordinate search on prefixes of six text files of
 #: ../shared/corpus/text (not on any single file); see tools/lm/README.md.
-MIX_LR = 6          # weight-set mixers: err * MIX_LR >> MIX_SHIFT per unit input
+MIX_LR = 5          # weight-set mixers: err * MIX_LR >> MIX_SHIFT per unit input
 MIX_SHIFT = 14
 MIX_BOOST = 8       # extra rate in the first steps: MIX_LR * MIX_BOOST / (1 + t / 64)
 FIN_LR = 1          # final mixer
 FIN_SHIFT = 13
 APM_RATE = 6        # APMs move 1/64 of the way to each bit
-CMAP_RATE = 6       # indirect count/history maps
-FAST_SHIFT = 4      # fast slot probability: 1/16 per bit
+APM_W = 3           # final P: (mixer + APM_W * each of the three APMs) / (1 + 3 APM_W)
+CMAP_RATE = 7       # indirect count/history maps
+FAST_SHIFT = 6      # fast slot probability: 1/64 per bit
 HID_LR = 1          # hidden-state regression
 HID_SHIFT = 9
 LIM_DIRECT = 255    # count caps (slow probability's rate is 1/(count + 1.5))
@@ -139,10 +140,13 @@ class Cm2State:
         self.expt = exp_table().astype(np.int64)
         self.rate = _rate_table()
 
-    def args(self) -> tuple:
-        return (self.slots, self.limits, np.int64(self.hash_bits), self.mw, self.set_off,
-                self.fw, self.apm, self.nn_apm, self.hw, self.cmap, self.msm, self.msn, self.mt, np.int64(self.match_bits), self.hist,
-                self.w0, self.w1, self.w2, self.lines, self.mptr, self.mlen, self.stretch, self.squash, self.expt, self.rate)
+    def args(self, lo: int = 0, hi: int | None = None) -> tuple:
+        """Arguments of :func:`code_step` after the coder's: the shared tables, and segments [lo, hi)."""
+        seg = slice(lo, hi)
+        return (self.slots, self.limits, np.int64(self.hash_bits), self.mw, self.set_off, self.fw, self.apm,
+                self.nn_apm, self.hw, self.cmap, self.msm, self.msn, self.mt, np.int64(self.match_bits),
+                self.hist[seg], self.w0[seg], self.w1[seg], self.w2[seg], self.lines[seg], self.mptr[seg],
+                self.mlen[seg], self.stretch, self.squash, self.expt, self.rate)
 
 
 @njit(inline="always")
@@ -338,7 +342,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             a1, k1 = _apm_read(apm, c0, sf)
             a2, k2 = _apm_read(apm, 256 + ((c1 << 8) | c0), sf)
             a3, k3 = _apm_read(apm, 256 + 65536 + (h12 | c0), sf)
-            p16 = (pf * 16 + (a1 + a2 + a3) * 3) // 10
+            p16 = (pf * 16 + (a1 + a2 + a3) * APM_W) // (1 + 3 * APM_W)
             p16 = min(max(p16, 16), 65535 - 16)
             # --- the bit
             if decode:

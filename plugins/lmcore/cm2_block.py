@@ -1,13 +1,14 @@
 """Block coding for scheme ``cm2``: the network stepped in lockstep, each step coded by :func:`cm2.code_step`.
 
 Why the loop is in Python: one network call and one compiled call per byte position serve every
-segment, so the interpreter's cost per step is shared by up to ``max_segments`` bytes. Encoder and
-decoder run :func:`_walk` with the same plan, the same batch shape and the same padding of finished
-segments; only the direction flag differs.
+segment (or half of them, see :func:`_walk`), so the interpreter's cost per step is shared by many
+bytes. Encoder and decoder run :func:`_walk` with the same plan, the same batch shapes and the same
+padding of finished segments; only the direction flag differs.
 """
 from __future__ import annotations
 
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -22,35 +23,83 @@ from .segments import SegmentPlan
 FORMAT = 2
 
 
+#: Below this many segments a block runs as one lane: with fewer, handing work between threads costs
+#: more than it hides.
+MIN_LANES_SEGMENTS = 16
+
+
+class _Lane:
+    """Segments [lo, hi) stepped by the network as one batch; the per-segment tables are views."""
+
+    def __init__(self, lo: int, hi: int, net: Network | None, state: Cm2State, starts: np.ndarray) -> None:
+        self.lo, self.hi, self.net = lo, hi, net
+        n = hi - lo
+        self.prev = np.full(n, net.bos if net is not None else 256, dtype=np.int64)
+        self.hidden = net.zero_state(n) if net is not None else None
+        self.starts = starts[lo:hi]
+        self.tables = state.args(lo, hi)
+        self._flat = (np.zeros((n, 256), dtype=np.float32), np.zeros((n, 1), dtype=np.float32))
+
+    def think(self) -> tuple[np.ndarray, np.ndarray]:
+        """One network step: (logits, top-layer hidden state) for every segment of the lane."""
+        if self.net is None:
+            return self._flat
+        logits, self.hidden = self.net.step(self.prev, self.hidden)
+        return (np.ascontiguousarray(logits, dtype=np.float32),
+                np.ascontiguousarray(self.hidden[-1], dtype=np.float32))
+
+    def live(self, live: int) -> int:
+        return min(max(live - self.lo, 0), self.hi - self.lo)
+
+
 def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray, stream: np.ndarray,
           coder: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Code every step; return (reconstruction buffer, coder stream, possibly grown when encoding)."""
+    """Code every step; return (reconstruction buffer, coder stream, possibly grown when encoding).
+
+    Why two lanes: the network (onnxruntime) and the compiled mixer both release the GIL, so while the
+    mixer codes one half of the segments the network can already step the other half; the mixer still
+    visits every segment in the same order (lane 0, then lane 1) at every step, so the bitstream does not
+    depend on the overlap, only on the lane split, which is a function of the plan.
+    """
     S = plan.count
     buf = np.zeros(plan.size, dtype=np.uint8)
     hidden_units = int(net.zero_state(1).shape[-1]) if net is not None else 1
     state = Cm2State(S, plan.size, hidden_units)
-    tables = state.args()
-    prev = np.full(S, net.bos if net is not None else 256, dtype=np.int64)
-    hidden = net.zero_state(S) if net is not None else None
-    flat = np.zeros((S, 256), dtype=np.float32)
-    no_hidden = np.zeros((S, 1), dtype=np.float32)
     starts = plan.starts.astype(np.int64)
+    half = S // 2 if S >= MIN_LANES_SEGMENTS else S
+    lanes = [_Lane(0, half, net, state, starts)] + ([_Lane(half, S, net, state, starts)] if half < S else [])
     lengths = plan.lengths
+    direction = 1 if decode else 0
     live = S
-    for t in range(plan.steps):
-        while live and lengths[live - 1] <= t:
-            live -= 1
-        if net is not None:
-            logits, hidden = net.step(prev, hidden)
-            logits = np.ascontiguousarray(logits, dtype=np.float32)
-            last = np.ascontiguousarray(hidden[-1], dtype=np.float32)  # the top layer's state after this step
-        else:
-            logits, last = flat, no_hidden
-        if not decode and len(stream) - coder[bitcoder.POS] < 16 * live + 64:
+
+    def code(lane: _Lane, t: int, out: tuple[np.ndarray, np.ndarray]) -> None:
+        nonlocal stream
+        n = lane.live(live)
+        if not decode and len(stream) - coder[bitcoder.POS] < 16 * n + 64:
             stream = np.concatenate([stream, np.zeros(len(stream) + 16 * S + 64, dtype=np.uint8)])
-        code_step(1 if decode else 0, live, t, logits, last, starts, src, buf, coder, stream, *tables)
-        prev[:live] = buf[starts[:live] + t]
-        prev[live:] = PAD_BYTE
+        code_step(direction, n, t, out[0], out[1], lane.starts, src, buf, coder, stream, *lane.tables)
+        lane.prev[:n] = buf[lane.starts[:n] + t]
+        lane.prev[n:] = PAD_BYTE
+
+    if len(lanes) == 1:
+        for t in range(plan.steps):
+            while live and lengths[live - 1] <= t:
+                live -= 1
+            code(lanes[0], t, lanes[0].think())
+        return buf, stream
+    with ThreadPoolExecutor(1, thread_name_prefix="lmar-lm-net") as pool:
+        pending = pool.submit(lanes[0].think)
+        for t in range(plan.steps):
+            while live and lengths[live - 1] <= t:
+                live -= 1
+            out0 = pending.result()
+            pending = pool.submit(lanes[1].think)
+            code(lanes[0], t, out0)
+            out1 = pending.result()
+            if t + 1 < plan.steps:
+                pending = pool.submit(lanes[0].think)
+            if lanes[1].live(live):
+                code(lanes[1], t, out1)
     return buf, stream
 
 

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("overrides", nargs="*", help="NAME=INT constants of lmar.plugins.lmcore.cm2")
     ap.add_argument("--files", nargs="*", default=list(DEFAULT_FILES))
     ap.add_argument("--prefix", type=int, default=120_000, help="bytes of each file (0: whole file)")
-    ap.add_argument("--min-segment", type=int, default=16384)
+    ap.add_argument("--min-segment", type=int, default=32768)
     ap.add_argument("--max-segments", type=int, default=256)
     ap.add_argument("--no-net", action="store_true", help="the mixer alone (uniform network input)")
     args = ap.parse_args(argv)
