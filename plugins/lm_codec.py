@@ -98,17 +98,17 @@ class LmCodec(Codec):
         return _cm2().decode_block(bytes(payload), plan, net, self._fingerprint())
 
     def estimate(self, sample: bytes) -> float | None:
-        """Code up to 64 KiB of the sample for real in 16 segments (2-4 s on 2 cores).
+        """Code the whole sample (up to 256 KiB) for real in up to 32 segments (a few seconds on 2 cores).
 
-        The mixer's gain over the network is not predictable from the network alone; a real run is, and it
-        errs on the pessimistic side (the adaptive tables start empty, and the classical codecs estimate on
-        the whole sample, up to 256 KiB). With 4 KiB, as before cm2, the estimate was so pessimistic that
-        auto mode kept PPMd for files where ``lm`` is 12 % smaller (alice29.txt).
+        The mixer's gain over the network is not predictable from the network alone; a real run is. It
+        codes the same sample the classical codecs estimate on, so the comparison is fair: with only the
+        sample's first 4 or 64 KiB, auto mode trusted a misleading prefix (ptt5: white space) or missed
+        where lm wins (urls.10K, kennedy.xls) because the rest of the sample was never seen.
         """
-        sample = bytes(sample[: 64 << 10])
+        sample = bytes(sample[: 256 << 10])
         if not sample:
             return None
-        probe = type(self)(**{**self.params, "min_segment": 2048, "max_segments": 16})
+        probe = type(self)(**{**self.params, "min_segment": 4096, "max_segments": 32})
         return len(probe.compress(sample)) / len(sample)
 
     def header_info(self) -> dict[str, Any]:
