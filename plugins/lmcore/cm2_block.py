@@ -68,7 +68,6 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     starts = plan.starts.astype(np.int64)
     half = S // 2 if S >= MIN_LANES_SEGMENTS else S
     lanes = [_Lane(0, half, net, state, starts)] + ([_Lane(half, S, net, state, starts)] if half < S else [])
-    lengths = plan.lengths
     direction = 1 if decode else 0
     live = S
 
@@ -83,15 +82,13 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
 
     if len(lanes) == 1:
         for t in range(plan.steps):
-            while live and lengths[live - 1] <= t:
-                live -= 1
+            live = plan.live(t)
             code(lanes[0], t, lanes[0].think())
         return buf, stream
     with ThreadPoolExecutor(1, thread_name_prefix="lmar-lm-net") as pool:
         pending = pool.submit(lanes[0].think)
         for t in range(plan.steps):
-            while live and lengths[live - 1] <= t:
-                live -= 1
+            live = plan.live(t)
             out0 = pending.result()
             pending = pool.submit(lanes[1].think)
             code(lanes[0], t, out0)
