@@ -20,6 +20,8 @@ from lmar.errors import CodecError
 MAGIC = b"LMc"
 FORMATS = (1, 2)
 _HEAD = struct.Struct("<3sBIII")
+#: Bytes before the coder output in every payload.
+HEADER_BYTES = _HEAD.size
 
 
 @dataclass(frozen=True)

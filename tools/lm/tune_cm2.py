@@ -9,8 +9,8 @@ into the compiled code, so each trial compiles a fresh copy of ``code_step`` aft
     .venv/bin/python tools/lm/tune_cm2.py --files alice29.txt --prefix 0 # whole file, defaults
     .venv/bin/python tools/lm/tune_cm2.py --no-net                       # the mixer alone
 
-Prints total coded bytes and bits/byte per file. The numbers are what the codec would write minus the
-payload header (exact: the same compiled step and coder run).
+Prints total coded bytes and bits/byte per file: what the codec writes minus the payload header
+(exact: the codec's own block loop runs, with one lane so the cached outputs replay step by step).
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from lmar.plugins.lmcore import bitcoder, cm2, model_files, runtime
-from lmar.plugins.lmcore.segments import SegmentPlan, plan_segments
+from lmar.plugins.lmcore import cm2, cm2_block, model_files, runtime
+from lmar.plugins.lmcore.payload import HEADER_BYTES
+from lmar.plugins.lmcore.segments import plan_segments
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus" / "text"
@@ -30,45 +31,52 @@ CACHE = ROOT / "work-data" / "cm2-cache"
 DEFAULT_FILES = ("alice29.txt", "plrabn12.txt", "lcet10.txt", "urls.10K", "cp.html", "asyoulik.txt")
 
 
-def network_outputs(data: bytes, plan: SegmentPlan, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """(logits [steps, S, 256], hidden [steps, S, H]) exactly as the codec's block loop sees them."""
+class _Recording:
+    """The real network, keeping every step's logits and top hidden state (one lane: one call per step)."""
+
+    def __init__(self, net) -> None:
+        self.net, self.bos, self.logits, self.hidden = net, net.bos, [], []
+
+    def zero_state(self, batch: int) -> np.ndarray:
+        return self.net.zero_state(batch)
+
+    def step(self, prev: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, state = self.net.step(prev, state)
+        self.logits.append(logits)
+        self.hidden.append(state[-1])
+        return logits, state
+
+
+class _Replay:
+    """Hands back recorded network outputs in order; the bytes fed in are ignored (they are the same)."""
+
+    bos = 256
+
+    def __init__(self, logits: np.ndarray, hidden: np.ndarray) -> None:
+        self.logits, self.hidden, self.t = logits, hidden, 0
+
+    def zero_state(self, batch: int) -> np.ndarray:
+        return np.zeros((1, batch, self.hidden.shape[2]), np.float32)
+
+    def step(self, prev: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t, self.t = self.t, self.t + 1
+        return np.ascontiguousarray(self.logits[t]), np.ascontiguousarray(self.hidden[t])[None]
+
+
+def network(key: str):
+    """A replay of the cached network outputs for ``key``, or a recorder that will fill the cache."""
     lpath, hpath = CACHE / f"{key}.logits.npy", CACHE / f"{key}.hidden.npy"
     if lpath.exists() and hpath.exists():
-        return np.load(lpath, mmap_mode="r"), np.load(hpath, mmap_mode="r")
+        return _Replay(np.load(lpath, mmap_mode="r"), np.load(hpath, mmap_mode="r"))
     card = model_files.require_model("bytegru-v1", None)
-    net = runtime.StepModel(card, model_files.file_sha256(card.path))
-    S = plan.count
-    logits = np.zeros((plan.steps, S, 256), np.float32)
-    hidden = np.zeros((plan.steps, S, card.hidden), np.float32)
-    src = np.frombuffer(data, np.uint8)
-    prev, state = np.full(S, net.bos, np.int64), net.zero_state(S)
-    for t in range(plan.steps):
-        lg, state = net.step(prev, state)
-        logits[t], hidden[t] = lg, state[-1]
-        live = plan.lengths > t
-        prev = np.where(live, src[np.minimum(plan.starts + t, len(data) - 1)], 0).astype(np.int64)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(lpath, logits)
-    np.save(hpath, hidden)
-    return logits, hidden
+    return _Recording(runtime.StepModel(card, model_files.file_sha256(card.path)))
 
 
-def coded_bytes(data: bytes, plan: SegmentPlan, step, outputs: tuple[np.ndarray, np.ndarray] | None) -> int:
-    S = plan.count
-    hidden_units = outputs[1].shape[2] if outputs is not None else 1
-    tables = cm2.Cm2State(S, plan.size, hidden_units).args()
-    buf = np.zeros(plan.size, np.uint8)
-    src = np.frombuffer(data, np.uint8).copy()
-    coder, stream = bitcoder.new_state(), np.zeros(2 * len(data) + 4096, np.uint8)
-    flat, no_hidden = np.zeros((S, 256), np.float32), np.zeros((S, 1), np.float32)
-    live = S
-    for t in range(plan.steps):
-        while live and plan.lengths[live - 1] <= t:
-            live -= 1
-        lg = flat if outputs is None else np.ascontiguousarray(outputs[0][t])
-        hd = no_hidden if outputs is None else np.ascontiguousarray(outputs[1][t])
-        step(0, live, t, lg, hd, plan.starts, src, buf, coder, stream, *tables)
-    return int(coder[bitcoder.POS]) + 4
+def save(net, key: str) -> None:
+    if isinstance(net, _Recording):
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.save(CACHE / f"{key}.logits.npy", np.stack(net.logits))
+        np.save(CACHE / f"{key}.hidden.npy", np.stack(net.hidden))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,15 +94,19 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"cm2 has no constant {name}")
         setattr(cm2, name, int(value))
     cm2._MATCH_MASK = np.uint64((1 << (8 * min(cm2.MATCH_MIN, 8))) - 1)
-    step = numba.njit(nogil=True)(cm2.code_step.py_func)  # compiled now, with the overridden globals
+    # The codec's own block loop, with code_step compiled now (with the overridden globals) and one lane,
+    # so every network call is one whole step (what the cache holds).
+    cm2_block.code_step = numba.njit(nogil=True)(cm2.code_step.py_func)
+    cm2_block.MIN_LANES_SEGMENTS = 1 << 30
     total, rows = 0, []
     for name in args.files:
         data = (CORPUS / name).read_bytes()
         data = data[: args.prefix] if args.prefix else data
         plan = plan_segments(len(data), args.min_segment, args.max_segments)
         key = f"{name}.{len(data)}.{args.min_segment}.{args.max_segments}"
-        outputs = None if args.no_net else network_outputs(data, plan, key)
-        n = coded_bytes(data, plan, step, outputs)
+        net = None if args.no_net else network(key)
+        n = len(cm2_block.encode_block(data, plan, net, 0)) - HEADER_BYTES
+        save(net, key)
         total += n
         rows.append(f"{name} {n * 8 / len(data):.3f}")
     print(" ".join(args.overrides) or "defaults", "TOTAL", total, "|", " | ".join(rows), flush=True)
