@@ -133,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save-every", type=float, default=300.0, help="seconds between checkpoints")
     ap.add_argument("--eval-every", type=float, default=1200.0, help="seconds between validation runs")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init-onnx", type=Path, default=None,
+                    help="start a new run from the weights of a shipped ONNX export (continued training)")
+    ap.add_argument("--warmup", type=int, default=300, help="learning-rate warmup steps")
+    ap.add_argument("--decay-frac", type=float, default=0.2, help="share of the budget spent decaying the rate")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -151,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"resumed at step {training['step']}, {training['bytes_seen']:,d} bytes, "
             f"{training['wall_seconds']:.0f}s of {budget:.0f}s", args.log)
     else:
-        model = build(ModelConfig(args.embed, args.hidden, args.layers), seed=args.seed)
+        if args.init_onnx:
+            from onnx_weights import load_onnx_weights
+
+            model = load_onnx_weights(args.init_onnx)
+        else:
+            model = build(ModelConfig(args.embed, args.hidden, args.layers), seed=args.seed)
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
         manifest = json.loads((args.corpus / "manifest.json").read_text())
         training = {
@@ -160,9 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             "corpus_train_bytes": manifest["train_bytes"],
             "bytes_seen": 0, "wall_seconds": 0.0, "step": 0, "valid": {},
             "batch": args.batch, "bptt": args.bptt, "peak_lr": args.lr,
+            "init": str(args.init_onnx.name) if args.init_onnx else None,
         }
         rng = np.random.default_rng(args.seed)
-        log(f"new model {model.config} with {model.num_params():,d} params; corpus {manifest['train_bytes']:,d} bytes",
+        log(f"{'continued' if args.init_onnx else 'new'} model {model.config} with {model.num_params():,d} params; corpus {manifest['train_bytes']:,d} bytes",
             args.log)
 
     def checkpoint() -> None:
@@ -187,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         inp, tgt = inputs_targets(corpus.batch(rng, args.batch, seg_len))
         state = None
         for c in range(0, seg_len, args.bptt):
-            lr = lr_at(training["wall_seconds"], budget, training["step"], args.lr)
+            lr = lr_at(training["wall_seconds"], budget, training["step"], args.lr, args.warmup, args.decay_frac)
             for g in opt.param_groups:
                 g["lr"] = lr
             logits, state = model(inp[c:c + args.bptt], state)
