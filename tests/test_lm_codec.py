@@ -232,6 +232,22 @@ def test_archive_written_by_lm_version_1_still_extracts() -> None:
             assert hashlib.sha256(ar.read(path)).hexdigest() == digest
 
 
+#: Payloads written by earlier lmar versions: (scheme, file). Each codes ``_FIXTURE_INPUT`` in 40 segments
+#: (two lanes), so a change to the compiled mixer that alters an old scheme's bits fails here.
+SCHEME_FIXTURES = [("cm2", "lm_v2_cm2_payload.bin")]
+
+
+def _fixture_input() -> bytes:
+    return (TEXT * 2)[:2400] + CASES["binary"]
+
+
+@pytest.mark.parametrize("scheme,name", SCHEME_FIXTURES)
+def test_payload_of_an_earlier_scheme_still_decodes(scheme: str, name: str) -> None:
+    data = _fixture_input()
+    payload = (Path(__file__).parent / "data" / name).read_bytes()
+    assert _codec(min_segment=64, max_segments=40, scheme=scheme).decompress(payload, len(data)) == data
+
+
 @pytest.mark.parametrize("scheme", ["cm1", "cm2"])
 def test_both_schemes_round_trip(scheme: str) -> None:
     data = TEXT[:1500] + CASES["binary"][:500]
