@@ -16,8 +16,9 @@ from lmar.plugins.lmcore.segments import plan_segments
 DEFAULT_MODEL = "bytegru-v1"
 #: Largest block this codec will decode; a corrupt header must not make it allocate without bound.
 MAX_BLOCK = 1 << 30
-#: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives) and ``cm2`` (compiled).
-SCHEMES = ("cm1", "cm2")
+#: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives), ``cm2`` and ``cm3``
+#: (compiled; cm3 has the larger mixer).
+SCHEMES = ("cm1", "cm2", "cm3")
 
 
 def _cm2():
@@ -30,13 +31,13 @@ def _cm2():
 class LmCodec(Codec):
     name = "lm"
     kind = "lm"
-    version = 2  # 2: scheme cm2 (version-1 members, scheme cm1, still decode)
+    version = 3  # 3: scheme cm3; 2: cm2; 1: cm1 (all still decode)
     description = "byte GRU (ONNX) + compiled context mixing, binary arithmetic coding of lockstep segments"
     block_size = 16 << 20
     speed = 25e3  # cm2, measured per direction on a shared 2-core CPU (tools/bench_lm.py)
     verify_by_default = True
     default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 32768,
-                      "scheme": "cm2"}
+                      "scheme": "cm3"}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -86,7 +87,7 @@ class LmCodec(Codec):
         plan = self._plan(len(data))
         if self.params["scheme"] == "cm1":
             return coding.encode_block(data, plan, net, PredictorConfig(), self._fingerprint())
-        return _cm2().encode_block(data, plan, net, self._fingerprint())
+        return _cm2().encode_block(data, plan, net, self._fingerprint(), self.params["scheme"])
 
     def decompress(self, payload: bytes, size: int) -> bytes:
         if not 0 <= size <= MAX_BLOCK:
@@ -95,7 +96,7 @@ class LmCodec(Codec):
         plan = self._plan(size)
         if self.params["scheme"] == "cm1":
             return coding.decode_block(bytes(payload), plan, net, PredictorConfig(), self._fingerprint())
-        return _cm2().decode_block(bytes(payload), plan, net, self._fingerprint())
+        return _cm2().decode_block(bytes(payload), plan, net, self._fingerprint(), self.params["scheme"])
 
     def estimate(self, sample: bytes) -> float | None:
         """Code the whole sample (up to 256 KiB) for real in up to 32 segments (a few seconds on 2 cores).

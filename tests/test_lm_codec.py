@@ -232,31 +232,36 @@ def test_archive_written_by_lm_version_1_still_extracts() -> None:
             assert hashlib.sha256(ar.read(path)).hexdigest() == digest
 
 
-#: Payloads written by earlier lmar versions: (scheme, file). Each codes ``_FIXTURE_INPUT`` in 40 segments
-#: (two lanes), so a change to the compiled mixer that alters an old scheme's bits fails here.
-SCHEME_FIXTURES = [("cm2", "lm_v2_cm2_payload.bin")]
+#: Payloads written by earlier lmar versions: (scheme, network, file). Each codes ``_fixture_input()``
+#: in 40 segments (two lanes), so a change to the compiled mixer that alters an old scheme's bits fails.
+SCHEME_FIXTURES = [("cm2", "bytegru-v1", "lm_v2_cm2_payload.bin")]
 
 
 def _fixture_input() -> bytes:
     return (TEXT * 2)[:2400] + CASES["binary"]
 
 
-@pytest.mark.parametrize("scheme,name", SCHEME_FIXTURES)
-def test_payload_of_an_earlier_scheme_still_decodes(scheme: str, name: str) -> None:
+@pytest.mark.parametrize("scheme,model,name", SCHEME_FIXTURES)
+def test_payload_of_an_earlier_scheme_still_decodes(scheme: str, model: str, name: str) -> None:
     data = _fixture_input()
     payload = (Path(__file__).parent / "data" / name).read_bytes()
-    assert _codec(min_segment=64, max_segments=40, scheme=scheme).decompress(payload, len(data)) == data
+    c = _codec(min_segment=64, max_segments=40, scheme=scheme, model=model)
+    assert c.decompress(payload, len(data)) == data
 
 
-@pytest.mark.parametrize("scheme", ["cm1", "cm2"])
-def test_both_schemes_round_trip(scheme: str) -> None:
+@pytest.mark.parametrize("scheme", ["cm1", "cm2", "cm3"])
+def test_every_scheme_round_trips_and_refuses_another_schemes_payload(scheme: str) -> None:
     data = TEXT[:1500] + CASES["binary"][:500]
     c = _codec(min_segment=300, max_segments=7, scheme=scheme)
     payload = c.compress(data)
     assert _codec(**c.params).decompress(payload, len(data)) == data
-    other = "cm2" if scheme == "cm1" else "cm1"
-    with pytest.raises(CodecError):
-        _codec(**{**c.params, "scheme": other}).decompress(payload, len(data))
+    for other in {"cm1", "cm2", "cm3"} - {scheme}:
+        with pytest.raises(CodecError):
+            _codec(**{**c.params, "scheme": other}).decompress(payload, len(data))
+
+
+def test_default_scheme_is_cm3() -> None:
+    assert _codec().params["scheme"] == "cm3"
 
 
 def test_two_lanes_give_the_same_stream_as_one(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Scheme ``cm2``: the network's byte distribution mixed with adaptive context statistics, compiled.
+"""Schemes ``cm2`` and ``cm3``: the network's byte distribution mixed with adaptive context statistics, compiled.
 
 Why compiled (numba): a context mixer makes ~30 small decisions per bit; in numpy every one is a call
 whose overhead dwarfs the arithmetic, so ``cm1`` could only afford a few contexts and stayed slow. Here
@@ -29,9 +29,16 @@ last), then a final mixer per partial byte, then three APMs (order 0, 1, hashed 
   which learns on the data being coded what the network's fixed output layer misses;
 * the match model's learned probability and a length-signed confidence.
 
+Scheme ``cm3`` is ``cm2`` with a larger mixer (see :data:`LAYOUTS`): two more weight sets, chosen by the
+previous byte and by the byte before last, each with the partial byte; a final mixer per partial byte and
+match-length bucket; a faster weight rate. One compiled function serves both: what differs is the shape
+of the tables it is handed and ``opts``, so cm2 keeps its exact bits (``tests/data/lm_v2_cm2_payload.bin``).
+
 Any change to the arithmetic below is a new bitstream: give it a new scheme name.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -46,14 +53,16 @@ N_CTX = 2 + N_HASHED
 PER_CTX = 3
 N_IN = 1 + PER_CTX * N_CTX + 6
 #: Weight-set sizes: partial byte, match state, previous byte, seen-orders x bit position, network
-#: confidence, byte before last.
+#: confidence, byte before last; cm3 adds previous byte x partial byte, byte before last x partial byte.
 SETS = (256, 33, 256, 56, 32, 256)
+SETS_CM3 = SETS + (65536, 65536)
 MATCH_MIN = 6
 MATCH_VERIFY = 32
 MATCH_MAX = 65535
 #: Rates, part of the bitstream. Chosen by coordinate search on prefixes of six text files of
 #: ../shared/corpus/text (not on any single file); see tools/lm/README.md.
-MIX_LR = 5          # weight-set mixers: err * MIX_LR >> MIX_SHIFT per unit input
+MIX_LR = 5          # weight-set mixers: err * MIX_LR >> MIX_SHIFT per unit input (cm2)
+MIX_LR_CM3 = 6      # the same for cm3, whose sparser weight sets learn better a little faster
 MIX_SHIFT = 14
 MIX_BOOST = 8       # extra rate in the first steps: MIX_LR * MIX_BOOST / (1 + t / 64)
 FIN_LR = 1          # final mixer
@@ -76,6 +85,25 @@ _S32 = np.uint64(32)
 _B8 = np.uint64(8)
 _M8 = np.uint64(255)
 _MATCH_MASK = np.uint64((1 << (8 * min(MATCH_MIN, 8))) - 1)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What one scheme's tables look like; part of the bitstream, fixed per scheme name."""
+
+    sets: tuple[int, ...]
+    #: Final-mixer rows: 256 (one per partial byte) or 1024 (x match-length bucket: none, <16, <32, more).
+    final_rows: int
+    mix_lr: int
+
+
+def layout(scheme: str) -> Layout:
+    """The table layout of ``scheme`` (read at call time, so the tuning tool's overrides apply)."""
+    if scheme == "cm2":
+        return Layout(SETS, 256, MIX_LR)
+    if scheme == "cm3":
+        return Layout(SETS_CM3, 1024, MIX_LR_CM3)
+    raise ValueError(f"no layout for scheme {scheme!r}")
 
 
 def _rate_table() -> np.ndarray:
@@ -102,7 +130,8 @@ def _mixer_init() -> np.ndarray:
 class Cm2State:
     """Every table of one block's predictor plus per-segment histories; sized from the block."""
 
-    def __init__(self, segments: int, size: int, hidden: int = 1) -> None:
+    def __init__(self, segments: int, size: int, hidden: int = 1, lay: Layout | None = None) -> None:
+        lay = lay or layout("cm2")
         hb = int(min(22, max(16, (size * 8).bit_length())))
         self.hash_bits = hb
         total = 256 + 65536 + N_HASHED * (1 << hb)
@@ -110,12 +139,13 @@ class Cm2State:
         # check byte << 40 | last four bits seen << 48. A fresh slot is 1/2, 1/2, unseen.
         self.slots = np.full(total, EMPTY_SLOT, dtype=np.int64)
         self.limits = np.array([LIM_DIRECT, LIM_DIRECT] + [LIM_HASHED] * N_HASHED, dtype=np.int64)
-        rows = sum(SETS)
+        rows = sum(lay.sets)
         self.mw = np.tile(_mixer_init(), (rows, 1))
-        self.set_off = np.concatenate([[0], np.cumsum(SETS)[:-1]]).astype(np.int64)
-        fin = np.full(len(SETS) + 1, int(65536 / len(SETS)), dtype=np.int64)
+        self.set_off = np.concatenate([[0], np.cumsum(lay.sets)[:-1]]).astype(np.int64)
+        fin = np.full(len(lay.sets) + 1, int(65536 / len(lay.sets)), dtype=np.int64)
         fin[-1] = 0
-        self.fw = np.tile(fin, (256, 1))
+        self.fw = np.tile(fin, (lay.final_rows, 1))
+        self.opts = np.array([lay.mix_lr], dtype=np.int64)
         self.apm = _apm_init(256 + 65536 + 65536)
         self.nn_apm = _apm_init(2 * 65536)
         self.cmap = _apm_init(N_CTX * 64)
@@ -143,7 +173,7 @@ class Cm2State:
     def args(self, lo: int = 0, hi: int | None = None) -> tuple:
         """Arguments of :func:`code_step` after the coder's: the shared tables, and segments [lo, hi)."""
         seg = slice(lo, hi)
-        return (self.slots, self.limits, np.int64(self.hash_bits), self.mw, self.set_off, self.fw, self.apm,
+        return (self.slots, self.limits, np.int64(self.hash_bits), self.mw, self.set_off, self.fw, self.opts, self.apm,
                 self.nn_apm, self.hw, self.cmap, self.msm, self.msn, self.mt, np.int64(self.match_bits),
                 self.hist[seg], self.w0[seg], self.w1[seg], self.w2[seg], self.lines[seg], self.mptr[seg],
                 self.mlen[seg], self.stretch, self.squash, self.expt, self.rate)
@@ -178,18 +208,21 @@ def _apm_learn(t, knot, bit, rate):
 
 @njit(cache=True, nogil=True)
 def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
-              slots, limits, hash_bits, mw, set_off, fw, apm, nn_apm, hw, cmap, msm, msn, mt, match_bits,
+              slots, limits, hash_bits, mw, set_off, fw, opts, apm, nn_apm, hw, cmap, msm, msn, mt, match_bits,
               hist, w0, w1, w2, lines, mptr, mlen, stretch, squash, expt, rate):
     """Code (``decode`` = 0) or decode (1) byte ``t`` of the first ``live`` segments, in segment order.
 
     ``stream`` is the coder's output (encoding) or input (decoding) byte array; ``coder`` its state.
+    The scheme is in the tables' shapes (weight sets in ``set_off``, final-mixer rows in ``fw``) and in
+    ``opts`` (the weight-set learning rate).
     """
     size = buf.shape[0]
     hshift = np.uint64(64 - hash_bits)
     cshift = np.uint64(56 - hash_bits)
     region = np.int64(1) << hash_bits
     mshift = np.uint64(64 - match_bits)
-    nset = len(SETS)
+    nset = set_off.shape[0]
+    by_match = fw.shape[0] > 256
     tree = np.zeros(512, dtype=np.int64)
     ctxh = np.zeros(N_HASHED, dtype=np.uint64)
     idx = np.zeros(N_CTX, dtype=np.int64)
@@ -203,7 +236,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
     x2[nset] = 256
     nn_in = 1 + PER_CTX * N_CTX
     # Mixer learning rate: faster while the weights are still far from trained (the first steps).
-    mlr = MIX_LR + (MIX_LR * MIX_BOOST) // (1 + t // 64)
+    mlr = opts[0] + (opts[0] * MIX_BOOST) // (1 + t // 64)
     for s in range(live):
         pos = starts[s] + t
         # --- the network's distribution as integer weights, summed up the bit tree
@@ -323,7 +356,10 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             sel[3] = found * 8 + j
             sel[4] = (sn + 2048) >> 7
             sel[5] = c2
-            # --- mixing: four weight sets, then a final mixer per partial byte
+            if nset > 6:
+                sel[6] = (c1 << 8) | c0
+                sel[7] = (c2 << 8) | c0
+            # --- mixing: the weight sets, then a final mixer per partial byte (and match bucket)
             for m in range(nset):
                 row = set_off[m] + sel[m]
                 dot = np.int64(0)
@@ -333,9 +369,12 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
                 dot = min(max(dot, -STRETCH_LIMIT), STRETCH_LIMIT)
                 x2[m] = dot
                 pk[m] = squash[dot + STRETCH_LIMIT]
+            frow = c0
+            if by_match and sel[1] > 0:
+                frow += 256 if ml < 16 else (512 if ml < 32 else 768)
             dot = np.int64(0)
             for i in range(nset + 1):
-                dot += fw[c0, i] * x2[i]
+                dot += fw[frow, i] * x2[i]
             dot >>= 16
             sf = min(max(dot, -STRETCH_LIMIT), STRETCH_LIMIT)
             pf = squash[sf + STRETCH_LIMIT]
@@ -369,7 +408,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
                     mw[row, i] += (x[i] * err) >> MIX_SHIFT
             err = ((bit << 12) - pf) * FIN_LR
             for i in range(nset + 1):
-                fw[c0, i] += (x2[i] * err) >> FIN_SHIFT
+                fw[frow, i] += (x2[i] * err) >> FIN_SHIFT
             _apm_learn(apm, k1, bit, APM_RATE)
             _apm_learn(apm, k2, bit, APM_RATE)
             _apm_learn(apm, k3, bit, APM_RATE)

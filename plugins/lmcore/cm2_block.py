@@ -1,4 +1,4 @@
-"""Block coding for scheme ``cm2``: the network stepped in lockstep, each step coded by :func:`cm2.code_step`.
+"""Block coding for schemes ``cm2``/``cm3``: the network stepped in lockstep, each step coded by :func:`cm2.code_step`.
 
 Why the loop is in Python: one network call and one compiled call per byte position serve every
 segment (or half of them, see :func:`_walk`), so the interpreter's cost per step is shared by many
@@ -15,12 +15,13 @@ import numpy as np
 from lmar.errors import CodecError
 
 from . import bitcoder
-from .cm2 import Cm2State, code_step
+from .cm2 import Cm2State, code_step, layout
 from .engine import PAD_BYTE, Network
 from .payload import Payload
 from .segments import SegmentPlan
 
-FORMAT = 2
+#: Payload format per scheme (the header says which scheme wrote a payload, so a mislabeled one fails early).
+FORMATS = {"cm2": 2, "cm3": 3}
 
 
 #: Below this many segments a block runs as one lane: with fewer, handing work between threads costs
@@ -53,7 +54,7 @@ class _Lane:
 
 
 def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray, stream: np.ndarray,
-          coder: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+          coder: np.ndarray, scheme: str) -> tuple[np.ndarray, np.ndarray]:
     """Code every step; return (reconstruction buffer, coder stream, possibly grown when encoding).
 
     Why two lanes: the network (onnxruntime) and the compiled mixer both release the GIL, so while the
@@ -64,7 +65,7 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     S = plan.count
     buf = np.zeros(plan.size, dtype=np.uint8)
     hidden_units = int(net.zero_state(1).shape[-1]) if net is not None else 1
-    state = Cm2State(S, plan.size, hidden_units)
+    state = Cm2State(S, plan.size, hidden_units, layout(scheme))
     starts = plan.starts.astype(np.int64)
     half = S // 2 if S >= MIN_LANES_SEGMENTS else S
     lanes = [_Lane(0, half, net, state, starts)] + ([_Lane(half, S, net, state, starts)] if half < S else [])
@@ -100,12 +101,12 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     return buf, stream
 
 
-def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, fingerprint: int) -> bytes:
+def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, fingerprint: int, scheme: str = "cm2") -> bytes:
     src = np.frombuffer(data, dtype=np.uint8).copy()  # writable: one compiled signature for both directions
     coder = bitcoder.new_state()
     stream = np.zeros(len(data) // 2 + 1024, dtype=np.uint8)
     if plan.count:
-        buf, stream = _walk(plan, net, False, src, stream, coder)
+        buf, stream = _walk(plan, net, False, src, stream, coder, scheme)
         if buf.tobytes() != data:  # cheap self-check of the reconstruction logic
             raise CodecError("lm: internal error: encoder reconstruction differs from its input")
         if len(stream) - coder[bitcoder.POS] < 8:
@@ -114,11 +115,12 @@ def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, fingerprin
         body = stream[:n].tobytes()
     else:
         body = b""
-    return Payload(FORMAT, plan.count, zlib.crc32(data), fingerprint, body).pack()
+    return Payload(FORMATS[scheme], plan.count, zlib.crc32(data), fingerprint, body).pack()
 
 
-def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, fingerprint: int) -> bytes:
-    p = Payload.unpack(payload, FORMAT)
+def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, fingerprint: int,
+                 scheme: str = "cm2") -> bytes:
+    p = Payload.unpack(payload, FORMATS[scheme])
     if p.segments != plan.count:
         raise CodecError(f"lm: payload has {p.segments} segments, expected {plan.count} for this size")
     if plan.count == 0:
@@ -128,7 +130,7 @@ def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, fingerp
     stream = np.frombuffer(p.body, dtype=np.uint8).copy()
     coder = bitcoder.new_state()
     bitcoder.start_decoder(coder, stream)
-    buf, _ = _walk(plan, net, True, np.zeros(0, dtype=np.uint8), stream, coder)
+    buf, _ = _walk(plan, net, True, np.zeros(0, dtype=np.uint8), stream, coder, scheme)
     out = buf.tobytes()
     if coder[bitcoder.POS] > len(stream) + 4 and zlib.crc32(out) != p.crc32:
         raise CodecError("lm: coder stream ended early (truncated payload)")

@@ -5,8 +5,8 @@ garbage; the CRC turns that into a :class:`CodecError`. The numerics fingerprint
 encoder's profile) tells that case apart from "this machine computes the model differently", which is
 left to the archive's checksum so the core can print :meth:`LmCodec.mismatch_hint`.
 
-Format 1 (scheme ``cm1``) carries constriction's 32-bit words; format 2 (scheme ``cm2``) the bytes of
-the compiled binary coder. The header is the same for both.
+Format 1 (scheme ``cm1``) carries constriction's 32-bit words; formats 2 and 3 (schemes ``cm2``, ``cm3``)
+the bytes of the compiled binary coder. The header is the same for all.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 from lmar.errors import CodecError
 
 MAGIC = b"LMc"
-FORMATS = (1, 2)
+FORMATS = (1, 2, 3)
 _HEAD = struct.Struct("<3sBIII")
 #: Bytes before the coder output in every payload.
 HEADER_BYTES = _HEAD.size

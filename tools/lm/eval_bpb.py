@@ -64,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segment", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-write", action="store_true", help="print only; leave the JSON card alone")
+    ap.add_argument("--name", default=NAME, help="which shipped model (plugins/models/NAME.onnx)")
     args = ap.parse_args(argv)
 
-    onnx_path, card_path = MODELS / f"{NAME}.onnx", MODELS / f"{NAME}.json"
+    onnx_path, card_path = MODELS / f"{args.name}.onnx", MODELS / f"{args.name}.json"
     card = json.loads(card_path.read_text())
     if hashlib.sha256(onnx_path.read_bytes()).hexdigest() != card["onnx_sha256"]:
         raise SystemExit("the JSON card does not describe this ONNX file; re-run export_onnx.py")

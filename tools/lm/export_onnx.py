@@ -100,11 +100,11 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def card(model: ByteGRU, onnx_path: Path, training: dict[str, Any]) -> dict[str, Any]:
+def card(model: ByteGRU, onnx_path: Path, training: dict[str, Any], name: str = NAME) -> dict[str, Any]:
     """The JSON card; ``eval`` stays empty until ``eval_bpb.py`` measures this exact file."""
     cfg = model.config
     return {
-        "name": NAME,
+        "name": name,
         "arch": "gru",
         "layers": cfg.layers,
         "hidden": cfg.hidden,
@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", type=Path, default=ROOT / "work-data" / "ckpt.pt")
     ap.add_argument("--random", action="store_true", help="export a randomly initialised model (placeholder)")
     ap.add_argument("--out-dir", type=Path, default=MODELS)
+    ap.add_argument("--name", default=NAME, help="file name of the export (a new model gets a new name: archives "
+                    "coded with an older one still need it)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -141,13 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         model, training = load_checkpoint(args.checkpoint)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        tmp_onnx = Path(tmp) / f"{NAME}.onnx"
+        tmp_onnx = Path(tmp) / f"{args.name}.onnx"
         export(model, tmp_onnx)
         err = verify(model, tmp_onnx)
-        onnx_path = args.out_dir / f"{NAME}.onnx"
+        onnx_path = args.out_dir / f"{args.name}.onnx"
         onnx_path.write_bytes(tmp_onnx.read_bytes())
-    info = card(model, onnx_path, training)
-    (args.out_dir / f"{NAME}.json").write_text(json.dumps(info, indent=2) + "\n")
+    info = card(model, onnx_path, training, args.name)
+    (args.out_dir / f"{args.name}.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"exported {onnx_path} ({info['onnx_bytes']} bytes, {info['params']} params); max |ort - torch| = {err:.2e}")
     return 0
 

@@ -63,12 +63,12 @@ class _Replay:
         return np.ascontiguousarray(self.logits[t]), np.ascontiguousarray(self.hidden[t])[None]
 
 
-def network(key: str):
+def network(key: str, model: str):
     """A replay of the cached network outputs for ``key``, or a recorder that will fill the cache."""
     lpath, hpath = CACHE / f"{key}.logits.npy", CACHE / f"{key}.hidden.npy"
     if lpath.exists() and hpath.exists():
         return _Replay(np.load(lpath, mmap_mode="r"), np.load(hpath, mmap_mode="r"))
-    card = model_files.require_model("bytegru-v1", None)
+    card = model_files.require_model(model, None)
     return _Recording(runtime.StepModel(card, model_files.file_sha256(card.path)))
 
 
@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-segment", type=int, default=32768)
     ap.add_argument("--max-segments", type=int, default=256)
     ap.add_argument("--no-net", action="store_true", help="the mixer alone (uniform network input)")
+    ap.add_argument("--scheme", default="cm3", choices=("cm2", "cm3"))
+    ap.add_argument("--model", default="bytegru-v1", help="shipped network whose outputs are cached and replayed")
     args = ap.parse_args(argv)
     for item in args.overrides:
         name, _, value = item.partition("=")
@@ -104,12 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         data = data[: args.prefix] if args.prefix else data
         plan = plan_segments(len(data), args.min_segment, args.max_segments)
         key = f"{name}.{len(data)}.{args.min_segment}.{args.max_segments}"
-        net = None if args.no_net else network(key)
-        n = len(cm2_block.encode_block(data, plan, net, 0)) - HEADER_BYTES
+        if args.model != "bytegru-v1":
+            key += "." + args.model
+        net = None if args.no_net else network(key, args.model)
+        n = len(cm2_block.encode_block(data, plan, net, 0, args.scheme)) - HEADER_BYTES
         save(net, key)
         total += n
         rows.append(f"{name} {n * 8 / len(data):.3f}")
-    print(" ".join(args.overrides) or "defaults", "TOTAL", total, "|", " | ".join(rows), flush=True)
+    print(args.scheme, " ".join(args.overrides) or "defaults", "TOTAL", total, "|", " | ".join(rows), flush=True)
     return 0
 
 
