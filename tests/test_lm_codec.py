@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from lmar.errors import CodecError, CodecUnavailable
+from lmar.plugins.lm_codec import DEFAULT_MODEL as MODEL  # the network new members are coded with
 from lmar.plugins.lmcore import model_files
 
-MODEL = "bytegru-v1"
 SHIPPED = model_files.SHIPPED_DIR / f"{MODEL}.onnx"
 pytestmark = pytest.mark.skipif(not SHIPPED.is_file(), reason=f"shipped model {SHIPPED} is absent (not exported yet)")
 
@@ -234,7 +234,7 @@ def test_archive_written_by_lm_version_1_still_extracts() -> None:
 
 #: Payloads written by earlier lmar versions: (scheme, network, file). Each codes ``_fixture_input()``
 #: in 40 segments (two lanes), so a change to the compiled mixer that alters an old scheme's bits fails.
-SCHEME_FIXTURES = [("cm2", "bytegru-v1", "lm_v2_cm2_payload.bin")]
+SCHEME_FIXTURES = [("cm2", "bytegru-v1", "lm_v2_cm2_payload.bin"), ("cm3", "bytegru-v2", "lm_v3_cm3_payload.bin")]
 
 
 def _fixture_input() -> bytes:

@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "plugins" / "models"
-NAME = "bytegru-v1"
+NAME = "bytegru-v2"
 BOS = 256
 
 

@@ -1,10 +1,11 @@
 """Export the shipped byte model as the one-step ONNX graph the LM codec drives.
 
 Contract (the codec is written against it; do not change it):
-  file ``plugins/models/bytegru-v1.onnx``, opset 17, one step per call, batch B dynamic;
+  file ``plugins/models/<name>.onnx``, opset 17, one step per call, batch B dynamic;
   inputs  ``byte`` int64 [B] (0..255, 256 = start of segment), ``state`` float32 [L, B, H] (zeros at start);
   outputs ``logits`` float32 [B, 256] (unnormalised natural-log scores), ``state_out`` float32 [L, B, H].
-A JSON card ``bytegru-v1.json`` beside it records shape, size, hash, training facts and evaluation.
+A JSON card ``<name>.json`` beside it records shape, size, hash, training facts and evaluation.
+A shipped file is never replaced (archives record its hash): a new model gets a new ``--name``.
 
 The export is checked against torch with onnxruntime on random inputs before anything is written over
 the shipped files, so a broken export never replaces a working one.
@@ -29,7 +30,7 @@ from model import BOS, VOCAB_IN, ByteGRU, ByteGRUStep, ModelConfig, build  # noq
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "plugins" / "models"
-NAME = "bytegru-v1"
+NAME = "bytegru-v2"
 OPSET = 17
 
 
@@ -142,11 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model, training = load_checkpoint(args.checkpoint)
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = args.out_dir / f"{args.name}.onnx"
+    if onnx_path.exists() and args.out_dir.resolve() == MODELS.resolve():
+        raise SystemExit(f"{onnx_path} is shipped and archives depend on it; export under a new --name")
     with tempfile.TemporaryDirectory() as tmp:
         tmp_onnx = Path(tmp) / f"{args.name}.onnx"
         export(model, tmp_onnx)
         err = verify(model, tmp_onnx)
-        onnx_path = args.out_dir / f"{args.name}.onnx"
         onnx_path.write_bytes(tmp_onnx.read_bytes())
     info = card(model, onnx_path, training, args.name)
     (args.out_dir / f"{args.name}.json").write_text(json.dumps(info, indent=2) + "\n")
