@@ -36,7 +36,7 @@ class LmCodec(Codec):
     version = 3  # 3: scheme cm3; 2: cm2; 1: cm1 (all still decode)
     description = "byte GRU (ONNX) + compiled context mixing, binary arithmetic coding of lockstep segments"
     block_size = 16 << 20
-    speed = 25e3  # cm2, measured per direction on a shared 2-core CPU (tools/bench_lm.py)
+    speed = 25e3  # per direction on 2 CPU cores (tools/bench_lm.py, cm3: 29-31e3 on 1 MB, 10-17e3 on 0.1-0.5 MB)
     verify_by_default = True
     default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 32768,
                       "scheme": "cm3"}
