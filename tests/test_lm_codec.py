@@ -18,6 +18,7 @@ import pytest
 
 from lmar.errors import CodecError, CodecUnavailable
 from lmar.plugins.lm_codec import DEFAULT_MODEL as MODEL  # the network new members are coded with
+from lmar.plugins.lm_codec import SCHEMES
 from lmar.plugins.lmcore import model_files
 
 SHIPPED = model_files.SHIPPED_DIR / f"{MODEL}.onnx"
@@ -249,13 +250,13 @@ def test_payload_of_an_earlier_scheme_still_decodes(scheme: str, model: str, nam
     assert c.decompress(payload, len(data)) == data
 
 
-@pytest.mark.parametrize("scheme", ["cm1", "cm2", "cm3"])
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_every_scheme_round_trips_and_refuses_another_schemes_payload(scheme: str) -> None:
     data = TEXT[:1500] + CASES["binary"][:500]
     c = _codec(min_segment=300, max_segments=7, scheme=scheme)
     payload = c.compress(data)
     assert _codec(**c.params).decompress(payload, len(data)) == data
-    for other in {"cm1", "cm2", "cm3"} - {scheme}:
+    for other in set(SCHEMES) - {scheme}:
         with pytest.raises(CodecError):
             _codec(**{**c.params, "scheme": other}).decompress(payload, len(data))
 

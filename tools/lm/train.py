@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             "init": str(args.init_onnx.name) if args.init_onnx else None,
         }
         rng = np.random.default_rng(args.seed)
-        log(f"{'continued' if args.init_onnx else 'new'} model {model.config} with {model.num_params():,d} params; corpus {manifest['train_bytes']:,d} bytes",
-            args.log)
+        log(f"{'continued' if args.init_onnx else 'new'} model {model.config} with {model.num_params():,d} params; "
+            f"corpus {manifest['train_bytes']:,d} bytes", args.log)
 
     def checkpoint() -> None:
         training["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")

@@ -21,6 +21,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from lmar.plugins.lm_codec import DEFAULT_MODEL
 from lmar.plugins.lmcore import cm2, cm2_block, model_files, runtime
 from lmar.plugins.lmcore.payload import HEADER_BYTES
 from lmar.plugins.lmcore.segments import plan_segments
@@ -87,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-segment", type=int, default=32768)
     ap.add_argument("--max-segments", type=int, default=256)
     ap.add_argument("--no-net", action="store_true", help="the mixer alone (uniform network input)")
-    ap.add_argument("--scheme", default="cm3", choices=("cm2", "cm3"))
-    ap.add_argument("--model", default="bytegru-v1", help="shipped network whose outputs are cached and replayed")
+    ap.add_argument("--scheme", default="cm3", choices=sorted(cm2_block.FORMATS))
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="shipped network whose outputs are cached and replayed")
     args = ap.parse_args(argv)
     for item in args.overrides:
         name, _, value = item.partition("=")
@@ -105,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         data = (CORPUS / name).read_bytes()
         data = data[: args.prefix] if args.prefix else data
         plan = plan_segments(len(data), args.min_segment, args.max_segments)
-        key = f"{name}.{len(data)}.{args.min_segment}.{args.max_segments}"
-        if args.model != "bytegru-v1":
-            key += "." + args.model
+        key = f"{name}.{len(data)}.{args.min_segment}.{args.max_segments}.{args.model}"
         net = None if args.no_net else network(key, args.model)
         n = len(cm2_block.encode_block(data, plan, net, 0, args.scheme)) - HEADER_BYTES
         save(net, key)
