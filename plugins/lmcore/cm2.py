@@ -95,6 +95,14 @@ class Layout:
     #: Final-mixer rows: 256 (one per partial byte) or 1024 (x match-length bucket: none, <16, <32, more).
     final_rows: int
     mix_lr: int
+    #: Hashed contexts after the eleven every scheme has, by kind (see :data:`EXTRA_KINDS`).
+    extra: tuple[int, ...] = ()
+
+
+#: Kinds of extra hashed context: 1 order 12, 2 order 16, 3 the character classes of the last 8 bytes with
+#: the previous byte, 4 order 24, 5 order 10.
+EXTRA_KINDS = (1, 2, 3, 4, 5)
+EXTRA_CM4: tuple[int, ...] = (1, 2)
 
 
 def layout(scheme: str) -> Layout:
@@ -103,6 +111,8 @@ def layout(scheme: str) -> Layout:
         return Layout(SETS, 256, MIX_LR)
     if scheme == "cm3":
         return Layout(SETS_CM3, 1024, MIX_LR_CM3)
+    if scheme == "cm4":
+        return Layout(SETS_CM3, 1024, MIX_LR_CM3, EXTRA_CM4)
     raise ValueError(f"no layout for scheme {scheme!r}")
 
 
@@ -118,10 +128,10 @@ def _apm_init(contexts: int) -> np.ndarray:
     return np.tile(sq, contexts).astype(np.int64)
 
 
-def _mixer_init() -> np.ndarray:
-    w = np.full(N_IN, int(0.12 * 65536), dtype=np.int64)
+def _mixer_init(n_ctx: int = N_CTX) -> np.ndarray:
+    w = np.full(1 + PER_CTX * n_ctx + 6, int(0.12 * 65536), dtype=np.int64)
     w[0] = 0
-    nn = 1 + PER_CTX * N_CTX
+    nn = 1 + PER_CTX * n_ctx
     w[nn] = int(0.45 * 65536)
     w[nn + 1] = int(0.2 * 65536)
     return w
@@ -134,21 +144,23 @@ class Cm2State:
         lay = lay or layout("cm2")
         hb = int(min(22, max(16, (size * 8).bit_length())))
         self.hash_bits = hb
-        total = 256 + 65536 + N_HASHED * (1 << hb)
+        n_hashed = N_HASHED + len(lay.extra)
+        n_ctx = 2 + n_hashed
+        total = 256 + 65536 + n_hashed * (1 << hb)
         # One 64-bit word per slot (one cache miss per lookup): slow P(1) | fast P(1) << 16 | count << 32 |
         # check byte << 40 | last four bits seen << 48. A fresh slot is 1/2, 1/2, unseen.
         self.slots = np.full(total, EMPTY_SLOT, dtype=np.int64)
-        self.limits = np.array([LIM_DIRECT, LIM_DIRECT] + [LIM_HASHED] * N_HASHED, dtype=np.int64)
+        self.limits = np.array([LIM_DIRECT, LIM_DIRECT] + [LIM_HASHED] * n_hashed, dtype=np.int64)
         rows = sum(lay.sets)
-        self.mw = np.tile(_mixer_init(), (rows, 1))
+        self.mw = np.tile(_mixer_init(n_ctx), (rows, 1))
         self.set_off = np.concatenate([[0], np.cumsum(lay.sets)[:-1]]).astype(np.int64)
         fin = np.full(len(lay.sets) + 1, int(65536 / len(lay.sets)), dtype=np.int64)
         fin[-1] = 0
         self.fw = np.tile(fin, (lay.final_rows, 1))
-        self.opts = np.array([lay.mix_lr], dtype=np.int64)
+        self.opts = np.array([lay.mix_lr, *lay.extra], dtype=np.int64)
         self.apm = _apm_init(256 + 65536 + 65536)
         self.nn_apm = _apm_init(2 * 65536)
-        self.cmap = _apm_init(N_CTX * 64)
+        self.cmap = _apm_init(n_ctx * 64)
         # Online logistic regression from the network's last hidden state to each bit (one row per
         # partial byte): learns on this very data what the network's fixed output layer misses.
         self.hw = np.zeros((256, hidden), dtype=np.int64)
@@ -158,6 +170,12 @@ class Cm2State:
         self.match_bits = mb
         self.mt = np.zeros(1 << mb, dtype=np.int64)
         self.hist = np.zeros(segments, dtype=np.uint64)
+        # Bytes 9-16 back (orders above 8) and a 3-bit character class per byte of the last 21.
+        self.hist_hi = np.zeros(segments, dtype=np.uint64)
+        self.classes = np.zeros(segments, dtype=np.uint64)
+        # The current line's class runs (hash of the sequence of classes, run lengths dropped) and the
+        # length of the current run.
+        self.shape = np.zeros((segments, 2), dtype=np.uint64)
         self.w0 = np.zeros(segments, dtype=np.uint64)
         self.w1 = np.zeros(segments, dtype=np.uint64)
         self.w2 = np.zeros(segments, dtype=np.uint64)
@@ -175,7 +193,7 @@ class Cm2State:
         seg = slice(lo, hi)
         return (self.slots, self.limits, np.int64(self.hash_bits), self.mw, self.set_off, self.fw, self.opts, self.apm,
                 self.nn_apm, self.hw, self.cmap, self.msm, self.msn, self.mt, np.int64(self.match_bits),
-                self.hist[seg], self.w0[seg], self.w1[seg], self.w2[seg], self.lines[seg], self.mptr[seg],
+                self.hist[seg], self.hist_hi[seg], self.classes[seg], self.shape[seg], self.w0[seg], self.w1[seg], self.w2[seg], self.lines[seg], self.mptr[seg],
                 self.mlen[seg], self.stretch, self.squash, self.expt, self.rate)
 
 
@@ -209,12 +227,12 @@ def _apm_learn(t, knot, bit, rate):
 @njit(cache=True, nogil=True)
 def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
               slots, limits, hash_bits, mw, set_off, fw, opts, apm, nn_apm, hw, cmap, msm, msn, mt, match_bits,
-              hist, w0, w1, w2, lines, mptr, mlen, stretch, squash, expt, rate):
+              hist, hist_hi, classes, shape, w0, w1, w2, lines, mptr, mlen, stretch, squash, expt, rate):
     """Code (``decode`` = 0) or decode (1) byte ``t`` of the first ``live`` segments, in segment order.
 
     ``stream`` is the coder's output (encoding) or input (decoding) byte array; ``coder`` its state.
     The scheme is in the tables' shapes (weight sets in ``set_off``, final-mixer rows in ``fw``) and in
-    ``opts`` (the weight-set learning rate).
+    ``opts`` (the weight-set learning rate, then the kind of each extra hashed context).
     """
     size = buf.shape[0]
     hshift = np.uint64(64 - hash_bits)
@@ -224,17 +242,20 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
     nset = set_off.shape[0]
     by_match = fw.shape[0] > 256
     tree = np.zeros(512, dtype=np.int64)
-    ctxh = np.zeros(N_HASHED, dtype=np.uint64)
-    idx = np.zeros(N_CTX, dtype=np.int64)
-    cknot = np.zeros(N_CTX, dtype=np.int64)
+    n_ctx = limits.shape[0]
+    n_hashed = n_ctx - 2
+    n_in = mw.shape[1]
+    ctxh = np.zeros(n_hashed, dtype=np.uint64)
+    idx = np.zeros(n_ctx, dtype=np.int64)
+    cknot = np.zeros(n_ctx, dtype=np.int64)
     hq = np.zeros(hid.shape[1], dtype=np.int64)
-    x = np.zeros(N_IN, dtype=np.int64)
+    x = np.zeros(n_in, dtype=np.int64)
     x[0] = 256
     sel = np.zeros(nset, dtype=np.int64)
     pk = np.zeros(nset, dtype=np.int64)
     x2 = np.zeros(nset + 1, dtype=np.int64)
     x2[nset] = 256
-    nn_in = 1 + PER_CTX * N_CTX
+    nn_in = 1 + PER_CTX * n_ctx
     # Mixer learning rate: faster while the weights are still far from trained (the first steps).
     mlr = opts[0] + (opts[0] * MIX_BOOST) // (1 + t // 64)
     for s in range(live):
@@ -283,6 +304,37 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             above = np.int64(buf[ps + (pos - ls)])
         ctxh[9] = _hash(np.uint64(above | (c1 << 9)), np.uint64(10 << 56))
         ctxh[10] = _hash(w0[s] + w1[s] * _G3 + w2[s] * _G1, np.uint64(12 << 56))
+        for e in range(n_hashed - N_HASHED):
+            kind = opts[1 + e]
+            hh = hist_hi[s]
+            if kind == 1:
+                v = _hash(h, hh & np.uint64(0xFFFFFFFF))
+            elif kind == 2:
+                v = _hash(h, hh)
+            elif kind == 3:
+                v = (classes[s] & np.uint64(0xFFFFFF)) | (np.uint64(c1) << np.uint64(24))
+            elif kind == 4:
+                v = _hash(h, hh) ^ _hash(classes[s], np.uint64(77))
+            elif kind == 6:
+                v = _hash(shape[s, 0], np.uint64(min(shape[s, 1], 15)))
+            elif kind == 7:
+                v = _hash(shape[s, 0], np.uint64(c1))
+            elif kind == 8:
+                v = _hash(shape[s, 0], np.uint64(min(shape[s, 1], 15)) | (np.uint64(c1) << np.uint64(8)))
+            elif kind == 9:
+                lsx = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
+                v = np.uint64(min(pos - lsx, 127) | (c1 << 8))
+            elif kind == 10:
+                v = _hash(shape[s, 0], w0[s] + np.uint64(min(shape[s, 1], 15)))
+            elif kind >= 100:
+                ncl = np.uint64((kind - 100) // 10 * 3)
+                nby = np.uint64((kind % 10) * 8)
+                cm_ = (np.uint64(1) << ncl) - np.uint64(1) if ncl < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
+                bm_ = (np.uint64(1) << nby) - np.uint64(1)
+                v = _hash(classes[s] & cm_, h & bm_) + np.uint64(kind)
+            else:
+                v = _hash(h, hh & np.uint64(0xFFFF))
+            ctxh[N_HASHED + e] = _hash(v, np.uint64((13 + kind) << 56))
         h12 = ((c1 * 0x2F1 + c2 * 0x1D3) & 0xFF) << 8
         ml = mlen[s]
         expected = np.int64(buf[mptr[s]]) | 256 if ml > 0 else np.int64(0)
@@ -293,7 +345,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             idx[1] = 256 + ((c1 << 8) | c0)
             cm = np.uint64(c0) * _G2
             found = 0
-            for k in range(N_HASHED):
+            for k in range(n_hashed):
                 hx = _hash(ctxh[k] ^ cm, np.uint64(0))
                 i0 = 256 + 65536 + k * region + np.int64(hx >> hshift)
                 chk = np.int64((hx >> cshift) & _M8)
@@ -307,7 +359,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
                 idx[2 + k] = sl
                 if k < 6 and ((slots[sl] >> 32) & 255) > 0:
                     found += 1
-            for k in range(N_CTX):
+            for k in range(n_ctx):
                 v = slots[idx[k]]
                 n = (v >> 32) & 255
                 sp = stretch[(v & 0xFFFF) >> 4]
@@ -363,7 +415,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             for m in range(nset):
                 row = set_off[m] + sel[m]
                 dot = np.int64(0)
-                for i in range(N_IN):
+                for i in range(n_in):
                     dot += mw[row, i] * x[i]
                 dot >>= 16
                 dot = min(max(dot, -STRETCH_LIMIT), STRETCH_LIMIT)
@@ -391,7 +443,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
                 encode_bit(coder, stream, bit, p16)
             # --- learning
             target = 65535 * bit
-            for k in range(N_CTX):
+            for k in range(n_ctx):
                 sl = idx[k]
                 v = slots[sl]
                 n = (v >> 32) & 255
@@ -404,7 +456,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             for m in range(nset):
                 row = set_off[m] + sel[m]
                 err = ((bit << 12) - pk[m]) * mlr
-                for i in range(N_IN):
+                for i in range(n_in):
                     mw[row, i] += (x[i] * err) >> MIX_SHIFT
             err = ((bit << 12) - pf) * FIN_LR
             for i in range(nset + 1):
@@ -417,7 +469,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             for i in range(nh):
                 hw[c0, i] += (hq[i] * herr) >> HID_SHIFT
             _apm_learn(nn_apm, nknot2, bit, APM_RATE)
-            for k in range(N_CTX):
+            for k in range(n_ctx):
                 _apm_learn(cmap, cknot[k], bit, CMAP_RATE)
             if msi >= 0:
                 n = msn[msi]
@@ -427,8 +479,33 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
         # --- end of byte: histories, words, match pointer
         byte = c0 - 256
         buf[pos] = byte
+        hist_hi[s] = (hist_hi[s] << _B8) | (h >> np.uint64(56))
         h = (h << _B8) | np.uint64(byte)
         hist[s] = h
+        low = byte | 32
+        if 97 <= low <= 122:
+            cl = 1 if byte >= 97 else 2
+        elif 48 <= byte <= 57:
+            cl = 3
+        elif byte == 32:
+            cl = 4
+        elif byte == 10:
+            cl = 5
+        elif byte == 46 or byte == 44:
+            cl = 6
+        elif byte == 47 or byte == 95 or byte == 45:
+            cl = 7
+        else:
+            cl = 0
+        if np.uint64(cl) != (classes[s] & np.uint64(7)) or shape[s, 1] == 0:
+            shape[s, 0] = _hash(shape[s, 0], np.uint64(cl + 1))
+            shape[s, 1] = 1
+        else:
+            shape[s, 1] += np.uint64(1)
+        if byte == 10:
+            shape[s, 0] = 0
+            shape[s, 1] = 0
+        classes[s] = (classes[s] << np.uint64(3)) | np.uint64(cl)
         if byte == 10:
             lines[s, 1] = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
             lines[s, 0] = pos + 1

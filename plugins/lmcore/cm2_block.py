@@ -21,7 +21,7 @@ from .payload import Payload
 from .segments import SegmentPlan
 
 #: Payload format per scheme (the header says which scheme wrote a payload, so a mislabeled one fails early).
-FORMATS = {"cm2": 2, "cm3": 3}
+FORMATS = {"cm2": 2, "cm3": 3, "cm4": 4}
 
 
 #: Below this many segments a block runs as one lane: with fewer, handing work between threads costs

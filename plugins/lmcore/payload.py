@@ -18,7 +18,7 @@ import numpy as np
 from lmar.errors import CodecError
 
 MAGIC = b"LMc"
-FORMATS = (1, 2, 3)
+FORMATS = (1, 2, 3, 4)
 _HEAD = struct.Struct("<3sBIII")
 #: Bytes before the coder output in every payload.
 HEADER_BYTES = _HEAD.size

@@ -82,7 +82,7 @@ def save(net, key: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("overrides", nargs="*", help="NAME=INT constants of lmar.plugins.lmcore.cm2")
+    ap.add_argument("overrides", nargs="*", help="NAME=INT (or NAME=INT,INT,... for a tuple) constants of lmar.plugins.lmcore.cm2")
     ap.add_argument("--files", nargs="*", default=list(DEFAULT_FILES))
     ap.add_argument("--prefix", type=int, default=120_000, help="bytes of each file (0: whole file)")
     ap.add_argument("--min-segment", type=int, default=32768)
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         name, _, value = item.partition("=")
         if not hasattr(cm2, name):
             ap.error(f"cm2 has no constant {name}")
-        setattr(cm2, name, int(value))
+        setattr(cm2, name, tuple(int(v) for v in value.split(",") if v) if "," in value else int(value))
     cm2._MATCH_MASK = np.uint64((1 << (8 * min(cm2.MATCH_MIN, 8))) - 1)
     # The codec's own block loop, with code_step compiled now (with the overridden globals) and one lane,
     # so every network call is one whole step (what the cache holds).
