@@ -20,7 +20,7 @@ DEFAULT_MODEL = "bytegru-v2"
 MAX_BLOCK = 1 << 30
 #: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives), ``cm2`` and ``cm3``
 #: (compiled; cm3 has the larger mixer).
-SCHEMES = ("cm1", "cm2", "cm3")
+SCHEMES = ("cm1", "cm2", "cm3", "cm4")
 
 
 def _cm2():

@@ -97,12 +97,16 @@ class Layout:
     mix_lr: int
     #: Hashed contexts after the eleven every scheme has, by kind (see :data:`EXTRA_KINDS`).
     extra: tuple[int, ...] = ()
+    #: Bit 0: a fourth APM keyed by the classes of the last two bytes.
+    flags: int = 0
 
 
 #: Kinds of extra hashed context: 1 order 12, 2 order 16, 3 the character classes of the last 8 bytes with
 #: the previous byte, 4 order 24, 5 order 10.
 EXTRA_KINDS = (1, 2, 3, 4, 5)
-EXTRA_CM4: tuple[int, ...] = (1, 2)
+EXTRA_CM4: tuple[int, ...] = (3, 221, 310, 6, 9, 11)
+SETS_CM4 = SETS_CM3 + (16384, 4096)
+FLAGS_CM4 = 1
 
 
 def layout(scheme: str) -> Layout:
@@ -112,7 +116,7 @@ def layout(scheme: str) -> Layout:
     if scheme == "cm3":
         return Layout(SETS_CM3, 1024, MIX_LR_CM3)
     if scheme == "cm4":
-        return Layout(SETS_CM3, 1024, MIX_LR_CM3, EXTRA_CM4)
+        return Layout(SETS_CM4, 1024, MIX_LR_CM3, EXTRA_CM4, FLAGS_CM4)
     raise ValueError(f"no layout for scheme {scheme!r}")
 
 
@@ -157,8 +161,8 @@ class Cm2State:
         fin = np.full(len(lay.sets) + 1, int(65536 / len(lay.sets)), dtype=np.int64)
         fin[-1] = 0
         self.fw = np.tile(fin, (lay.final_rows, 1))
-        self.opts = np.array([lay.mix_lr, *lay.extra], dtype=np.int64)
-        self.apm = _apm_init(256 + 65536 + 65536)
+        self.opts = np.array([lay.mix_lr, lay.flags, *lay.extra], dtype=np.int64)
+        self.apm = _apm_init(256 + 65536 + 65536 + (65536 if lay.flags & 1 else 0))
         self.nn_apm = _apm_init(2 * 65536)
         self.cmap = _apm_init(n_ctx * 64)
         # Online logistic regression from the network's last hidden state to each bit (one row per
@@ -195,6 +199,61 @@ class Cm2State:
                 self.nn_apm, self.hw, self.cmap, self.msm, self.msn, self.mt, np.int64(self.match_bits),
                 self.hist[seg], self.hist_hi[seg], self.classes[seg], self.shape[seg], self.w0[seg], self.w1[seg], self.w2[seg], self.lines[seg], self.mptr[seg],
                 self.mlen[seg], self.stretch, self.squash, self.expt, self.rate)
+
+
+CLASS_BITS = 4
+CLASS_SET = 2
+
+
+@njit(inline="always")
+def _class_table(which):
+    """The class of each byte value: letters, digits, spaces and the punctuation that shapes text and URLs."""
+    t = np.zeros(256, dtype=np.int64)
+    for b in range(256):
+        low = b | 32
+        if which == 1:
+            if 97 <= low <= 122:
+                t[b] = 1 if b >= 97 else 2
+            elif 48 <= b <= 57:
+                t[b] = 3
+            elif b == 32:
+                t[b] = 4
+            elif b == 10:
+                t[b] = 5
+            elif b == 46 or b == 44:
+                t[b] = 6
+            elif b == 47 or b == 95 or b == 45:
+                t[b] = 7
+        else:
+            if 97 <= low <= 122:
+                t[b] = 1 if b >= 97 else 2
+            elif 48 <= b <= 57:
+                t[b] = 3
+            elif b == 32:
+                t[b] = 4
+            elif b == 10:
+                t[b] = 5
+            elif b == 46:
+                t[b] = 6
+            elif b == 44:
+                t[b] = 7
+            elif b == 47:
+                t[b] = 8
+            elif b == 45 or b == 95:
+                t[b] = 9
+            elif b == 58 or b == 59:
+                t[b] = 10
+            elif b == 61 or b == 38 or b == 63:
+                t[b] = 11
+            elif b == 34 or b == 39 or b == 96:
+                t[b] = 12
+            elif b in (40, 41, 91, 93, 123, 125, 60, 62):
+                t[b] = 13
+            elif b < 32 or b == 127:
+                t[b] = 14
+            elif b >= 128:
+                t[b] = 15
+    return t
 
 
 @njit(inline="always")
@@ -256,6 +315,12 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
     x2 = np.zeros(nset + 1, dtype=np.int64)
     x2[nset] = 256
     nn_in = 1 + PER_CTX * n_ctx
+    ctab = _class_table(CLASS_SET)
+    apm4 = (opts[1] & 1) != 0
+
+    k4 = np.int64(0)
+    cbits = np.uint64(CLASS_BITS)
+    cmask = np.uint64((1 << CLASS_BITS) - 1)
     # Mixer learning rate: faster while the weights are still far from trained (the first steps).
     mlr = opts[0] + (opts[0] * MIX_BOOST) // (1 + t // 64)
     for s in range(live):
@@ -305,14 +370,14 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
         ctxh[9] = _hash(np.uint64(above | (c1 << 9)), np.uint64(10 << 56))
         ctxh[10] = _hash(w0[s] + w1[s] * _G3 + w2[s] * _G1, np.uint64(12 << 56))
         for e in range(n_hashed - N_HASHED):
-            kind = opts[1 + e]
+            kind = opts[2 + e]
             hh = hist_hi[s]
             if kind == 1:
                 v = _hash(h, hh & np.uint64(0xFFFFFFFF))
             elif kind == 2:
                 v = _hash(h, hh)
             elif kind == 3:
-                v = (classes[s] & np.uint64(0xFFFFFF)) | (np.uint64(c1) << np.uint64(24))
+                v = _hash(classes[s] & np.uint64((1 << (8 * CLASS_BITS)) - 1), np.uint64(c1))
             elif kind == 4:
                 v = _hash(h, hh) ^ _hash(classes[s], np.uint64(77))
             elif kind == 6:
@@ -326,8 +391,15 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
                 v = np.uint64(min(pos - lsx, 127) | (c1 << 8))
             elif kind == 10:
                 v = _hash(shape[s, 0], w0[s] + np.uint64(min(shape[s, 1], 15)))
+            elif kind == 11:
+                lsx = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
+                plen = lsx - lines[s, 1] if lines[s, 1] >= 0 else 0
+                v = np.uint64(min(pos - lsx, 127) | (min(plen, 127) << 8)) + np.uint64(1 << 20)
+            elif kind == 12:
+                lsx = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
+                v = np.uint64(min(pos - lsx, 127) | (c1 << 8) | (c2 << 16)) + np.uint64(1 << 30)
             elif kind >= 100:
-                ncl = np.uint64((kind - 100) // 10 * 3)
+                ncl = np.uint64(min((kind - 100) // 10 * CLASS_BITS, 64))
                 nby = np.uint64((kind % 10) * 8)
                 cm_ = (np.uint64(1) << ncl) - np.uint64(1) if ncl < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
                 bm_ = (np.uint64(1) << nby) - np.uint64(1)
@@ -411,6 +483,13 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             if nset > 6:
                 sel[6] = (c1 << 8) | c0
                 sel[7] = (c2 << 8) | c0
+            if nset > 8:
+                sel[8] = (np.int64(classes[s] & np.uint64(63)) << 8) | c0
+            if nset > 9:
+                sel[9] = (np.int64(min(shape[s, 1], 15)) << 8) | c0
+            if nset > 10:
+                lsx = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
+                sel[10] = (min(pos - lsx, 15) << 8) | c0
             # --- mixing: the weight sets, then a final mixer per partial byte (and match bucket)
             for m in range(nset):
                 row = set_off[m] + sel[m]
@@ -433,7 +512,11 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             a1, k1 = _apm_read(apm, c0, sf)
             a2, k2 = _apm_read(apm, 256 + ((c1 << 8) | c0), sf)
             a3, k3 = _apm_read(apm, 256 + 65536 + (h12 | c0), sf)
-            p16 = (pf * 16 + (a1 + a2 + a3) * APM_W) // (1 + 3 * APM_W)
+            if apm4:
+                a4, k4 = _apm_read(apm, 256 + 65536 + 65536 + ((np.int64(classes[s]) & 255) << 8 | c0), sf)
+                p16 = (pf * 16 + (a1 + a2 + a3 + a4) * APM_W) // (1 + 4 * APM_W)
+            else:
+                p16 = (pf * 16 + (a1 + a2 + a3) * APM_W) // (1 + 3 * APM_W)
             p16 = min(max(p16, 16), 65535 - 16)
             # --- the bit
             if decode:
@@ -464,6 +547,8 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             _apm_learn(apm, k1, bit, APM_RATE)
             _apm_learn(apm, k2, bit, APM_RATE)
             _apm_learn(apm, k3, bit, APM_RATE)
+            if apm4:
+                _apm_learn(apm, k4, bit, APM_RATE)
             _apm_learn(nn_apm, nknot, bit, APM_RATE)
             herr = ((bit << 12) - ph) * HID_LR
             for i in range(nh):
@@ -482,22 +567,8 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
         hist_hi[s] = (hist_hi[s] << _B8) | (h >> np.uint64(56))
         h = (h << _B8) | np.uint64(byte)
         hist[s] = h
-        low = byte | 32
-        if 97 <= low <= 122:
-            cl = 1 if byte >= 97 else 2
-        elif 48 <= byte <= 57:
-            cl = 3
-        elif byte == 32:
-            cl = 4
-        elif byte == 10:
-            cl = 5
-        elif byte == 46 or byte == 44:
-            cl = 6
-        elif byte == 47 or byte == 95 or byte == 45:
-            cl = 7
-        else:
-            cl = 0
-        if np.uint64(cl) != (classes[s] & np.uint64(7)) or shape[s, 1] == 0:
+        cl = ctab[byte]
+        if np.uint64(cl) != (classes[s] & cmask) or shape[s, 1] == 0:
             shape[s, 0] = _hash(shape[s, 0], np.uint64(cl + 1))
             shape[s, 1] = 1
         else:
@@ -505,7 +576,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
         if byte == 10:
             shape[s, 0] = 0
             shape[s, 1] = 0
-        classes[s] = (classes[s] << np.uint64(3)) | np.uint64(cl)
+        classes[s] = (classes[s] << cbits) | np.uint64(cl)
         if byte == 10:
             lines[s, 1] = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
             lines[s, 0] = pos + 1
