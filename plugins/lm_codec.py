@@ -18,8 +18,8 @@ from lmar.plugins.lmcore.segments import plan_segments
 DEFAULT_MODEL = "bytegru-v2"
 #: Largest block this codec will decode; a corrupt header must not make it allocate without bound.
 MAX_BLOCK = 1 << 30
-#: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives), ``cm2`` and ``cm3``
-#: (compiled; cm3 has the larger mixer).
+#: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives), ``cm2``, ``cm3`` and
+#: ``cm4`` (compiled; cm3 has a larger mixer than cm2, cm4 adds character-class and line-shape contexts).
 SCHEMES = ("cm1", "cm2", "cm3", "cm4")
 
 
@@ -33,13 +33,13 @@ def _cm2():
 class LmCodec(Codec):
     name = "lm"
     kind = "lm"
-    version = 3  # 3: scheme cm3; 2: cm2; 1: cm1 (all still decode)
+    version = 4  # 4: scheme cm4; 3: cm3; 2: cm2; 1: cm1 (all still decode)
     description = "byte GRU (ONNX) + compiled context mixing, binary arithmetic coding of lockstep segments"
     block_size = 16 << 20
     speed = 25e3  # per direction on 2 CPU cores (tools/bench_lm.py, cm3: 29-31e3 on 1 MB, 10-17e3 on 0.1-0.5 MB)
     verify_by_default = True
     default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 32768,
-                      "scheme": "cm3"}
+                      "scheme": "cm4"}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -235,7 +235,8 @@ def test_archive_written_by_lm_version_1_still_extracts() -> None:
 
 #: Payloads written by earlier lmar versions: (scheme, network, file). Each codes ``_fixture_input()``
 #: in 40 segments (two lanes), so a change to the compiled mixer that alters an old scheme's bits fails.
-SCHEME_FIXTURES = [("cm2", "bytegru-v1", "lm_v2_cm2_payload.bin"), ("cm3", "bytegru-v2", "lm_v3_cm3_payload.bin")]
+SCHEME_FIXTURES = [("cm2", "bytegru-v1", "lm_v2_cm2_payload.bin"), ("cm3", "bytegru-v2", "lm_v3_cm3_payload.bin"),
+                   ("cm4", "bytegru-v2", "lm_v4_cm4_payload.bin")]
 
 
 def _fixture_input() -> bytes:
@@ -261,8 +262,8 @@ def test_every_scheme_round_trips_and_refuses_another_schemes_payload(scheme: st
             _codec(**{**c.params, "scheme": other}).decompress(payload, len(data))
 
 
-def test_default_scheme_is_cm3() -> None:
-    assert _codec().params["scheme"] == "cm3"
+def test_default_scheme_is_cm4() -> None:
+    assert _codec().params["scheme"] == "cm4"
 
 
 def test_two_lanes_give_the_same_stream_as_one(monkeypatch: pytest.MonkeyPatch) -> None:

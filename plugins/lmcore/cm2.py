@@ -95,18 +95,32 @@ class Layout:
     #: Final-mixer rows: 256 (one per partial byte) or 1024 (x match-length bucket: none, <16, <32, more).
     final_rows: int
     mix_lr: int
-    #: Hashed contexts after the eleven every scheme has, by kind (see :data:`EXTRA_KINDS`).
+    #: Hashed contexts after the eleven every scheme has, by kind (``KIND_*``, or 1CB for classes+bytes).
     extra: tuple[int, ...] = ()
-    #: Bit 0: a fourth APM keyed by the classes of the last two bytes.
+    #: Bit 0: a fourth APM keyed by the classes of the last two bytes; bit 1: 32-bit mixer weights and
+    #: inputs (the same sums, products are taken in 64 bits, but the weights take half the memory
+    #: traffic: the mixer runs ~17 % faster).
     flags: int = 0
+    #: Weight sets whose own error is at most this (of 4096) skip their update: a confident right guess
+    #: teaches little, and skipping it saves a pass over the weights.
+    skip_err: int = 0
 
 
-#: Kinds of extra hashed context: 1 order 12, 2 order 16, 3 the character classes of the last 8 bytes with
-#: the previous byte, 4 order 24, 5 order 10.
-EXTRA_KINDS = (1, 2, 3, 4, 5)
-EXTRA_CM4: tuple[int, ...] = (3, 221, 310, 6, 9, 11)
+#: Kinds of extra hashed context (cm4). A three-digit kind 1CB is the classes of the last C bytes (at
+#: most 16) with the last B bytes themselves: the shape of what came before (a number of five digits,
+#: then ``_``, in a URL), which tells what comes next where the bytes themselves were never seen.
+KIND_CLASSES_C1 = 3   # the classes of the last 8 bytes with the previous byte
+KIND_SHAPE = 6        # the line so far as a sequence of class runs, with the current run's length
+KIND_COLUMN = 9       # the column with the previous byte (verse, tables, fixed-width lines)
+#: Bits of one byte's class in ``classes`` (see :func:`_class_table`).
+CLASS_BITS = 4
+#: cm4 = cm3 plus five class/shape contexts, weight sets by (classes of the last 1.5 bytes x partial
+#: byte) and (class run length x partial byte), a fourth APM, 32-bit weights, skipped small updates.
+#: Chosen trial by trial on the whole text set (tools/lm/README.md): 485,309 -> 475,722 payload bytes.
+EXTRA_CM4: tuple[int, ...] = (KIND_CLASSES_C1, 221, 310, KIND_SHAPE, KIND_COLUMN)
 SETS_CM4 = SETS_CM3 + (16384, 4096)
-FLAGS_CM4 = 1
+FLAGS_CM4 = 3
+SKIP_CM4 = 120
 
 
 def layout(scheme: str) -> Layout:
@@ -116,8 +130,22 @@ def layout(scheme: str) -> Layout:
     if scheme == "cm3":
         return Layout(SETS_CM3, 1024, MIX_LR_CM3)
     if scheme == "cm4":
-        return Layout(SETS_CM4, 1024, MIX_LR_CM3, EXTRA_CM4, FLAGS_CM4)
+        return Layout(SETS_CM4, 1024, MIX_LR_CM3, EXTRA_CM4, FLAGS_CM4, SKIP_CM4)
     raise ValueError(f"no layout for scheme {scheme!r}")
+
+
+def _class_table() -> np.ndarray:
+    """cm4's class of each byte value: letter case, digits, spaces, and the punctuation that shapes text,
+    code and URLs, each its own class (the shape of a line is its sequence of classes)."""
+    t = np.zeros(256, dtype=np.int64)  # 0: other printable ASCII
+    groups = {1: range(97, 123), 2: range(65, 91), 3: range(48, 58), 4: b" ", 5: b"\n", 6: b".", 7: b",",
+              8: b"/", 9: b"-_", 10: b":;", 11: b"=&?", 12: b"\"'`", 13: b"()[]{}<>",
+              14: [*range(32), 127], 15: range(128, 256)}
+    for cls, members in groups.items():
+        for b in (members.encode() if isinstance(members, str) else members):
+            t[b] = cls
+    t[10] = 5
+    return t
 
 
 def _rate_table() -> np.ndarray:
@@ -156,12 +184,12 @@ class Cm2State:
         self.slots = np.full(total, EMPTY_SLOT, dtype=np.int64)
         self.limits = np.array([LIM_DIRECT, LIM_DIRECT] + [LIM_HASHED] * n_hashed, dtype=np.int64)
         rows = sum(lay.sets)
-        self.mw = np.tile(_mixer_init(n_ctx), (rows, 1))
+        self.mw = np.tile(_mixer_init(n_ctx), (rows, 1)).astype(np.int32 if lay.flags & 2 else np.int64)
         self.set_off = np.concatenate([[0], np.cumsum(lay.sets)[:-1]]).astype(np.int64)
         fin = np.full(len(lay.sets) + 1, int(65536 / len(lay.sets)), dtype=np.int64)
         fin[-1] = 0
         self.fw = np.tile(fin, (lay.final_rows, 1))
-        self.opts = np.array([lay.mix_lr, lay.flags, *lay.extra], dtype=np.int64)
+        self.opts = np.array([lay.mix_lr, lay.flags, lay.skip_err, *lay.extra], dtype=np.int64)
         self.apm = _apm_init(256 + 65536 + 65536 + (65536 if lay.flags & 1 else 0))
         self.nn_apm = _apm_init(2 * 65536)
         self.cmap = _apm_init(n_ctx * 64)
@@ -174,8 +202,7 @@ class Cm2State:
         self.match_bits = mb
         self.mt = np.zeros(1 << mb, dtype=np.int64)
         self.hist = np.zeros(segments, dtype=np.uint64)
-        # Bytes 9-16 back (orders above 8) and a 3-bit character class per byte of the last 21.
-        self.hist_hi = np.zeros(segments, dtype=np.uint64)
+        # The classes (:func:`_class_table`) of the last 16 bytes, 4 bits each (cm4's contexts).
         self.classes = np.zeros(segments, dtype=np.uint64)
         # The current line's class runs (hash of the sequence of classes, run lengths dropped) and the
         # length of the current run.
@@ -191,69 +218,15 @@ class Cm2State:
         self.squash = squash_table().astype(np.int64)
         self.expt = exp_table().astype(np.int64)
         self.rate = _rate_table()
+        self.ctab = _class_table()
 
     def args(self, lo: int = 0, hi: int | None = None) -> tuple:
         """Arguments of :func:`code_step` after the coder's: the shared tables, and segments [lo, hi)."""
         seg = slice(lo, hi)
         return (self.slots, self.limits, np.int64(self.hash_bits), self.mw, self.set_off, self.fw, self.opts, self.apm,
                 self.nn_apm, self.hw, self.cmap, self.msm, self.msn, self.mt, np.int64(self.match_bits),
-                self.hist[seg], self.hist_hi[seg], self.classes[seg], self.shape[seg], self.w0[seg], self.w1[seg], self.w2[seg], self.lines[seg], self.mptr[seg],
-                self.mlen[seg], self.stretch, self.squash, self.expt, self.rate)
-
-
-CLASS_BITS = 4
-CLASS_SET = 2
-
-
-@njit(inline="always")
-def _class_table(which):
-    """The class of each byte value: letters, digits, spaces and the punctuation that shapes text and URLs."""
-    t = np.zeros(256, dtype=np.int64)
-    for b in range(256):
-        low = b | 32
-        if which == 1:
-            if 97 <= low <= 122:
-                t[b] = 1 if b >= 97 else 2
-            elif 48 <= b <= 57:
-                t[b] = 3
-            elif b == 32:
-                t[b] = 4
-            elif b == 10:
-                t[b] = 5
-            elif b == 46 or b == 44:
-                t[b] = 6
-            elif b == 47 or b == 95 or b == 45:
-                t[b] = 7
-        else:
-            if 97 <= low <= 122:
-                t[b] = 1 if b >= 97 else 2
-            elif 48 <= b <= 57:
-                t[b] = 3
-            elif b == 32:
-                t[b] = 4
-            elif b == 10:
-                t[b] = 5
-            elif b == 46:
-                t[b] = 6
-            elif b == 44:
-                t[b] = 7
-            elif b == 47:
-                t[b] = 8
-            elif b == 45 or b == 95:
-                t[b] = 9
-            elif b == 58 or b == 59:
-                t[b] = 10
-            elif b == 61 or b == 38 or b == 63:
-                t[b] = 11
-            elif b == 34 or b == 39 or b == 96:
-                t[b] = 12
-            elif b in (40, 41, 91, 93, 123, 125, 60, 62):
-                t[b] = 13
-            elif b < 32 or b == 127:
-                t[b] = 14
-            elif b >= 128:
-                t[b] = 15
-    return t
+                self.hist[seg], self.classes[seg], self.shape[seg], self.w0[seg], self.w1[seg], self.w2[seg], self.lines[seg], self.mptr[seg],
+                self.mlen[seg], self.stretch, self.squash, self.expt, self.rate, self.ctab)
 
 
 @njit(inline="always")
@@ -286,7 +259,7 @@ def _apm_learn(t, knot, bit, rate):
 @njit(cache=True, nogil=True)
 def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
               slots, limits, hash_bits, mw, set_off, fw, opts, apm, nn_apm, hw, cmap, msm, msn, mt, match_bits,
-              hist, hist_hi, classes, shape, w0, w1, w2, lines, mptr, mlen, stretch, squash, expt, rate):
+              hist, classes, shape, w0, w1, w2, lines, mptr, mlen, stretch, squash, expt, rate, ctab):
     """Code (``decode`` = 0) or decode (1) byte ``t`` of the first ``live`` segments, in segment order.
 
     ``stream`` is the coder's output (encoding) or input (decoding) byte array; ``coder`` its state.
@@ -308,14 +281,13 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
     idx = np.zeros(n_ctx, dtype=np.int64)
     cknot = np.zeros(n_ctx, dtype=np.int64)
     hq = np.zeros(hid.shape[1], dtype=np.int64)
-    x = np.zeros(n_in, dtype=np.int64)
+    x = np.zeros_like(mw[0])
     x[0] = 256
     sel = np.zeros(nset, dtype=np.int64)
     pk = np.zeros(nset, dtype=np.int64)
     x2 = np.zeros(nset + 1, dtype=np.int64)
     x2[nset] = 256
     nn_in = 1 + PER_CTX * n_ctx
-    ctab = _class_table(CLASS_SET)
     apm4 = (opts[1] & 1) != 0
 
     k4 = np.int64(0)
@@ -370,42 +342,19 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
         ctxh[9] = _hash(np.uint64(above | (c1 << 9)), np.uint64(10 << 56))
         ctxh[10] = _hash(w0[s] + w1[s] * _G3 + w2[s] * _G1, np.uint64(12 << 56))
         for e in range(n_hashed - N_HASHED):
-            kind = opts[2 + e]
-            hh = hist_hi[s]
-            if kind == 1:
-                v = _hash(h, hh & np.uint64(0xFFFFFFFF))
-            elif kind == 2:
-                v = _hash(h, hh)
-            elif kind == 3:
-                v = _hash(classes[s] & np.uint64((1 << (8 * CLASS_BITS)) - 1), np.uint64(c1))
-            elif kind == 4:
-                v = _hash(h, hh) ^ _hash(classes[s], np.uint64(77))
-            elif kind == 6:
+            kind = opts[3 + e]
+            if kind == KIND_SHAPE:
                 v = _hash(shape[s, 0], np.uint64(min(shape[s, 1], 15)))
-            elif kind == 7:
-                v = _hash(shape[s, 0], np.uint64(c1))
-            elif kind == 8:
-                v = _hash(shape[s, 0], np.uint64(min(shape[s, 1], 15)) | (np.uint64(c1) << np.uint64(8)))
-            elif kind == 9:
-                lsx = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
-                v = np.uint64(min(pos - lsx, 127) | (c1 << 8))
-            elif kind == 10:
-                v = _hash(shape[s, 0], w0[s] + np.uint64(min(shape[s, 1], 15)))
-            elif kind == 11:
-                lsx = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
-                plen = lsx - lines[s, 1] if lines[s, 1] >= 0 else 0
-                v = np.uint64(min(pos - lsx, 127) | (min(plen, 127) << 8)) + np.uint64(1 << 20)
-            elif kind == 12:
-                lsx = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
-                v = np.uint64(min(pos - lsx, 127) | (c1 << 8) | (c2 << 16)) + np.uint64(1 << 30)
-            elif kind >= 100:
+            elif kind == KIND_COLUMN:
+                v = np.uint64(min(pos - ls, 127) | (c1 << 8))
+            elif kind == KIND_CLASSES_C1:
+                v = _hash(classes[s] & np.uint64(0xFFFFFFFF), np.uint64(c1))
+            else:  # 1CB: the classes of the last C bytes (at most 16) with the last B bytes
                 ncl = np.uint64(min((kind - 100) // 10 * CLASS_BITS, 64))
                 nby = np.uint64((kind % 10) * 8)
                 cm_ = (np.uint64(1) << ncl) - np.uint64(1) if ncl < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
                 bm_ = (np.uint64(1) << nby) - np.uint64(1)
                 v = _hash(classes[s] & cm_, h & bm_) + np.uint64(kind)
-            else:
-                v = _hash(h, hh & np.uint64(0xFFFF))
             ctxh[N_HASHED + e] = _hash(v, np.uint64((13 + kind) << 56))
         h12 = ((c1 * 0x2F1 + c2 * 0x1D3) & 0xFF) << 8
         ml = mlen[s]
@@ -538,7 +487,10 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
                 slots[sl] = p | (q << 16) | (min(n + 1, limits[k]) << 32) | (((v >> 40) & 255) << 40) | (bits4 << 48)
             for m in range(nset):
                 row = set_off[m] + sel[m]
-                err = ((bit << 12) - pk[m]) * mlr
+                e12 = (bit << 12) - pk[m]
+                if abs(e12) <= opts[2]:
+                    continue
+                err = e12 * mlr
                 for i in range(n_in):
                     mw[row, i] += (x[i] * err) >> MIX_SHIFT
             err = ((bit << 12) - pf) * FIN_LR
@@ -564,7 +516,6 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
         # --- end of byte: histories, words, match pointer
         byte = c0 - 256
         buf[pos] = byte
-        hist_hi[s] = (hist_hi[s] << _B8) | (h >> np.uint64(56))
         h = (h << _B8) | np.uint64(byte)
         hist[s] = h
         cl = ctab[byte]

@@ -1,4 +1,4 @@
-"""Block coding for schemes ``cm2``/``cm3``: the network stepped in lockstep, each step coded by :func:`cm2.code_step`.
+"""Block coding for schemes ``cm2``-``cm4``: the network stepped in lockstep, each step coded by :func:`cm2.code_step`.
 
 Why the loop is in Python: one network call and one compiled call per byte position serve every
 segment (or half of them, see :func:`_walk`), so the interpreter's cost per step is shared by many

@@ -5,7 +5,7 @@ garbage; the CRC turns that into a :class:`CodecError`. The numerics fingerprint
 encoder's profile) tells that case apart from "this machine computes the model differently", which is
 left to the archive's checksum so the core can print :meth:`LmCodec.mismatch_hint`.
 
-Format 1 (scheme ``cm1``) carries constriction's 32-bit words; formats 2 and 3 (schemes ``cm2``, ``cm3``)
+Format 1 (scheme ``cm1``) carries constriction's 32-bit words; formats 2, 3 and 4 (schemes ``cm2``-``cm4``)
 the bytes of the compiled binary coder. The header is the same for all.
 """
 from __future__ import annotations
