@@ -132,9 +132,15 @@ def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, fingerp
     bitcoder.start_decoder(coder, stream)
     buf, _ = _walk(plan, net, True, np.zeros(0, dtype=np.uint8), stream, coder, scheme)
     out = buf.tobytes()
-    if coder[bitcoder.POS] > len(stream) + 4 and zlib.crc32(out) != p.crc32:
+    intact = zlib.crc32(out) == p.crc32
+    # A whole stream is consumed to its last byte: the decoder reads exactly what the encoder wrote. A
+    # stream cut short by a byte the flush happened to write as zero still decodes; it is damaged anyway.
+    if intact and coder[bitcoder.POS] != len(stream):
+        raise CodecError(f"lm: coder stream is {len(stream)} bytes but its decoding used {coder[bitcoder.POS]} "
+                         "(truncated or padded payload)")
+    if coder[bitcoder.POS] > len(stream) + 4 and not intact:
         raise CodecError("lm: coder stream ended early (truncated payload)")
-    if zlib.crc32(out) != p.crc32 and p.fingerprint == fingerprint:
+    if not intact and p.fingerprint == fingerprint:
         raise CodecError("lm: decoded block fails its checksum (the payload is damaged)")
     # On another numerics profile the bytes go back as decoded: the archive's checksum then fails and the
     # core reports it with mismatch_hint(), which names what differs on this machine.
