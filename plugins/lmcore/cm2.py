@@ -1,4 +1,4 @@
-"""Schemes ``cm2`` and ``cm3``: the network's byte distribution mixed with adaptive context statistics, compiled.
+"""Schemes ``cm2``, ``cm3`` and ``cm4``: the network's byte distribution mixed with adaptive context statistics, compiled.
 
 Why compiled (numba): a context mixer makes ~30 small decisions per bit; in numpy every one is a call
 whose overhead dwarfs the arithmetic, so ``cm1`` could only afford a few contexts and stayed slow. Here
@@ -29,10 +29,18 @@ last), then a final mixer per partial byte, then three APMs (order 0, 1, hashed 
   which learns on the data being coded what the network's fixed output layer misses;
 * the match model's learned probability and a length-signed confidence.
 
-Scheme ``cm3`` is ``cm2`` with a larger mixer (see :data:`LAYOUTS`): two more weight sets, chosen by the
+Scheme ``cm3`` is ``cm2`` with a larger mixer (see :func:`layout`): two more weight sets, chosen by the
 previous byte and by the byte before last, each with the partial byte; a final mixer per partial byte and
 match-length bucket; a faster weight rate. One compiled function serves both: what differs is the shape
 of the tables it is handed and ``opts``, so cm2 keeps its exact bits (``tests/data/lm_v2_cm2_payload.bin``).
+
+Scheme ``cm4`` is ``cm3`` with contexts on the *shape* of the text rather than its bytes, because that is
+what predicts the parts of URLs, numbers and verse the byte contexts have never seen: every byte has a
+class (:func:`_class_table`), and cm4 adds five hashed contexts (the classes of the last 8 bytes with
+the previous byte, of the last 12 with it, of the last 16; the line so far as a sequence of class runs
+with the current run's length; the column with the previous byte), two weight sets (classes x partial
+byte, class-run length x partial byte), a fourth APM by classes, 32-bit weights and skipped small
+updates (:data:`SKIP_CM4`).
 
 Any change to the arithmetic below is a new bitstream: give it a new scheme name.
 """
@@ -264,7 +272,8 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
 
     ``stream`` is the coder's output (encoding) or input (decoding) byte array; ``coder`` its state.
     The scheme is in the tables' shapes (weight sets in ``set_off``, final-mixer rows in ``fw``) and in
-    ``opts`` (the weight-set learning rate, then the kind of each extra hashed context).
+    ``opts`` (the weight-set learning rate, the layout flags, the update-skip threshold, then the kind of
+    each extra hashed context).
     """
     size = buf.shape[0]
     hshift = np.uint64(64 - hash_bits)
