@@ -36,7 +36,7 @@ class LmCodec(Codec):
     version = 4  # 4: scheme cm4; 3: cm3; 2: cm2; 1: cm1 (all still decode)
     description = "byte GRU (ONNX) + compiled context mixing, binary arithmetic coding of lockstep segments"
     block_size = 16 << 20
-    speed = 25e3  # per direction on 2 CPU cores (tools/bench_lm.py, cm3: 29-31e3 on 1 MB, 10-17e3 on 0.1-0.5 MB)
+    speed = 25e3  # per direction on 2 CPU cores (tools/bench_lm.py, cm4: 26-30e3 on 1 MB, 8-15e3 on 0.1-0.5 MB)
     verify_by_default = True
     default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 32768,
                       "scheme": "cm4"}
