@@ -54,10 +54,11 @@ from numba import njit
 from .bitcoder import decode_bit, encode_bit
 from .fixedpoint import STRETCH_LIMIT, exp_table, squash_table, stretch_table
 
-#: Hashed contexts (o2 o3 o4 o5 o6 o8 word word-bigram sparse) after the two direct ones (o0, o1).
+#: Hashed contexts every scheme has (o2 o3 o4 o5 o6 o8 word word-bigram sparse above trigram) after the two
+#: direct ones (o0, o1); a layout may add more (:attr:`Layout.extra`).
 N_HASHED = 11
 N_CTX = 2 + N_HASHED
-#: Mixer inputs: bias, three per context, network x3, hidden-state regression, match x2.
+#: Mixer inputs: bias, three per context, network x3, hidden-state regression, match x2 (cm2/cm3: 46).
 PER_CTX = 3
 N_IN = 1 + PER_CTX * N_CTX + 6
 #: Weight-set sizes: partial byte, match state, previous byte, seen-orders x bit position, network
@@ -233,8 +234,9 @@ class Cm2State:
         seg = slice(lo, hi)
         return (self.slots, self.limits, np.int64(self.hash_bits), self.mw, self.set_off, self.fw, self.opts, self.apm,
                 self.nn_apm, self.hw, self.cmap, self.msm, self.msn, self.mt, np.int64(self.match_bits),
-                self.hist[seg], self.classes[seg], self.shape[seg], self.w0[seg], self.w1[seg], self.w2[seg], self.lines[seg], self.mptr[seg],
-                self.mlen[seg], self.stretch, self.squash, self.expt, self.rate, self.ctab)
+                self.hist[seg], self.classes[seg], self.shape[seg], self.w0[seg], self.w1[seg], self.w2[seg],
+                self.lines[seg], self.mptr[seg], self.mlen[seg], self.stretch, self.squash, self.expt, self.rate,
+                self.ctab)
 
 
 @njit(inline="always")
@@ -298,7 +300,6 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
     x2[nset] = 256
     nn_in = 1 + PER_CTX * n_ctx
     apm4 = (opts[1] & 1) != 0
-
     k4 = np.int64(0)
     cbits = np.uint64(CLASS_BITS)
     cmask = np.uint64((1 << CLASS_BITS) - 1)
@@ -364,6 +365,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
                 cm_ = (np.uint64(1) << ncl) - np.uint64(1) if ncl < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
                 bm_ = (np.uint64(1) << nby) - np.uint64(1)
                 v = _hash(classes[s] & cm_, h & bm_) + np.uint64(kind)
+            # (13 + kind) << 56 keeps the low 8 bits of 13 + kind for three-digit kinds (int64 shift wraps).
             ctxh[N_HASHED + e] = _hash(v, np.uint64((13 + kind) << 56))
         h12 = ((c1 * 0x2F1 + c2 * 0x1D3) & 0xFF) << 8
         ml = mlen[s]
@@ -445,9 +447,6 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
                 sel[8] = (np.int64(classes[s] & np.uint64(63)) << 8) | c0
             if nset > 9:
                 sel[9] = (np.int64(min(shape[s, 1], 15)) << 8) | c0
-            if nset > 10:
-                lsx = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
-                sel[10] = (min(pos - lsx, 15) << 8) | c0
             # --- mixing: the weight sets, then a final mixer per partial byte (and match bucket)
             for m in range(nset):
                 row = set_off[m] + sel[m]
