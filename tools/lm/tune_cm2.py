@@ -21,7 +21,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from lmar.plugins.lm_codec import DEFAULT_MODEL
+from lmar.plugins.lm_codec import DEFAULT_MODEL, LmCodec
 from lmar.plugins.lmcore import cm2, cm2_block, model_files, runtime
 from lmar.plugins.lmcore.payload import HEADER_BYTES
 from lmar.plugins.lmcore.segments import plan_segments
@@ -82,13 +82,14 @@ def save(net, key: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("overrides", nargs="*", help="NAME=INT (or NAME=INT,INT,... for a tuple) constants of lmar.plugins.lmcore.cm2")
+    ap.add_argument("overrides", nargs="*",
+                    help="NAME=INT (or NAME=INT,INT,... for a tuple) constants of lmar.plugins.lmcore.cm2")
     ap.add_argument("--files", nargs="*", default=list(DEFAULT_FILES))
     ap.add_argument("--prefix", type=int, default=120_000, help="bytes of each file (0: whole file)")
     ap.add_argument("--min-segment", type=int, default=32768)
     ap.add_argument("--max-segments", type=int, default=256)
     ap.add_argument("--no-net", action="store_true", help="the mixer alone (uniform network input)")
-    ap.add_argument("--scheme", default="cm3", choices=sorted(cm2_block.FORMATS))
+    ap.add_argument("--scheme", default=LmCodec.default_params["scheme"], choices=sorted(cm2_block.FORMATS))
     ap.add_argument("--model", default=DEFAULT_MODEL, help="shipped network whose outputs are cached and replayed")
     args = ap.parse_args(argv)
     for item in args.overrides:
