@@ -10,6 +10,7 @@ import lmar
 from lmar.codec import Codec
 from lmar.errors import CodecError, CodecUnavailable
 from lmar.plugins.lmcore import coding, model_files, runtime
+from lmar.plugins.lmcore.payload import SCHEME_FORMATS
 from lmar.plugins.lmcore.predictor import PredictorConfig
 from lmar.plugins.lmcore.segments import plan_segments
 
@@ -20,7 +21,7 @@ DEFAULT_MODEL = "bytegru-v2"
 MAX_BLOCK = 1 << 30
 #: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives), ``cm2``, ``cm3`` and
 #: ``cm4`` (compiled; cm3 has a larger mixer than cm2, cm4 adds character-class and line-shape contexts).
-SCHEMES = ("cm1", "cm2", "cm3", "cm4")
+SCHEMES = tuple(SCHEME_FORMATS)
 
 
 def _cm2():

@@ -17,11 +17,12 @@ from lmar.errors import CodecError
 from . import bitcoder
 from .cm2 import Cm2State, code_step, layout
 from .engine import PAD_BYTE, Network
-from .payload import Payload
+from .payload import SCHEME_FORMATS, Payload
 from .segments import SegmentPlan
 
-#: Payload format per scheme (the header says which scheme wrote a payload, so a mislabeled one fails early).
-FORMATS = {"cm2": 2, "cm3": 3, "cm4": 4}
+#: Payload format per compiled scheme (the header says which scheme wrote a payload, so a mislabeled one
+#: fails early); every scheme but the numpy ``cm1``.
+FORMATS = {scheme: fmt for scheme, fmt in SCHEME_FORMATS.items() if scheme != "cm1"}
 
 
 #: Below this many segments a block runs as one lane: with fewer, handing work between threads costs
@@ -101,7 +102,7 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     return buf, stream
 
 
-def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, fingerprint: int, scheme: str = "cm2") -> bytes:
+def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, fingerprint: int, scheme: str) -> bytes:
     src = np.frombuffer(data, dtype=np.uint8).copy()  # writable: one compiled signature for both directions
     coder = bitcoder.new_state()
     stream = np.zeros(len(data) // 2 + 1024, dtype=np.uint8)
@@ -119,7 +120,7 @@ def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, fingerprin
 
 
 def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, fingerprint: int,
-                 scheme: str = "cm2") -> bytes:
+                 scheme: str) -> bytes:
     p = Payload.unpack(payload, FORMATS[scheme])
     if p.segments != plan.count:
         raise CodecError(f"lm: payload has {p.segments} segments, expected {plan.count} for this size")

@@ -13,7 +13,7 @@ import numpy as np
 from lmar.errors import CodecError
 
 from .engine import Network, run
-from .payload import Payload
+from .payload import SCHEME_FORMATS, Payload
 from .predictor import PredictorConfig
 from .segments import SegmentPlan
 
@@ -41,12 +41,12 @@ def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, cfg: Predi
     if out.tobytes() != data:  # cheap self-check of the reconstruction buffer logic
         raise CodecError("lm: internal error: encoder reconstruction differs from its input")
     words = enc.get_compressed() if plan.count else np.zeros(0, dtype=np.uint32)
-    return Payload(1, plan.count, zlib.crc32(data), fingerprint, words.astype("<u4").tobytes()).pack()
+    return Payload(SCHEME_FORMATS["cm1"], plan.count, zlib.crc32(data), fingerprint, words.astype("<u4").tobytes()).pack()
 
 
 def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, cfg: PredictorConfig,
                  fingerprint: int) -> bytes:
-    p = Payload.unpack(payload, 1)
+    p = Payload.unpack(payload, SCHEME_FORMATS["cm1"])
     words = p.words()
     if p.segments != plan.count:
         raise CodecError(f"lm: payload has {p.segments} segments, expected {plan.count} for this size")

@@ -18,7 +18,10 @@ import numpy as np
 from lmar.errors import CodecError
 
 MAGIC = b"LMc"
-FORMATS = (1, 2, 3, 4)
+#: The one list of the lm codec's coding schemes, each with the payload format that marks it: what the
+#: codec accepts, what each block coder writes and what a payload header may say all come from here.
+SCHEME_FORMATS = {"cm1": 1, "cm2": 2, "cm3": 3, "cm4": 4}
+FORMATS = tuple(SCHEME_FORMATS.values())
 _HEAD = struct.Struct("<3sBIII")
 #: Bytes before the coder output in every payload.
 HEADER_BYTES = _HEAD.size
