@@ -147,13 +147,12 @@ def _class_table() -> np.ndarray:
     """cm4's class of each byte value: letter case, digits, spaces, and the punctuation that shapes text,
     code and URLs, each its own class (the shape of a line is its sequence of classes)."""
     t = np.zeros(256, dtype=np.int64)  # 0: other printable ASCII
-    groups = {1: range(97, 123), 2: range(65, 91), 3: range(48, 58), 4: b" ", 5: b"\n", 6: b".", 7: b",",
-              8: b"/", 9: b"-_", 10: b":;", 11: b"=&?", 12: b"\"'`", 13: b"()[]{}<>",
-              14: [*range(32), 127], 15: range(128, 256)}
+    # Control characters first, so that newline (one of them) then gets its own class.
+    groups = {14: [*range(32), 127], 1: range(97, 123), 2: range(65, 91), 3: range(48, 58), 4: b" ", 5: b"\n",
+              6: b".", 7: b",", 8: b"/", 9: b"-_", 10: b":;", 11: b"=&?", 12: b"\"'`", 13: b"()[]{}<>",
+              15: range(128, 256)}
     for cls, members in groups.items():
-        for b in (members.encode() if isinstance(members, str) else members):
-            t[b] = cls
-    t[10] = 5
+        t[list(members)] = cls
     return t
 
 
@@ -181,8 +180,7 @@ def _mixer_init(n_ctx: int = N_CTX) -> np.ndarray:
 class Cm2State:
     """Every table of one block's predictor plus per-segment histories; sized from the block."""
 
-    def __init__(self, segments: int, size: int, hidden: int = 1, lay: Layout | None = None) -> None:
-        lay = lay or layout("cm2")
+    def __init__(self, segments: int, size: int, hidden: int, lay: Layout) -> None:
         hb = int(min(22, max(16, (size * 8).bit_length())))
         self.hash_bits = hb
         n_hashed = N_HASHED + len(lay.extra)
@@ -527,18 +525,17 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
         h = (h << _B8) | np.uint64(byte)
         hist[s] = h
         cl = ctab[byte]
-        if np.uint64(cl) != (classes[s] & cmask) or shape[s, 1] == 0:
+        if byte == 10:
+            lines[s, 1] = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
+            lines[s, 0] = pos + 1
+            shape[s, 0] = 0
+            shape[s, 1] = 0
+        elif np.uint64(cl) != (classes[s] & cmask) or shape[s, 1] == 0:
             shape[s, 0] = _hash(shape[s, 0], np.uint64(cl + 1))
             shape[s, 1] = 1
         else:
             shape[s, 1] += np.uint64(1)
-        if byte == 10:
-            shape[s, 0] = 0
-            shape[s, 1] = 0
         classes[s] = (classes[s] << cbits) | np.uint64(cl)
-        if byte == 10:
-            lines[s, 1] = lines[s, 0] if lines[s, 0] >= 0 else starts[s]
-            lines[s, 0] = pos + 1
         low = byte | 32
         if 97 <= low <= 122:
             w0[s] = (w0[s] + np.uint64(low)) * _G2
