@@ -60,7 +60,6 @@ N_HASHED = 11
 N_CTX = 2 + N_HASHED
 #: Mixer inputs: bias, three per context, network x3, hidden-state regression, match x2 (cm2/cm3: 46).
 PER_CTX = 3
-N_IN = 1 + PER_CTX * N_CTX + 6
 #: Weight-set sizes: partial byte, match state, previous byte, seen-orders x bit position, network
 #: confidence, byte before last; cm3 adds previous byte x partial byte, byte before last x partial byte.
 SETS = (256, 33, 256, 56, 32, 256)
@@ -168,7 +167,7 @@ def _apm_init(contexts: int) -> np.ndarray:
     return np.tile(sq, contexts).astype(np.int64)
 
 
-def _mixer_init(n_ctx: int = N_CTX) -> np.ndarray:
+def _mixer_init(n_ctx: int) -> np.ndarray:
     w = np.full(1 + PER_CTX * n_ctx + 6, int(0.12 * 65536), dtype=np.int64)
     w[0] = 0
     nn = 1 + PER_CTX * n_ctx
