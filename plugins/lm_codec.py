@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import lmar
 from lmar.codec import Codec
 from lmar.errors import CodecError, CodecUnavailable
-from lmar.plugins.lmcore import coding, model_files, runtime
+from lmar.plugins.lmcore import coding, model_files, prior, runtime
 from lmar.plugins.lmcore.payload import SCHEME_FORMATS
 from lmar.plugins.lmcore.predictor import PredictorConfig
 from lmar.plugins.lmcore.segments import plan_segments
@@ -19,8 +19,9 @@ from lmar.plugins.lmcore.segments import plan_segments
 DEFAULT_MODEL = "bytegru-v2"
 #: Largest block this codec will decode; a corrupt header must not make it allocate without bound.
 MAX_BLOCK = 1 << 30
-#: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives), ``cm2``, ``cm3`` and
-#: ``cm4`` (compiled; cm3 has a larger mixer than cm2, cm4 adds character-class and line-shape contexts).
+#: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives), ``cm2`` to ``cm5``
+#: (compiled; cm3 has a larger mixer than cm2, cm4 adds character-class and line-shape contexts, cm5 is
+#: cm4 starting every block from the network's mixer prior instead of cold tables).
 SCHEMES = tuple(SCHEME_FORMATS)
 
 
@@ -34,13 +35,13 @@ def _cm2():
 class LmCodec(Codec):
     name = "lm"
     kind = "lm"
-    version = 4  # 4: scheme cm4; 3: cm3; 2: cm2; 1: cm1 (all still decode)
+    version = 5  # 5: scheme cm5; 4: cm4; 3: cm3; 2: cm2; 1: cm1 (all still decode)
     description = "byte GRU (ONNX) + compiled context mixing, binary arithmetic coding of lockstep segments"
     block_size = 16 << 20
     speed = 25e3  # per direction on 2 CPU cores (tools/bench_lm.py, cm4: 26-30e3 on 1 MB, 8-15e3 on 0.1-0.5 MB)
     verify_by_default = True
     default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 32768,
-                      "scheme": "cm4"}
+                      "scheme": "cm5", "prior_sha256": ""}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -52,13 +53,19 @@ class LmCodec(Codec):
         if not self.params["model_sha256"]:
             self.params["model_sha256"] = model_files.file_sha256(card.path)
         self._card = card
+        self._prior: prior.Prior | None = None
+        if self.params["scheme"] in prior.PRIOR_SCHEMES:
+            self._prior = prior.require_prior(card, self.params["scheme"], self.params["prior_sha256"] or None)
+            self.params["prior_sha256"] = self._prior.sha256
         self._net: runtime.StepModel | None = None
 
     # -- discovery -------------------------------------------------------------------------------------
     @classmethod
     def availability(cls) -> tuple[bool, str]:
         try:
-            model_files.require_model(DEFAULT_MODEL, None)
+            card = model_files.require_model(DEFAULT_MODEL, None)
+            if cls.default_params["scheme"] in prior.PRIOR_SCHEMES:
+                prior.require_prior(card, cls.default_params["scheme"], None)
         except CodecUnavailable as exc:
             return False, str(exc)
         return True, ""
@@ -90,7 +97,7 @@ class LmCodec(Codec):
         plan = self._plan(len(data))
         if self.params["scheme"] == "cm1":
             return coding.encode_block(data, plan, net, PredictorConfig(), self._fingerprint())
-        return _cm2().encode_block(data, plan, net, self._fingerprint(), self.params["scheme"])
+        return _cm2().encode_block(data, plan, net, self._fingerprint(), self.params["scheme"], self._prior)
 
     def decompress(self, payload: bytes, size: int) -> bytes:
         if not 0 <= size <= MAX_BLOCK:
@@ -99,7 +106,8 @@ class LmCodec(Codec):
         plan = self._plan(size)
         if self.params["scheme"] == "cm1":
             return coding.decode_block(bytes(payload), plan, net, PredictorConfig(), self._fingerprint())
-        return _cm2().decode_block(bytes(payload), plan, net, self._fingerprint(), self.params["scheme"])
+        return _cm2().decode_block(bytes(payload), plan, net, self._fingerprint(), self.params["scheme"],
+                                   self._prior)
 
     def estimate(self, sample: bytes) -> float | None:
         """Code the whole sample (up to 256 KiB) for real in up to 32 segments (a few seconds on 2 cores).

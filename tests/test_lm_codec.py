@@ -172,6 +172,52 @@ def test_different_model_hash_is_refused() -> None:
         _codec(model_sha256="0" * 64)
 
 
+def _model_dir_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default model and its card copied to a search directory of their own (no prior yet)."""
+    shutil.copy(SHIPPED, tmp_path / SHIPPED.name)
+    shutil.copy(SHIPPED.with_suffix(".json"), tmp_path / f"{MODEL}.json")
+    monkeypatch.setenv(model_files.MODEL_DIR_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_missing_prior_names_model_and_scheme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lmar.plugins.lm_codec import LmCodec
+
+    _model_dir_copy(tmp_path, monkeypatch)
+    ok, why = LmCodec.availability()
+    assert not ok and MODEL in why and "cm5" in why
+    with pytest.raises(CodecUnavailable, match=f"{MODEL}.*no mixer prior for scheme cm5"):
+        LmCodec(scheme="cm5")
+    assert LmCodec(scheme="cm4").params["scheme"] == "cm4"  # schemes without a prior still work
+
+
+def test_corrupt_prior_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lmar.plugins.lm_codec import LmCodec
+    from lmar.plugins.lmcore import prior
+
+    shipped = prior.prior_path(model_files.load_card(MODEL), "cm5")
+    blob = bytearray(shipped.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (_model_dir_copy(tmp_path, monkeypatch) / shipped.name).write_bytes(bytes(blob))
+    with pytest.raises(CodecUnavailable, match="prior.*corrupt"):
+        LmCodec(scheme="cm5")
+
+
+def test_prior_hash_is_recorded_and_a_different_one_refused() -> None:
+    c = _codec(scheme="cm5")
+    assert len(c.params["prior_sha256"]) == 64
+    with pytest.raises(CodecUnavailable, match="prior.*not installed"):
+        _codec(scheme="cm5", prior_sha256="0" * 64)
+
+
+def test_prior_changes_the_bits_but_not_the_bytes() -> None:
+    data = TEXT[:1500]
+    warm, cold = _codec(scheme="cm5", min_segment=300), _codec(scheme="cm4", min_segment=300)
+    pw, pc = warm.compress(data), cold.compress(data)
+    assert len(pw) < len(pc)  # a warm mixer codes a short text better than a cold one
+    assert _codec(**warm.params).decompress(pw, len(data)) == data
+
+
 def test_cuda_request_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     from lmar.plugins.lmcore import runtime
 
@@ -236,7 +282,7 @@ def test_archive_written_by_lm_version_1_still_extracts() -> None:
 #: Payloads written by earlier lmar versions: (scheme, network, file). Each codes ``_fixture_input()``
 #: in 40 segments (two lanes), so a change to the compiled mixer that alters an old scheme's bits fails.
 SCHEME_FIXTURES = [("cm2", "bytegru-v1", "lm_v2_cm2_payload.bin"), ("cm3", "bytegru-v2", "lm_v3_cm3_payload.bin"),
-                   ("cm4", "bytegru-v2", "lm_v4_cm4_payload.bin")]
+                   ("cm4", "bytegru-v2", "lm_v4_cm4_payload.bin"), ("cm5", "bytegru-v2", "lm_v5_cm5_payload.bin")]
 
 
 def _fixture_input() -> bytes:
@@ -262,8 +308,8 @@ def test_every_scheme_round_trips_and_refuses_another_schemes_payload(scheme: st
             _codec(**{**c.params, "scheme": other}).decompress(payload, len(data))
 
 
-def test_default_scheme_is_cm4() -> None:
-    assert _codec().params["scheme"] == "cm4"
+def test_default_scheme_is_cm5() -> None:
+    assert _codec().params["scheme"] == "cm5"
 
 
 def test_two_lanes_give_the_same_stream_as_one(monkeypatch: pytest.MonkeyPatch) -> None:

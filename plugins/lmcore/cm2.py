@@ -42,6 +42,10 @@ with the current run's length; the column with the previous byte), two weight se
 byte, class-run length x partial byte), a fourth APM by classes, 32-bit weights and skipped small
 updates (:data:`SKIP_CM4`).
 
+Scheme ``cm5`` is ``cm4`` started from the network's mixer prior (:mod:`.prior`): the same arithmetic,
+but every block's weights, calibration curves and hidden-state regression begin where coding held-out
+training text left them, instead of cold.
+
 Any change to the arithmetic below is a new bitstream: give it a new scheme name.
 """
 from __future__ import annotations
@@ -112,6 +116,8 @@ class Layout:
     #: Weight sets whose own error is at most this (of 4096) skip their update: a confident right guess
     #: teaches little, and skipping it saves a pass over the weights.
     skip_err: int = 0
+    #: Blocks start from the model's mixer prior (:mod:`.prior`) instead of cold tables.
+    prior: bool = False
 
 
 #: Kinds of extra hashed context (cm4). A three-digit kind 1CB is the classes of the last C bytes (at
@@ -139,6 +145,8 @@ def layout(scheme: str) -> Layout:
         return Layout(SETS_CM3, 1024, MIX_LR_CM3)
     if scheme == "cm4":
         return Layout(SETS_CM4, 1024, MIX_LR_CM3, EXTRA_CM4, FLAGS_CM4, SKIP_CM4)
+    if scheme == "cm5":
+        return Layout(SETS_CM4, 1024, MIX_LR_CM3, EXTRA_CM4, FLAGS_CM4, SKIP_CM4, prior=True)
     raise ValueError(f"no layout for scheme {scheme!r}")
 
 

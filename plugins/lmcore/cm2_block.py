@@ -1,4 +1,4 @@
-"""Block coding for schemes ``cm2``-``cm4``: the network stepped in lockstep, each step coded by :func:`cm2.code_step`.
+"""Block coding for schemes ``cm2``-``cm5``: the network stepped in lockstep, each step coded by :func:`cm2.code_step`.
 
 Why the loop is in Python: one network call and one compiled call per byte position serve every
 segment (or half of them, see :func:`_walk`), so the interpreter's cost per step is shared by many
@@ -18,6 +18,7 @@ from . import bitcoder
 from .cm2 import Cm2State, code_step, layout
 from .engine import PAD_BYTE, Network
 from .payload import SCHEME_FORMATS, Payload
+from .prior import Prior
 from .segments import SegmentPlan
 
 #: Payload format per compiled scheme (the header says which scheme wrote a payload, so a mislabeled one
@@ -54,8 +55,20 @@ class _Lane:
         return min(max(live - self.lo, 0), self.hi - self.lo)
 
 
+def _state(plan: SegmentPlan, net: Network | None, scheme: str, prior: Prior | None) -> Cm2State:
+    """A block's tables: cold, or started from the network's mixer prior when the scheme has one."""
+    lay = layout(scheme)
+    hidden_units = int(net.zero_state(1).shape[-1]) if net is not None else 1
+    state = Cm2State(plan.count, plan.size, hidden_units, lay)
+    if lay.prior:
+        if prior is None:
+            raise CodecError(f"lm: scheme {scheme} starts from a mixer prior and none was given")
+        prior.apply(state)
+    return state
+
+
 def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray, stream: np.ndarray,
-          coder: np.ndarray, scheme: str) -> tuple[np.ndarray, np.ndarray]:
+          coder: np.ndarray, state: Cm2State) -> tuple[np.ndarray, np.ndarray]:
     """Code every step; return (reconstruction buffer, coder stream, possibly grown when encoding).
 
     Why two lanes: the network (onnxruntime) and the compiled mixer both release the GIL, so while the
@@ -65,8 +78,6 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     """
     S = plan.count
     buf = np.zeros(plan.size, dtype=np.uint8)
-    hidden_units = int(net.zero_state(1).shape[-1]) if net is not None else 1
-    state = Cm2State(S, plan.size, hidden_units, layout(scheme))
     starts = plan.starts.astype(np.int64)
     half = S // 2 if S >= MIN_LANES_SEGMENTS else S
     lanes = [_Lane(0, half, net, state, starts)] + ([_Lane(half, S, net, state, starts)] if half < S else [])
@@ -102,12 +113,17 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     return buf, stream
 
 
-def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, fingerprint: int, scheme: str) -> bytes:
+def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, fingerprint: int, scheme: str,
+                 prior: Prior | None = None, learnt: list[Cm2State] | None = None) -> bytes:
+    """``learnt``, when given, receives the block's tables after coding (how a prior is built)."""
     src = np.frombuffer(data, dtype=np.uint8).copy()  # writable: one compiled signature for both directions
     coder = bitcoder.new_state()
     stream = np.zeros(len(data) // 2 + 1024, dtype=np.uint8)
     if plan.count:
-        buf, stream = _walk(plan, net, False, src, stream, coder, scheme)
+        state = _state(plan, net, scheme, prior)
+        buf, stream = _walk(plan, net, False, src, stream, coder, state)
+        if learnt is not None:
+            learnt.append(state)
         if buf.tobytes() != data:  # cheap self-check of the reconstruction logic
             raise CodecError("lm: internal error: encoder reconstruction differs from its input")
         if len(stream) - coder[bitcoder.POS] < 8:
@@ -120,7 +136,7 @@ def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, fingerprin
 
 
 def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, fingerprint: int,
-                 scheme: str) -> bytes:
+                 scheme: str, prior: Prior | None = None) -> bytes:
     p = Payload.unpack(payload, FORMATS[scheme])
     if p.segments != plan.count:
         raise CodecError(f"lm: payload has {p.segments} segments, expected {plan.count} for this size")
@@ -131,7 +147,7 @@ def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, fingerp
     stream = np.frombuffer(p.body, dtype=np.uint8).copy()
     coder = bitcoder.new_state()
     bitcoder.start_decoder(coder, stream)
-    buf, _ = _walk(plan, net, True, np.zeros(0, dtype=np.uint8), stream, coder, scheme)
+    buf, _ = _walk(plan, net, True, np.zeros(0, dtype=np.uint8), stream, coder, _state(plan, net, scheme, prior))
     out = buf.tobytes()
     intact = zlib.crc32(out) == p.crc32
     # A whole stream is consumed to its last byte: the decoder reads exactly what the encoder wrote. A

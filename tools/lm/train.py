@@ -37,11 +37,14 @@ LN2 = math.log(2.0)
 class Corpus:
     """Training sources as byte arrays plus their sampling weights (from ``build_corpus.py``)."""
 
-    def __init__(self, folder: Path, split: str = "train") -> None:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        self.names = list(manifest["sources"])
+    def __init__(self, folder: Path, split: str = "train", weights: dict[str, float] | None = None) -> None:
+        sources = json.loads((folder / "manifest.json").read_text())["sources"]
+        if unknown := sorted(set(weights or {}) - set(sources)):
+            raise SystemExit(f"train.py: no source(s) {', '.join(unknown)} in {folder / 'manifest.json'}")
+        mix = {n: float(m["weight"]) for n, m in sources.items()} | (weights or {})
+        self.names = [n for n in sources if mix[n] > 0]
         self.data = [np.fromfile(folder / f"{n}.{split}", dtype=np.uint8) for n in self.names]
-        w = np.array([manifest["sources"][n]["weight"] for n in self.names], dtype=np.float64)
+        w = np.array([mix[n] for n in self.names], dtype=np.float64)
         self.weights = w / w.sum()
 
     def batch(self, rng: np.random.Generator, rows: int, length: int) -> np.ndarray:
@@ -103,6 +106,15 @@ def evaluate(model: ByteGRU, valid: Corpus, seg_len: int = 2048, segs_per_source
     return res
 
 
+def parse_weights(text: str) -> dict[str, float]:
+    """``brown=0.2,kjv=0`` -> {"brown": 0.2, "kjv": 0.0}."""
+    out: dict[str, float] = {}
+    for item in filter(None, text.split(",")):
+        name, _, w = item.partition("=")
+        out[name.strip()] = float(w)
+    return out
+
+
 def save(path: Path, payload: dict[str, Any]) -> None:
     """Atomic write so an interrupted save never destroys the last good checkpoint."""
     tmp = path.with_suffix(".tmp")
@@ -135,17 +147,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init-onnx", type=Path, default=None,
                     help="start a new run from the weights of a shipped ONNX export (continued training)")
+    ap.add_argument("--weights", default="",
+                    help="NAME=W,... overrides the manifest's sampling weights; W=0 leaves a source out")
     ap.add_argument("--warmup", type=int, default=300, help="learning-rate warmup steps")
     ap.add_argument("--decay-frac", type=float, default=0.2, help="share of the budget spent decaying the rate")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    corpus = Corpus(args.corpus, "train")
-    valid = Corpus(args.corpus, "valid")
+    weights = parse_weights(args.weights)
     budget = args.minutes * 60.0
+    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False) if args.checkpoint.exists() else None
+    if ckpt is not None:  # a resumed run keeps the mix it started with
+        weights = ckpt["training"].get("weights", {})
+    corpus = Corpus(args.corpus, "train", weights)
+    valid = Corpus(args.corpus, "valid", weights)
 
-    if args.checkpoint.exists():
-        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    if ckpt is not None:
         model = ByteGRU(ModelConfig(**ckpt["config"]))
         model.load_state_dict(ckpt["model"])
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -163,17 +180,19 @@ def main(argv: list[str] | None = None) -> int:
             model = build(ModelConfig(args.embed, args.hidden, args.layers), seed=args.seed)
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
         manifest = json.loads((args.corpus / "manifest.json").read_text())
+        used = {n: m for n, m in manifest["sources"].items() if n in corpus.names}
         training = {
             "corpus": "work-data/corpus from tools/lm/build_corpus.py: " + ", ".join(
-                f"{n} {m['train_bytes'] / 1e6:.1f} MB (weight {m['weight']})" for n, m in manifest["sources"].items()),
-            "corpus_train_bytes": manifest["train_bytes"],
+                f"{n} {m['train_bytes'] / 1e6:.1f} MB (weight {weights.get(n, m['weight'])})" for n, m in used.items()),
+            "corpus_train_bytes": sum(int(m["train_bytes"]) for m in used.values()),
+            "weights": weights,
             "bytes_seen": 0, "wall_seconds": 0.0, "step": 0, "valid": {},
             "batch": args.batch, "bptt": args.bptt, "peak_lr": args.lr,
             "init": str(args.init_onnx.name) if args.init_onnx else None,
         }
         rng = np.random.default_rng(args.seed)
         log(f"{'continued' if args.init_onnx else 'new'} model {model.config} with {model.num_params():,d} params; "
-            f"corpus {manifest['train_bytes']:,d} bytes", args.log)
+            f"corpus {training['corpus_train_bytes']:,d} bytes", args.log)
 
     def checkpoint() -> None:
         training["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")

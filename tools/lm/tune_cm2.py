@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from lmar.plugins.lm_codec import DEFAULT_MODEL, LmCodec
-from lmar.plugins.lmcore import cm2, cm2_block, model_files, runtime
+from lmar.plugins.lmcore import cm2, cm2_block, model_files, prior, runtime
 from lmar.plugins.lmcore.payload import HEADER_BYTES
 from lmar.plugins.lmcore.segments import plan_segments
 
@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scheme", default=LmCodec.default_params["scheme"], choices=sorted(cm2_block.FORMATS))
     ap.add_argument("--model", default=DEFAULT_MODEL, help="shipped network whose outputs are cached and replayed")
     args = ap.parse_args(argv)
+    warm = None
+    if args.scheme in prior.PRIOR_SCHEMES:  # the shipped prior of --model
+        warm = prior.require_prior(model_files.require_model(args.model, None), args.scheme, None)
     for item in args.overrides:
         name, _, value = item.partition("=")
         if not hasattr(cm2, name):
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = plan_segments(len(data), args.min_segment, args.max_segments)
         key = f"{name}.{len(data)}.{args.min_segment}.{args.max_segments}.{args.model}"
         net = None if args.no_net else network(key, args.model)
-        n = len(cm2_block.encode_block(data, plan, net, 0, args.scheme)) - HEADER_BYTES
+        n = len(cm2_block.encode_block(data, plan, net, 0, args.scheme, warm)) - HEADER_BYTES
         save(net, key)
         total += n
         rows.append(f"{name} {n * 8 / len(data):.3f}")
