@@ -75,7 +75,13 @@ class LmCodec(Codec):
         path = model_files.find_model(DEFAULT_MODEL)
         if path is None:
             return {"model": DEFAULT_MODEL, "installed": False}
-        return {"model": DEFAULT_MODEL, "model_sha256": model_files.file_sha256(path), "model_bytes": path.stat().st_size}
+        info = {"model": DEFAULT_MODEL, "model_sha256": model_files.file_sha256(path), "model_bytes": path.stat().st_size,
+                "scheme": cls.default_params["scheme"]}
+        if cls.default_params["scheme"] in prior.PRIOR_SCHEMES:
+            card = model_files.load_card(DEFAULT_MODEL)
+            ppath = prior.prior_path(card, cls.default_params["scheme"])
+            info["prior_sha256"] = model_files.file_sha256(ppath) if ppath.is_file() else "(not installed)"
+        return info
 
     # -- coding ----------------------------------------------------------------------------------------
     def _network(self) -> runtime.StepModel:
