@@ -75,8 +75,8 @@ class LmCodec(Codec):
         path = model_files.find_model(DEFAULT_MODEL)
         if path is None:
             return {"model": DEFAULT_MODEL, "installed": False}
-        info = {"model": DEFAULT_MODEL, "model_sha256": model_files.file_sha256(path), "model_bytes": path.stat().st_size,
-                "scheme": cls.default_params["scheme"]}
+        info = {"model": DEFAULT_MODEL, "model_sha256": model_files.file_sha256(path),
+                "model_bytes": path.stat().st_size, "scheme": cls.default_params["scheme"]}
         if cls.default_params["scheme"] in prior.PRIOR_SCHEMES:
             card = model_files.load_card(DEFAULT_MODEL)
             ppath = prior.prior_path(card, cls.default_params["scheme"])

@@ -9,9 +9,9 @@ bitstream: a member records its sha256, and it belongs to one network (the calib
 hidden-state regression describe that network's outputs), so it ships beside the model as
 ``<model>.<scheme>.prior.npz`` and the model card names its sha256.
 
-The file holds, per table, the entries that moved from the cold start (flat indices, as gaps, and the change in
-units of a quantum: a weight to 1/64 of its unit, a probability to 1/1024 of its range, far below what
-coding notices), so it is small and loads in a fraction of a second.
+The file holds, per table, the entries that moved from the cold start (flat indices, as gaps, and the
+change in units of a quantum: a weight to 1/64 of its unit, a probability to 1/1024 of its range, far
+below what coding notices), so it is small and loads in a fraction of a second.
 """
 from __future__ import annotations
 
