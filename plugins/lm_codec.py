@@ -15,8 +15,9 @@ from lmar.plugins.lmcore.predictor import PredictorConfig
 from lmar.plugins.lmcore.segments import plan_segments
 
 #: The network new members are coded with. Older ones stay shipped: a member records the model it was
-#: coded with (name and sha256) and decodes only with that exact file (bytegru-v1: lm versions 1-2).
-DEFAULT_MODEL = "bytegru-v2"
+#: coded with (name and sha256) and decodes only with that exact file (bytegru-v1: lm versions 1-2;
+#: bytegru-v2: versions 3-4; bytegru-v3 with its mixer prior: version 5).
+DEFAULT_MODEL = "bytegru-v3"
 #: Largest block this codec will decode; a corrupt header must not make it allocate without bound.
 MAX_BLOCK = 1 << 30
 #: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives), ``cm2`` to ``cm5``

@@ -282,7 +282,7 @@ def test_archive_written_by_lm_version_1_still_extracts() -> None:
 #: Payloads written by earlier lmar versions: (scheme, network, file). Each codes ``_fixture_input()``
 #: in 40 segments (two lanes), so a change to the compiled mixer that alters an old scheme's bits fails.
 SCHEME_FIXTURES = [("cm2", "bytegru-v1", "lm_v2_cm2_payload.bin"), ("cm3", "bytegru-v2", "lm_v3_cm3_payload.bin"),
-                   ("cm4", "bytegru-v2", "lm_v4_cm4_payload.bin"), ("cm5", "bytegru-v2", "lm_v5_cm5_payload.bin")]
+                   ("cm4", "bytegru-v2", "lm_v4_cm4_payload.bin"), ("cm5", "bytegru-v3", "lm_v5_cm5_payload.bin")]
 
 
 def _fixture_input() -> bytes:

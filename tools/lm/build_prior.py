@@ -5,7 +5,7 @@ source's ``.valid`` tail, which the network never trained on, so the mixer learn
 on unseen text) with the codec's own block coder and segment plan, starting cold, and saves how far the
 mixer's tables moved (see :mod:`lmar.plugins.lmcore.prior`). The model card gets the prior's sha256.
 
-    .venv/bin/python tools/lm/build_prior.py --model bytegru-v2
+    .venv/bin/python tools/lm/build_prior.py --model bytegru-v3 --per-source 200000
 
 A shipped prior is never overwritten: members record its sha256, so a new prior needs a new model or
 scheme name. The evaluation files in ``shared/corpus`` are never read.

@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "plugins" / "models"
-NAME = "bytegru-v2"
+NAME = "bytegru-v3"
 BOS = 256
 
 

@@ -30,7 +30,7 @@ from model import BOS, VOCAB_IN, ByteGRU, ByteGRUStep, ModelConfig, build  # noq
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "plugins" / "models"
-NAME = "bytegru-v2"
+NAME = "bytegru-v3"
 OPSET = 17
 
 
