@@ -116,8 +116,6 @@ class Layout:
     #: Weight sets whose own error is at most this (of 4096) skip their update: a confident right guess
     #: teaches little, and skipping it saves a pass over the weights.
     skip_err: int = 0
-    #: Blocks start from the model's mixer prior (:mod:`.prior`) instead of cold tables.
-    prior: bool = False
 
 
 #: Kinds of extra hashed context (cm4). A three-digit kind 1CB is the classes of the last C bytes (at
@@ -143,10 +141,8 @@ def layout(scheme: str) -> Layout:
         return Layout(SETS, 256, MIX_LR)
     if scheme == "cm3":
         return Layout(SETS_CM3, 1024, MIX_LR_CM3)
-    if scheme == "cm4":
+    if scheme in ("cm4", "cm5"):  # cm5: cm4's tables, started from a prior (prior.PRIOR_SCHEMES)
         return Layout(SETS_CM4, 1024, MIX_LR_CM3, EXTRA_CM4, FLAGS_CM4, SKIP_CM4)
-    if scheme == "cm5":
-        return Layout(SETS_CM4, 1024, MIX_LR_CM3, EXTRA_CM4, FLAGS_CM4, SKIP_CM4, prior=True)
     raise ValueError(f"no layout for scheme {scheme!r}")
 
 

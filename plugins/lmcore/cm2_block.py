@@ -18,7 +18,7 @@ from . import bitcoder
 from .cm2 import Cm2State, code_step, layout
 from .engine import PAD_BYTE, Network
 from .payload import SCHEME_FORMATS, Payload
-from .prior import Prior
+from .prior import PRIOR_SCHEMES, Prior
 from .segments import SegmentPlan
 
 #: Payload format per compiled scheme (the header says which scheme wrote a payload, so a mislabeled one
@@ -57,10 +57,9 @@ class _Lane:
 
 def _state(plan: SegmentPlan, net: Network | None, scheme: str, prior: Prior | None) -> Cm2State:
     """A block's tables: cold, or started from the network's mixer prior when the scheme has one."""
-    lay = layout(scheme)
     hidden_units = int(net.zero_state(1).shape[-1]) if net is not None else 1
-    state = Cm2State(plan.count, plan.size, hidden_units, lay)
-    if lay.prior:
+    state = Cm2State(plan.count, plan.size, hidden_units, layout(scheme))
+    if scheme in PRIOR_SCHEMES:
         if prior is None:
             raise CodecError(f"lm: scheme {scheme} starts from a mixer prior and none was given")
         prior.apply(state)
