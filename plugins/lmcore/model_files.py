@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,19 @@ class ModelCard:
     bos: int
     card_sha256: str
     file_bytes: int
+    #: sha256 of each shipped mixer prior by scheme (:mod:`.prior`), as the card records them.
+    prior_sha256: dict[str, str] = field(default_factory=dict)
+
+
+#: Key of the card's mixer priors: {"cm5": {"file": ..., "sha256": ...}}.
+PRIORS_KEY = "mixer_priors"
+
+
+def _prior_hashes(raw: dict[str, Any]) -> dict[str, str]:
+    entries = raw.get(PRIORS_KEY)
+    if not isinstance(entries, dict):
+        return {}
+    return {str(k): str(v.get("sha256", "")) for k, v in entries.items() if isinstance(v, dict)}
 
 
 def search_dirs() -> list[Path]:
@@ -69,6 +82,7 @@ def load_card(name: str) -> ModelCard:
             bos=int(raw.get("bos", 256)),
             card_sha256=str(raw.get("onnx_sha256", "")),
             file_bytes=path.stat().st_size,
+            prior_sha256=_prior_hashes(raw),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CodecUnavailable(f"language model '{name}': unreadable model card {card_path} ({exc})") from None

@@ -16,7 +16,6 @@ below what coding notices), so it is small and loads in a fraction of a second.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,6 @@ PRIOR_SCHEMES = ("cm5",)
 #: The tables a prior sets; everything else (hash slots, match table, per-segment histories) depends on
 #: the data being coded and always starts empty.
 TABLES = ("mw", "fw", "apm", "nn_apm", "cmap", "hw", "msm", "msn")
-#: Key in the model card: {"cm5": {"file": ..., "sha256": ...}}.
-CARD_KEY = "mixer_priors"
 
 
 #: Quantum of each table's stored change (1: exact). Weights are 16.16 fixed point, probabilities 16-bit.
@@ -65,16 +62,6 @@ def prior_path(card: ModelCard, scheme: str) -> Path:
     return card.path.with_name(f"{card.path.stem}.{scheme}.prior.npz")
 
 
-def card_sha256(card: ModelCard, scheme: str) -> str:
-    """The prior's sha256 as the model card records it ('' when the card names none)."""
-    try:
-        raw = json.loads(card.path.with_suffix(".json").read_text())
-    except (OSError, ValueError):
-        return ""
-    entry = (raw.get(CARD_KEY) or {}).get(scheme) or {}
-    return str(entry.get("sha256", ""))
-
-
 _CACHE: dict[tuple[str, str], Prior] = {}
 
 
@@ -88,7 +75,7 @@ def require_prior(card: ModelCard, scheme: str, sha256: str | None) -> Prior:
         raise CodecUnavailable(f"language model '{card.name}' has no mixer prior for scheme {scheme} "
                                f"(looked for {path}); reinstall lmar or code with an older scheme")
     actual = file_sha256(path)
-    expected = card_sha256(card, scheme)
+    expected = card.prior_sha256.get(scheme, "")
     if expected and actual != expected:
         raise CodecUnavailable(f"mixer prior {path} is corrupt: sha256 {actual[:12]}... does not match the "
                                f"model card ({expected[:12]}...); reinstall lmar")

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     sha = prior.save_prior(out, learnt[0], cold)
     card_path = card.path.with_suffix(".json")
     raw = json.loads(card_path.read_text())
-    raw.setdefault(prior.CARD_KEY, {})[args.scheme] = {
+    raw.setdefault(model_files.PRIORS_KEY, {})[args.scheme] = {
         "file": out.name, "sha256": sha, "bytes": out.stat().st_size,
         "built_from": f"first {args.per_source:,d} bytes of the held-out tail of each of "
                       f"{', '.join(SOURCES)} (work-data/corpus from tools/lm/build_corpus.py)",
