@@ -7,15 +7,14 @@ each column's length (it follows from values decoded before it).
 """
 from __future__ import annotations
 
-import constriction
 import numpy as np
 
 from lmar.errors import CodecError
+from lmar.plugins.rangecoder import RangeCoderError, RangeDecoder, RangeEncoder
 
 from .residual_coder import ALPHABET, ESCAPE, NGRID, RANGE, _model_for, best_grid, corrupt
 
-_uniform = constriction.stream.model.Uniform()
-_MAXK = 23  # constriction's uniform model takes fewer than 2**24 symbols
+_MAXK = 23  # low bits per value: the range coder's uniform model takes at most 2**24 symbols
 
 
 def _cost(v: np.ndarray, k: int) -> tuple[float, int]:
@@ -28,7 +27,7 @@ def _cost(v: np.ndarray, k: int) -> tuple[float, int]:
 
 class Writer:
     def __init__(self) -> None:
-        self.enc = constriction.stream.queue.RangeEncoder()
+        self.enc = RangeEncoder()
         self.head: list[int] = []
 
     def column(self, values: np.ndarray) -> None:
@@ -49,13 +48,13 @@ class Writer:
         q = v >> k
         esc = (q < -RANGE) | (q >= RANGE)
         sym = np.where(esc, ESCAPE, q + RANGE)
-        self.enc.encode(sym.astype(np.int32), _model_for(0, grid))
+        self.enc.encode_table(sym, _model_for(0, grid))
         if esc.any():  # raw 32-bit two's complement in two 16-bit halves
             u = q[esc] & 0xFFFFFFFF
             both = np.stack([u >> 16, u & 0xFFFF], axis=1).reshape(-1)
-            self.enc.encode(both.astype(np.int32), _uniform, np.full(both.size, 1 << 16, dtype=np.int32))
+            self.enc.encode_uniform(both, 1 << 16)
         if k:
-            self.enc.encode((v & ((1 << k) - 1)).astype(np.int32), _uniform, np.full(v.size, 1 << k, np.int32))
+            self.enc.encode_uniform(v & ((1 << k) - 1), 1 << k)
 
     def finish(self) -> bytes:
         words = self.enc.get_compressed()
@@ -76,7 +75,7 @@ class Reader:
         if len(self.head) != nh or len(payload) < pos + 4:
             raise CodecError("audio: truncated side information")
         self.end = pos + 4 + 4 * nw
-        self.dec = constriction.stream.queue.RangeDecoder(words)
+        self.dec = RangeDecoder(words)
         self.at = 0
 
     def column(self, n: int) -> np.ndarray:
@@ -89,14 +88,14 @@ class Reader:
         if k > _MAXK or grid >= NGRID:
             raise CodecError("audio: bad side information header")
         try:
-            sym = self.dec.decode(_model_for(0, grid), n).astype(np.int64)
+            sym = self.dec.decode_table(_model_for(0, grid), n)
             q = sym - RANGE
             esc = sym == ESCAPE
             if esc.any():
-                both = self.dec.decode(_uniform, np.full(2 * int(esc.sum()), 1 << 16, np.int32)).astype(np.int64)
+                both = self.dec.decode_uniform(np.full(2 * int(esc.sum()), 1 << 16, np.int64))
                 u = (both[0::2] << 16) | both[1::2]
                 q[esc] = u - ((u & 0x80000000) << 1)
-            low = self.dec.decode(_uniform, np.full(n, 1 << k, np.int32)).astype(np.int64) if k else 0
-        except BaseException as exc:  # noqa: B036 - see residual_coder.corrupt()
-            raise corrupt(exc, "side information") from None
+            low = self.dec.decode_uniform(np.full(n, 1 << k, np.int64)) if k else 0
+        except RangeCoderError:
+            raise corrupt("side information") from None
         return (q << k) + low

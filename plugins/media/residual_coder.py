@@ -14,10 +14,10 @@ from __future__ import annotations
 import struct
 from functools import lru_cache
 
-import constriction
 import numpy as np
 
 from lmar.errors import CodecError
+from lmar.plugins.rangecoder import Categorical, RangeCoderError, RangeDecoder, RangeEncoder
 
 RANGE = 256  # q in [-RANGE, RANGE) is coded directly, anything else through the escape symbol
 ALPHABET = 2 * RANGE + 1
@@ -27,18 +27,11 @@ NTHETA, NRHO = 128, 16  # table grid: Laplace steepness x Gaussian-core width
 NGRID = NTHETA * NRHO
 UNUSED = 0xFFFF
 RATE = 4  # state update: s += (16|e| - s) >> RATE
-_model = constriction.stream.model
 NCODES = 144  # initial-state codes; code 143 is ~2**35.8, the most a valid residual can need
 
 
-def corrupt(exc: BaseException, what: str) -> CodecError:
-    """The CodecError for a failed constriction call; interrupts pass through untouched.
-
-    pyo3 turns Rust panics (e.g. an impossible symbol in a corrupt stream) into ``PanicException``,
-    a BaseException, so callers catch BaseException and come here.
-    """
-    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)):
-        raise exc
+def corrupt(what: str) -> CodecError:
+    """The one-line error for a range coder stream that does not decode (a RangeCoderError underneath)."""
     return CodecError(f"audio: corrupt {what}")
 
 
@@ -94,8 +87,8 @@ def _shape(grid: int, scaled: bool) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _model_for(ctx: int, grid: int):  # type: ignore[no-untyped-def]
-    return _model.Categorical(_shape(grid, ctx >= 16), perfect=False)
+def _model_for(ctx: int, grid: int) -> Categorical:
+    return Categorical(_shape(grid, ctx >= 16))
 
 
 @lru_cache(maxsize=2)
@@ -129,9 +122,9 @@ LOW_SPLIT = 12  # low bits go to uniform range-coder symbols of at most this man
 
 
 def _encode_uniform(values: np.ndarray, bits: np.ndarray) -> np.ndarray:
-    enc = constriction.stream.queue.RangeEncoder()
+    enc = RangeEncoder()
     if values.size:
-        enc.encode(values.astype(np.int32), _model.Uniform(), (np.int64(1) << bits).astype(np.int32))
+        enc.encode_uniform(values, np.int64(1) << bits)
     return enc.get_compressed()
 
 
@@ -163,8 +156,8 @@ def encode(e: np.ndarray) -> bytes:
             continue
         hist = np.bincount(sel, minlength=ALPHABET).astype(np.float64)
         grid, _ = best_grid(hist, c >= 16)
-        enc = constriction.stream.queue.RangeEncoder()
-        enc.encode(sel.astype(np.int32), _model_for(c, grid))
+        enc = RangeEncoder()
+        enc.encode_table(sel, _model_for(c, grid))
         words = enc.get_compressed()
         parts.append(struct.pack("<HI", grid, len(words)) + words.astype("<u4").tobytes())
     if e.size and np.abs(e).max() >= 2**31:  # keeps states below 2**35, so low-bit symbols stay small
@@ -204,7 +197,7 @@ def decode(payload: bytes, pos: int, shape: tuple[int, int], lpc_step) -> int:  
                 if grid >= NGRID:
                     raise CodecError("audio: bad context table")
                 words = np.frombuffer(payload, "<u4", nw, pos).astype(np.uint32)
-                decoders[c] = (constriction.stream.queue.RangeDecoder(words), _model_for(c, grid))
+                decoders[c] = (RangeDecoder(words), _model_for(c, grid))
             pos += 4 * nw
         (nesc,) = struct.unpack_from("<I", payload, pos)
         escapes = np.frombuffer(payload, "<i4", nesc, pos + 4).astype(np.int64)
@@ -213,9 +206,8 @@ def decode(payload: bytes, pos: int, shape: tuple[int, int], lpc_step) -> int:  
         hi_words, pos = _words(payload, pos)
     except (struct.error, ValueError):
         raise CodecError("audio: truncated residual stream") from None
-    lo_dec = constriction.stream.queue.RangeDecoder(lo_words)
-    hi_dec = constriction.stream.queue.RangeDecoder(hi_words)
-    uniform = _model.Uniform()
+    lo_dec = RangeDecoder(lo_words)
+    hi_dec = RangeDecoder(hi_words)
     low = np.zeros(rows, dtype=np.int64)
     esc_pos = 0
     q = np.empty(rows, dtype=np.int64)
@@ -229,9 +221,9 @@ def decode(payload: bytes, pos: int, shape: tuple[int, int], lpc_step) -> int:  
                 if entry is None:
                     raise CodecError("audio: symbol in an unused context")
                 try:
-                    got.append(entry[0].decode(entry[1], cnt))
-                except BaseException as exc:  # noqa: B036 - see corrupt()
-                    raise corrupt(exc, "residual stream") from None
+                    got.append(entry[0].decode_table(entry[1], cnt))
+                except RangeCoderError:
+                    raise corrupt("residual stream") from None
         q[order] = got[0] if len(got) == 1 else np.concatenate(got)
         esc = q == ESCAPE
         q -= RANGE
@@ -246,13 +238,12 @@ def decode(payload: bytes, pos: int, shape: tuple[int, int], lpc_step) -> int:  
         if sel.size:
             ks = k[sel]
             try:
-                part = lo_dec.decode(uniform, (np.int64(1) << np.minimum(ks, LOW_SPLIT)).astype(np.int32))
+                part = lo_dec.decode_uniform(np.int64(1) << np.minimum(ks, LOW_SPLIT))
                 wide = ks > LOW_SPLIT
                 if wide.any():
-                    sizes = (np.int64(1) << (ks[wide] - LOW_SPLIT)).astype(np.int32)
-                    part[wide] |= hi_dec.decode(uniform, sizes) << LOW_SPLIT
-            except BaseException as exc:  # noqa: B036 - see corrupt()
-                raise corrupt(exc, "low-bit stream") from None
+                    part[wide] |= hi_dec.decode_uniform(np.int64(1) << (ks[wide] - LOW_SPLIT)) << LOW_SPLIT
+            except RangeCoderError:
+                raise corrupt("low-bit stream") from None
             low[sel] = part
         e = (q << k) + low
         mag = np.abs(e)
