@@ -1,7 +1,7 @@
 """Pretrained causal language models as lossless codecs.
 
 Why a subpackage: importing a model (transformers, torch, ONNX export) and coding with it (ONNX Runtime,
-constriction) share a model store and a tokenizer but have very different dependencies. Nothing here
+the range coder) share a model store and a tokenizer but have very different dependencies. Nothing here
 imports torch or transformers at module level, so the codec runs with only the base install.
 
 - :mod:`.tokenizer` -- lossless byte-level BPE (any bytes, never special tokens, escape for the rest)

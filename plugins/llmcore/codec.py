@@ -59,10 +59,9 @@ class LlmCodec(Codec):
         if not (d / store.ONNX).is_file():
             return False, f"model {cls.card.get('id', '?')[:12]} is missing from the model store"
         try:
-            import constriction  # noqa: F401
             import onnxruntime  # noqa: F401
         except ImportError as exc:
-            return False, f"needs onnxruntime and constriction ({exc})"
+            return False, f"needs onnxruntime ({exc})"
         return True, ""
 
     @classmethod

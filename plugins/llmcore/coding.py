@@ -2,7 +2,8 @@
 
 Why segments: one step call per token is the cost, and a batch of segments costs little more per call
 than one, so a block is cut into up to ``segments`` pieces coded side by side (each from a fresh context,
-which costs ~100 bits at its start). Why one stream: a single constriction ``RangeEncoder`` queue, coded in
+which costs ~100 bits at its start). Why one stream: a single range coder queue (:mod:`lmar.plugins.rangecoder`,
+bit-compatible with constriction's ``RangeEncoder``, which wrote the first payloads), coded in
 a fixed order (the active segments' tokens of step ``t`` in segment order, then their escaped bytes), keeps
 the payload compact and the decoder's read order obvious.
 
@@ -13,7 +14,8 @@ decodes the same way forever:
 - ``1``: a full ``window``-slot cache from the first token; probabilities ``exp`` of float64 logits.
 - ``2`` (written now): the cache grows with the segments (:class:`WindowRunner` ``grow``); probabilities
   ``exp`` in float32 (a third of the time of float64 over a 49152-wide vocabulary, and as exact: encoder
-  and decoder compute the same values, and constriction quantises them deterministically).
+  and decoder compute the same values, and the range coder quantises them deterministically, in float32 as
+  constriction did).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from lmar.errors import CodecError
+from lmar.plugins.rangecoder import Categorical, RangeCoderError, RangeDecoder, RangeEncoder
 
 from .runtime import WindowRunner
 from .tokenizer import ByteBPE
@@ -31,12 +34,11 @@ FORMATS = (1, 2)
 _UNIFORM_BYTE = None
 
 
-def _uniform_byte():  # type: ignore[no-untyped-def]
+def _uniform_byte() -> Categorical:
+    """The table escaped bytes are coded with (constriction's ``Categorical(np.full(256, 1/256), perfect=False)``)."""
     global _UNIFORM_BYTE
     if _UNIFORM_BYTE is None:
-        import constriction
-
-        _UNIFORM_BYTE = constriction.stream.model.Categorical(np.full(256, 1.0 / 256), perfect=False)
+        _UNIFORM_BYTE = Categorical(np.full(256, 1.0 / 256))
     return _UNIFORM_BYTE
 
 
@@ -82,7 +84,7 @@ def split_points(data: bytes, segments: int, min_segment: int) -> list[int]:
 
 
 def probabilities(logits: np.ndarray, fmt: int = FORMAT) -> np.ndarray:
-    """Unnormalised probabilities; constriction quantises them deterministically, none to zero."""
+    """Unnormalised probabilities; the range coder quantises them deterministically, none to zero."""
     if fmt == 1:
         z = logits.astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
@@ -102,8 +104,6 @@ RunnerFactory = Callable[[int, bool], WindowRunner]
 
 def encode(data: bytes, tok: ByteBPE, make_runner: RunnerFactory, segments: int,
            min_segment: int, progress: Progress | None = None, fmt: int = FORMAT) -> bytes:
-    import constriction
-
     if fmt not in FORMATS:
         raise CodecError(f"llm: unknown payload format {fmt}")
     lengths = split_points(data, segments, min_segment)
@@ -115,8 +115,7 @@ def encode(data: bytes, tok: ByteBPE, make_runner: RunnerFactory, segments: int,
     for n in lengths:
         streams.append(tok.encode(data[pos: pos + n]))
         pos += n
-    enc = constriction.stream.queue.RangeEncoder()
-    family = constriction.stream.model.Categorical(perfect=False)
+    enc = RangeEncoder()
     runner = make_runner(len(streams), fmt >= 2)
     esc_base, esc_id = tok.escape_base, tok.escape_id
     inputs = np.full(len(streams), tok.start_id, np.int64)
@@ -125,10 +124,10 @@ def encode(data: bytes, tok: ByteBPE, make_runner: RunnerFactory, segments: int,
         active = [i for i, s in enumerate(streams) if t < len(s)]
         syms = [streams[i][t] for i in active]
         ids = np.array([esc_id if s >= esc_base else s for s in syms], np.int32)
-        enc.encode(ids, family, probabilities(_rows(logits, active), fmt))
+        enc.encode_rows(ids, probabilities(_rows(logits, active), fmt))
         raw = [s - esc_base for s in syms if s >= esc_base]
         if raw:
-            enc.encode(np.array(raw, np.int32), _uniform_byte())
+            enc.encode_table(np.array(raw, np.int64), _uniform_byte())
         inputs[active] = ids
         if progress:
             progress(sum(len(tok.symbol_bytes(s)) for s in syms))
@@ -137,8 +136,6 @@ def encode(data: bytes, tok: ByteBPE, make_runner: RunnerFactory, segments: int,
 
 def decode(payload: bytes, size: int, tok: ByteBPE, make_runner: RunnerFactory,
            max_segments: int, progress: Progress | None = None) -> bytes:
-    import constriction
-
     if not payload or payload[0] not in FORMATS:
         raise CodecError("llm: unknown payload format")
     fmt = payload[0]
@@ -157,8 +154,7 @@ def decode(payload: bytes, size: int, tok: ByteBPE, make_runner: RunnerFactory,
     body = payload[pos:]
     if len(body) % 4:
         raise CodecError("llm: truncated range coder stream")
-    dec = constriction.stream.queue.RangeDecoder(np.frombuffer(body, "<u4").astype(np.uint32))
-    family = constriction.stream.model.Categorical(perfect=False)
+    dec = RangeDecoder(np.frombuffer(body, "<u4").astype(np.uint32))
     runner = make_runner(count, fmt >= 2)
     esc_id = tok.escape_id
     outs = [bytearray() for _ in lengths]
@@ -169,9 +165,9 @@ def decode(payload: bytes, size: int, tok: ByteBPE, make_runner: RunnerFactory,
             if not active:
                 break
             logits = runner.step(inputs)
-            ids = np.asarray(dec.decode(family, probabilities(_rows(logits, active), fmt)), np.int64)
+            ids = dec.decode_rows(probabilities(_rows(logits, active), fmt))
             n_esc = int((ids == esc_id).sum())
-            raw = iter(dec.decode(_uniform_byte(), n_esc).tolist() if n_esc else ())
+            raw = iter(dec.decode_table(_uniform_byte(), n_esc).tolist() if n_esc else ())
             done = 0
             for i, s in zip(active, ids.tolist()):
                 piece = bytes((next(raw),)) if s == esc_id else tok.symbol_bytes(s)
@@ -182,9 +178,11 @@ def decode(payload: bytes, size: int, tok: ByteBPE, make_runner: RunnerFactory,
             inputs[active] = ids
             if progress:
                 progress(done)
+    except RangeCoderError as exc:
+        raise CodecError(f"llm: cannot decode payload: {exc}") from None
     except CodecError:
         raise
-    except Exception as exc:  # constriction / tokenizer errors on garbage input
+    except Exception as exc:  # tokenizer errors on garbage input
         raise CodecError(f"llm: cannot decode payload: {exc}".splitlines()[0]) from None
     return b"".join(outs)
 

@@ -11,6 +11,7 @@ import zlib
 import numpy as np
 
 from lmar.errors import CodecError
+from lmar.plugins.rangecoder import RangeCoderError, RangeDecoder, RangeEncoder
 
 from .engine import Network, run
 from .payload import SCHEME_FORMATS, Payload
@@ -20,20 +21,12 @@ from .segments import SegmentPlan
 _SCALE = 1.0 / 65536.0
 
 
-def _constriction():
-    import constriction
-
-    return constriction.stream
-
-
 def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, cfg: PredictorConfig, fingerprint: int) -> bytes:
-    cs = _constriction()
-    family = cs.model.Bernoulli(perfect=False)
-    enc = cs.queue.RangeEncoder()
+    enc = RangeEncoder()
 
     def code(bit: int, p16: np.ndarray, truth: np.ndarray) -> np.ndarray:
         # p16 / 65536 is exact in float64, so the decoder rebuilds the very same model.
-        enc.encode(truth.astype(np.int32), family, p16 * _SCALE)
+        enc.encode_bernoulli(truth, p16 * _SCALE)
         return truth
 
     src = np.frombuffer(data, dtype=np.uint8)
@@ -52,18 +45,16 @@ def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, cfg: Pr
         raise CodecError(f"lm: payload has {p.segments} segments, expected {plan.count} for this size")
     if plan.count == 0:
         return b""
-    cs = _constriction()
-    family = cs.model.Bernoulli(perfect=False)
     if len(words) == 0:
         raise CodecError("lm: empty coder stream (truncated payload)")
-    dec = cs.queue.RangeDecoder(words)
+    dec = RangeDecoder(words)
 
     def code(bit: int, p16: np.ndarray, truth: None) -> np.ndarray:
-        return dec.decode(family, p16 * _SCALE).astype(np.int64)
+        return dec.decode_bernoulli(p16 * _SCALE)
 
     try:
         out = run(plan, net, cfg, code).tobytes()
-    except (AssertionError, ValueError, RuntimeError) as exc:
+    except (AssertionError, ValueError, RuntimeError, RangeCoderError) as exc:
         raise CodecError(f"lm: corrupt or truncated payload ({exc})") from None
     if zlib.crc32(out) != p.crc32 and p.fingerprint == fingerprint:
         raise CodecError("lm: decoded block fails its checksum (the payload is damaged)")

@@ -7,7 +7,7 @@ masked), so a few steps at each batch size tell how fast a whole file would code
         [--model ID|CODEC|PATH.onnx] [--batch 4 16 32 64] [--window 1024] [--steps 8] [--profile DIR]
 
 Prints, per batch size: ms per step split into ``run`` (ONNX Runtime), ``cache`` (numpy around it) and
-``code`` (probabilities + constriction encode), then tokens/s and KB/s at 3.6 bytes/token (SmolLM2 on
+``code`` (probabilities + range coder encode), then tokens/s and KB/s at 3.6 bytes/token (SmolLM2 on
 English prose). ``--profile DIR`` writes ONNX Runtime's per-op JSON profile for the last batch size and
 prints the share of each op type.
 """
@@ -48,11 +48,11 @@ def op_shares(profile_file: str) -> dict[str, float]:
 
 def bench(onnx_path: Path, card: dict, batch: int, window: int, steps: int, threads: int,
           profile: Path | None = None) -> dict:
-    import constriction
     import onnxruntime as ort
 
     from lmar.plugins.llmcore import runtime
     from lmar.plugins.llmcore.coding import probabilities
+    from lmar.plugins.rangecoder import RangeEncoder
 
     if profile:
         opts = ort.SessionOptions()
@@ -77,8 +77,7 @@ def bench(onnx_path: Path, card: dict, batch: int, window: int, steps: int, thre
 
     runner.sess = type("S", (), {"run": staticmethod(timed_run)})()
     rng = np.random.default_rng(0)
-    family = constriction.stream.model.Categorical(perfect=False)
-    enc = constriction.stream.queue.RangeEncoder()
+    enc = RangeEncoder()
     runner.step(rng.integers(0, 1000, batch))  # warm-up
     t_run[0] = 0.0
     t_step = t_code = 0.0
@@ -87,7 +86,7 @@ def bench(onnx_path: Path, card: dict, batch: int, window: int, steps: int, thre
         t0 = time.perf_counter()
         logits = runner.step(ids)
         t1 = time.perf_counter()
-        enc.encode(ids.astype(np.int32), family, probabilities(logits))
+        enc.encode_rows(ids, probabilities(logits))
         t2 = time.perf_counter()
         t_step += t1 - t0
         t_code += t2 - t1
