@@ -98,16 +98,60 @@ class StepModel:
         return logits, state_out
 
 
-def _cpu_flags() -> list[str]:
+#: numpy's names for the flags it detects at run time (see :func:`_cpu_flags`).
+_NUMPY_FLAG_NAMES = {"sse4_2": "SSE42", "avx": "AVX", "avx2": "AVX2", "fma": "FMA3", "avx512f": "AVX512F",
+                     "avx512bw": "AVX512BW", "avx512vl": "AVX512VL", "avx512_vnni": "AVX512VNNI",
+                     "asimd": "ASIMD", "sve": "SVE"}
+
+
+def _proc_cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith(("flags", "Features")):
-                    have = set(line.split(":", 1)[1].split())
-                    return [fl for fl in _SIMD_FLAGS if fl in have]
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return []
+    return set()
+
+
+def _detected_cpu_features() -> Mapping[str, bool]:
+    """numpy's run-time SIMD detection: it asks the CPU (CPUID on x86, the kernel's hwcaps on ARM)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__  # numpy 1.x
+        except ImportError:
+            return {}
+    return __cpu_features__
+
+
+def _cpu_flags() -> list[str]:
+    """The SIMD flags of the CPU running this process, spelled as /proc/cpuinfo spells them.
+
+    Why not /proc/cpuinfo alone: under emulation (qemu-user) it describes the host, not the CPU the code
+    runs on, so a member made on an AVX-512 machine and decoded under ``-cpu Nehalem`` had the same
+    fingerprint and was called damaged. Where numpy detects a flag its answer wins; on real hardware
+    both agree, so the flags (and the fingerprints of earlier members) are unchanged there.
+    """
+    proc, seen = _proc_cpu_flags(), _detected_cpu_features()
+    flags = []
+    for flag in _SIMD_FLAGS:
+        name = _NUMPY_FLAG_NAMES.get(flag)
+        if (bool(seen[name]) if name in seen else flag in proc):
+            flags.append(flag)
+    return flags
+
+
+def host_cpu_name() -> str:
+    """The CPU model LLVM detects (what numba compiles the mixer for); '' when llvmlite is missing."""
+    try:
+        import llvmlite.binding as llvm
+
+        return str(llvm.get_host_cpu_name())
+    except Exception:  # an old or broken llvmlite: the name is only a hint in error messages
+        return ""
 
 
 @lru_cache(maxsize=4)
@@ -143,7 +187,9 @@ def describe_mismatch(recorded: Mapping[str, Any], current: Mapping[str, Any] | 
             diffs.append(f"{key} {a!r} -> {b!r}")
     if not diffs:
         return "numerics profile matches the encoder's; the data itself is probably damaged"
-    return "encoded with a different numerics profile: " + "; ".join(diffs)
+    cpu = host_cpu_name()
+    return ("encoded with a different numerics profile: " + "; ".join(diffs)
+            + (f" (this CPU: {cpu})" if cpu else "") + ". Decode it on a machine like the encoder's")
 
 
 def profile_fingerprint(profile: Mapping[str, Any]) -> int:
