@@ -149,6 +149,11 @@ def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, fingerp
     buf, _ = _walk(plan, net, True, np.zeros(0, dtype=np.uint8), stream, coder, _state(plan, net, scheme, prior))
     out = buf.tobytes()
     intact = zlib.crc32(out) == p.crc32
+    if not intact and p.fingerprint != fingerprint:
+        # Coded under another numerics profile: the predictions diverged, and whatever that did to the
+        # coder (a wrong checksum, or running out of input), the bytes go back as decoded so that the
+        # archive's checksum fails and the core names what differs with mismatch_hint().
+        return out
     # A whole stream is consumed to its last byte: the decoder reads exactly what the encoder wrote. A
     # stream cut short by a byte the flush happened to write as zero still decodes; it is damaged anyway.
     if intact and coder[bitcoder.POS] != len(stream):
@@ -156,8 +161,6 @@ def decode_block(payload: bytes, plan: SegmentPlan, net: Network | None, fingerp
                          "(truncated or padded payload)")
     if coder[bitcoder.POS] > len(stream) + 4 and not intact:
         raise CodecError("lm: coder stream ended early (truncated payload)")
-    if not intact and p.fingerprint == fingerprint:
+    if not intact:
         raise CodecError("lm: decoded block fails its checksum (the payload is damaged)")
-    # On another numerics profile the bytes go back as decoded: the archive's checksum then fails and the
-    # core reports it with mismatch_hint(), which names what differs on this machine.
     return out
