@@ -217,6 +217,16 @@ def test_garbage_words_decode_to_symbols_or_raise_codec_error(seed: int) -> None
         pass
 
 
+def test_importing_the_coder_and_its_users_does_not_import_numba() -> None:
+    """numba costs ~0.5 s to import; commands that code nothing (``lmar list``) must not pay it."""
+    import subprocess
+    import sys
+
+    mods = ["rangecoder", "media.intcoder", "media.residual_coder", "lmcore.coding", "llmcore.coding"]
+    code = "import sys\n" + "".join(f"import lmar.plugins.{m}\n" for m in mods) + "print('numba' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
 def test_no_plugin_module_imports_constriction() -> None:
     root = Path(lmar.plugins.__file__).parent
     users = [p.name for p in root.rglob("*.py") if re.search(r"^\s*(import|from)\s+constriction\b", p.read_text(), re.M)]
