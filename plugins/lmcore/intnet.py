@@ -113,7 +113,12 @@ def load_onnx(path: Path) -> IntParams:
     import onnx
     from onnx import numpy_helper
 
-    init = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    model = onnx.load(str(path))
+    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    # The graph's c_* hold the constant plus the lift of its floor division (a multiple of 2^SHIFT).
+    lift = int({p.key: p.value for p in model.metadata_props}.get("lmar.intnet.lift", "0"))
+    for k in [k for k in init if k.startswith("c_")]:
+        init[k] = init[k] - lift
     layers = sum(1 for k in init if k.startswith("w_hh"))
     get = init.__getitem__
     p = IntParams(

@@ -1,0 +1,221 @@
+"""Export the integer byte network (``intnet``) as the one-step ONNX graph of scheme ``cm6``.
+
+Contract (what ``runtime.IntStepModel`` drives):
+  file ``plugins/models/<name>.onnx``, opset 17, one step per call, batch B dynamic;
+  inputs  ``byte`` int64 [B] (0..255, 256 = start of segment), ``state`` int32 [L, B, H] (Q15, zeros at start);
+  outputs ``logits`` int32 [B, 256] (1/16 nats), ``state_out`` int32 [L, B, H].
+Only integer operators: Gather (the layer-0 input table, the gate tables), MatMulInteger (uint8 operand
+with zero point 128 x int8 weights in [-64, 63]), Cast, Add, Sub, Mul, Div of non-negative int64 by a
+power of two (a floor shift: a signed value is first lifted by a multiple of the divisor), Clip, Split,
+Concat. The graph is checked against the numpy reference (``intnet.step``) with onnxruntime on random
+states and real text before it is written; a shipped file is never replaced (members record its hash).
+
+    .venv/bin/python tools/lm/export_int_onnx.py --params work-data/v3i.npz --name bytegru-v3i \
+        --card-extra work-data/v3i-card.json
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quantize_int import load_params  # noqa: E402
+
+from lmar.plugins.lmcore import intnet  # noqa: E402
+from lmar.plugins.lmcore.intnet import A_ZERO, LUT_HALF, SHIFT, IntParams  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "plugins" / "models"
+OPSET = 17
+#: Lift before a floor division: a multiple of every divisor used, far above any |value| (< 2^47).
+LIFT = 1 << 56
+
+
+class _Graph:
+    """A tiny builder: every helper returns the name of its output."""
+
+    def __init__(self) -> None:
+        from onnx import helper, numpy_helper
+
+        self.h, self.nh = helper, numpy_helper
+        self.nodes: list = []
+        self.inits: list = []
+        self._n = 0
+
+    def const(self, name: str, arr: np.ndarray) -> str:
+        self.inits.append(self.nh.from_array(np.asarray(arr), name))
+        return name
+
+    def scalar(self, value: int, dtype=np.int64) -> str:
+        self._n += 1
+        return self.const(f"k{self._n}", np.array(value, dtype=dtype))
+
+    def op(self, kind: str, *inputs: str, **attrs) -> str:
+        self._n += 1
+        out = f"{kind.lower()}{self._n}"
+        self.nodes.append(self.h.make_node(kind, list(inputs), [out], **attrs))
+        return out
+
+    def ops(self, kind: str, inputs: list[str], n_out: int, **attrs) -> list[str]:
+        self._n += 1
+        outs = [f"{kind.lower()}{self._n}_{i}" for i in range(n_out)]
+        self.nodes.append(self.h.make_node(kind, inputs, outs, **attrs))
+        return outs
+
+    def cast(self, x: str, to: int) -> str:
+        return self.op("Cast", x, to=to)
+
+    def floor_shift(self, x: str, bits: int, add: int | None = 0) -> str:
+        """floor((x + add) / 2^bits) for int64 x with |x + add| < LIFT (lift, shift, drop the lift).
+
+        ``add=None``: ``x`` already holds the lift (a constant added before, folded into a bias)."""
+        from onnx import TensorProto
+
+        y = x if add is None else self.op("Add", x, self.scalar(add + LIFT))
+        y = self.cast(y, TensorProto.UINT64)
+        y = self.op("BitShift", y, self.scalar(bits, np.uint64), direction="RIGHT")
+        return self.op("Sub", self.cast(y, TensorProto.INT64), self.scalar(LIFT >> bits))
+
+
+def build(p: IntParams, name: str):
+    from onnx import TensorProto, helper
+
+    g = _Graph()
+    I64, I32, U8 = TensorProto.INT64, TensorProto.INT32, TensorProto.UINT8
+    L, H = p.layers, p.hidden
+    emb = g.const("emb_table", p.emb.astype(np.int32))
+    sig = g.const("lut_sigmoid", p.sig.astype(np.int64))
+    tanh = g.const("lut_tanh", p.tanh.astype(np.int64))
+    zp = g.const("a_zero_point", np.array(A_ZERO, dtype=np.uint8))
+    split2 = g.const("split2", np.array([2 * H, H], dtype=np.int64))
+    split11 = g.const("split11", np.array([H, H], dtype=np.int64))
+
+    def operand(h64: str) -> str:
+        """uint8 clip((h + 128) >> 8, -127, 127) + 128, as intnet.operand."""
+        q = g.floor_shift(h64, 8, 128)
+        q = g.op("Clip", q, g.scalar(-127), g.scalar(127))
+        return g.cast(g.op("Add", q, g.scalar(A_ZERO)), U8)
+
+    def linear(a_u8: str, key: str, w: np.ndarray, m: np.ndarray, c: np.ndarray) -> str:
+        acc = g.op("MatMulInteger", a_u8, g.const(f"w_{key}", w), zp)
+        y = g.op("Mul", g.cast(acc, I64), g.const(f"m_{key}", m.astype(np.int64)))
+        y = g.op("Add", y, g.const(f"c_{key}", c.astype(np.int64) + LIFT))  # the bias, the half, the lift
+        return g.floor_shift(y, SHIFT, None)
+
+    def lut(table: str, pre: str) -> str:
+        idx = g.op("Clip", pre, g.scalar(-LUT_HALF), g.scalar(LUT_HALF - 1))
+        return g.op("Gather", table, g.op("Add", idx, g.scalar(LUT_HALF)), axis=0)
+
+    state64 = g.cast("state", I64)
+    outs = []
+    x = g.cast(g.op("Gather", emb, "byte", axis=0), I64)
+    for layer in range(L):
+        h = g.op("Gather", state64, g.scalar(layer), axis=0)
+        if layer:
+            x = linear(operand(outs[-1]), f"ih{layer}", p.w_ih[layer], p.m_ih[layer], p.c_ih[layer])
+        gh = linear(operand(h), f"hh{layer}", p.w_hh[layer], p.m_hh[layer], p.c_hh[layer])
+        xrz, xn = g.ops("Split", [x, split2], 2, axis=1)
+        hrz, hn = g.ops("Split", [gh, split2], 2, axis=1)
+        r, z = g.ops("Split", [lut(sig, g.op("Add", xrz, hrz)), split11], 2, axis=1)  # both gates, one lookup
+        n = lut(tanh, g.op("Add", xn, g.floor_shift(g.op("Mul", r, hn), 15, 1 << 14)))
+        keep = g.op("Sub", g.scalar(intnet.ONE), z)
+        step = g.floor_shift(g.op("Mul", keep, g.op("Sub", n, h)), 15, 1 << 14)
+        outs.append(g.op("Add", h, step))
+    logits = linear(operand(outs[-1]), "out", p.w_out, p.m_out, p.c_out)
+    axes0 = g.const("axes0", np.array([0], dtype=np.int64))
+    stacked = g.op("Concat", *[g.op("Unsqueeze", o, axes0) for o in outs], axis=0)
+    g.nodes.append(helper.make_node("Cast", [logits], ["logits"], to=I32))
+    g.nodes.append(helper.make_node("Cast", [stacked], ["state_out"], to=I32))
+    graph = helper.make_graph(
+        g.nodes, name,
+        [helper.make_tensor_value_info("byte", I64, ["B"]), helper.make_tensor_value_info("state", I32, [L, "B", H])],
+        [helper.make_tensor_value_info("logits", I32, ["B", 256]),
+         helper.make_tensor_value_info("state_out", I32, [L, "B", H])],
+        g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lmar")
+    model.ir_version = 8
+    # The c_* initializers hold each rescale's constant plus the lift (intnet.load_onnx takes it back off).
+    helper.set_model_props(model, {"lmar.intnet.lift": str(LIFT)})
+    return model
+
+
+def check_bounds(p: IntParams) -> None:
+    """Every int64 intermediate stays far below LIFT (so the lifted floor division is exact)."""
+    amax = 127 * p.hidden * 64
+    for m, c in [*zip(p.m_hh, p.c_hh), *zip(p.m_ih[1:], p.c_ih[1:]), (p.m_out, p.c_out)]:
+        worst = amax * int(np.abs(m).max()) + int(np.abs(c).max())
+        if worst >= 1 << 50:
+            raise SystemExit(f"export_int_onnx: an accumulator rescale can reach {worst:.3g} (>= 2^50)")
+
+
+def verify(path: Path, p: IntParams, text: bytes, batches=(1, 5, 33)) -> None:
+    """onnxruntime and the numpy reference agree bit for bit: random states, then real text."""
+    from lmar.plugins.lmcore import runtime
+
+    sess = runtime._session(str(path), "verify", "CPUExecutionProvider")
+    rng = np.random.default_rng(0)
+    for b in batches:
+        byte = rng.integers(0, 257, b).astype(np.int64)
+        state = rng.integers(-32768, 32769, (p.layers, b, p.hidden)).astype(np.int32)
+        lo, so = sess.run(["logits", "state_out"], {"byte": byte, "state": state})
+        lr, sr = intnet.step(p, byte, state)
+        if not (np.array_equal(lo, lr) and np.array_equal(so, sr)):
+            raise SystemExit(f"export_int_onnx: onnxruntime and the reference differ (random, batch {b})")
+    segs = np.frombuffer(text[: 8 * 512], np.uint8).reshape(8, -1).astype(np.int64)
+    state = np.zeros((p.layers, 8, p.hidden), np.int32)
+    ref = state.copy()
+    prev = np.full(8, 256, np.int64)
+    for t in range(segs.shape[1]):
+        lo, state = sess.run(["logits", "state_out"], {"byte": prev, "state": state})
+        lr, ref = intnet.step(p, prev, ref)
+        if not (np.array_equal(lo, lr) and np.array_equal(state, ref)):
+            raise SystemExit(f"export_int_onnx: onnxruntime and the reference differ (text, step {t})")
+        prev = segs[:, t]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", type=Path, required=True, help="integer parameters (quantize_int.py --out)")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--card-extra", type=Path, help="JSON merged into the card (training facts, evaluation)")
+    ap.add_argument("--text", type=Path, default=ROOT.parent / "shared" / "corpus" / "text" / "alice29.txt")
+    ap.add_argument("--force", action="store_true", help="replace an unshipped file of that name")
+    args = ap.parse_args(argv)
+    out = MODELS / f"{args.name}.onnx"
+    if out.exists() and not args.force:
+        print(f"export_int_onnx: {out} exists; a shipped model is never replaced", file=sys.stderr)
+        return 2
+    p = load_params(args.params)
+    check_bounds(p)
+    model = build(p, args.name)
+    import onnx
+
+    onnx.checker.check_model(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp) / "m.onnx"
+        onnx.save(model, str(tmp_path))
+        text = args.text.read_bytes() if args.text.is_file() else bytes(range(256)) * 16
+        verify(tmp_path, p, text)
+        blob = tmp_path.read_bytes()
+    out.write_bytes(blob)
+    card = {"name": args.name, "arch": "gru", "numerics": "integer", "layers": p.layers, "hidden": p.hidden,
+            "vocab_in": int(p.emb.shape[0]), "bos": 256, "opset": OPSET,
+            "onnx_sha256": hashlib.sha256(blob).hexdigest(), "onnx_bytes": len(blob),
+            "integer": {"weights": "int8 in [-64, 63], one scale per output row", "activations": "uint8 1..255 "
+                        "(Q15 state >> 8, zero point 128)", "gate_bits": intnet.GATE_BITS, "lut_size": intnet.LUT_SIZE,
+                        "shift": SHIFT, "logit_scale": intnet.LOGIT_SCALE, "pair_sum_bound": intnet.pair_sum_bound()}}
+    if args.card_extra:
+        card.update(json.loads(args.card_extra.read_text()))
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"{out.name}: {len(blob):,d} bytes, sha256 {card['onnx_sha256'][:12]}...; onnxruntime == reference")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
