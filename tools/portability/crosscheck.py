@@ -95,6 +95,22 @@ def profile(target: envs.Target, work: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def codecs_report(target: envs.Target, work: Path) -> str:
+    """``lmar codecs --json`` on a target, summarised: which built-in codecs are available there."""
+    proc = subprocess.run(target.command("-m", "lmar.cli", "codecs", "--json"), env=target.environ(work),
+                          capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+    try:
+        rows = json.loads(proc.stdout)
+    except ValueError:
+        return f"lmar codecs failed: {proc.stderr.strip()[-300:]}"
+    ok = sorted(r["name"] for r in rows if r.get("name") and r.get("available"))
+    off = [f"{r['name']} ({r.get('reason') or 'unavailable'})" for r in rows if r.get("name") and not r.get("available")]
+    broken = [f"plugin {r['plugin_failure']['plugin']}: {r['plugin_failure']['error']}" for r in rows
+              if r.get("plugin_failure")]
+    return "; ".join([f"available: {', '.join(ok)}"] + ([f"unavailable: {', '.join(off)}"] if off else [])
+                     + broken)
+
+
 def table(outcomes: list[Outcome]) -> str:
     rows = ["| made on | extracted on | codec | result | extract s |", "|---|---|---|---|---:|"]
     rows += [f"| {o.made_on} | {o.extracted_on} | {o.codec} | {o.result.replace('|', '/')} | {o.seconds:.0f} |"
@@ -136,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"set-up done in {time.monotonic() - t_setup:.0f} s; no aarch64 wheel for: {no_wheel or 'none'}; "
         f"pip install lmar on aarch64: {pip_report}")
     emulated = [envs.x86_emulated(host, cpu) for cpu in args.x86_cpus] + [arm]
+    arm_codecs = codecs_report(arm, work)
+    log(f"lmar codecs on {arm.name}: {arm_codecs}")
 
     run_dir = work / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -170,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         f"lmar {'working tree' if args.worktree else 'HEAD'} {head[:80]}", f"inputs: {sizes}", "",
         table(outcomes), "",
         f"no aarch64 wheel (installed without): {', '.join(no_wheel) or 'none'}",
-        f"`pip install lmar` from aarch64 wheels only: {pip_report}", "",
+        f"`pip install lmar` from aarch64 wheels only: {pip_report}",
+        f"`lmar codecs` on {arm.name}: {arm_codecs}", "",
         "numerics profile seen by lmar on each target (plus LLVM's host CPU, which numba compiles for):",
         *[f"- {name}: {json.dumps(p)}" for name, p in profiles.items()],
     ])
@@ -178,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     (work / "results.md").write_text(report + "\n")
     (work / "results.json").write_text(json.dumps({
         "outcomes": [o.__dict__ for o in outcomes], "profiles": profiles, "no_aarch64_wheel": no_wheel,
-        "pip_install_aarch64": pip_report}, indent=1))
+        "pip_install_aarch64": pip_report,
+        "codecs_aarch64": arm_codecs}, indent=1))
     return 0 if all(o.result == "IDENTICAL" for o in outcomes) else 1
 
 
