@@ -31,10 +31,8 @@ import pytest
 
 QEMU = shutil.which("qemu-x86_64")
 CPU = "Nehalem"
-pytestmark = [
-    pytest.mark.skipif(QEMU is None, reason="qemu-x86_64 not installed (apt-get install qemu-user)"),
-    pytest.mark.skipif(os.uname().machine != "x86_64", reason="emulates an x86-64 CPU with this machine's Python"),
-]
+needs_qemu = pytest.mark.skipif(QEMU is None or os.uname().machine != "x86_64",
+                                reason="needs qemu-x86_64 (apt-get install qemu-user) on an x86-64 machine")
 
 CORPUS_TEXT = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "text" / "alice29.txt"
 CLASSICAL = ("zlib", "bz2", "lzma", "zstd", "brotli", "ppmd")
@@ -141,23 +139,27 @@ def decoded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return results
 
 
+@needs_qemu
 @pytest.mark.parametrize("codec", CLASSICAL + ("audio",))
 def test_portable_codecs_decode_on_nehalem(decoded: dict[str, str], codec: str) -> None:
     assert decoded[codec] == "ok"
 
 
+@needs_qemu
 def test_lm_decodes_on_nehalem(decoded: dict[str, str]) -> None:
     if not lm_is_portable():
         pytest.xfail("the lm scheme in use runs a float network: its logits differ without AVX (issue 14)")
     assert decoded["lm"] == "ok"
 
 
+@needs_qemu
 @pytest.mark.xfail(reason="float network (cm5): logits differ without AVX (issue 14); kept for old members",
                    strict=False)
 def test_float_lm_decodes_on_nehalem(decoded: dict[str, str]) -> None:
     assert decoded[FLOAT_LM] == "ok"
 
 
+@needs_qemu
 @pytest.mark.parametrize("case", ["lm", FLOAT_LM])
 def test_lm_failure_names_the_numerics_difference(decoded: dict[str, str], case: str) -> None:
     """A float member that fails elsewhere says so, naming the CPU flags, never 'truncated' or 'damaged'."""
@@ -165,3 +167,50 @@ def test_lm_failure_names_the_numerics_difference(decoded: dict[str, str], case:
         pytest.skip("decoded under emulation: there is no failure to describe")
     assert "encoded with a different numerics profile" in decoded[case], decoded[case]
     assert "cpu_flags" in decoded[case], decoded[case]
+
+
+# -- without an emulator: the same error path, with a payload marked as made on another machine ----------
+
+#: Offset of the numerics fingerprint in an lm payload header ("<3sBIII": magic, format, segments, crc32).
+FINGERPRINT_AT = 12
+
+
+@pytest.mark.parametrize("scheme", ["cm1", "cm5"])
+def test_foreign_payload_is_left_to_the_profile_check(scheme: str) -> None:
+    """A payload that ran out (or decodes wrong) under another profile is not called truncated or damaged:
+    its bytes go back so the archive's checksum fails and the core names what differs."""
+    from lmar.errors import CodecError
+    from lmar.plugins.lm_codec import LmCodec
+
+    data = _text()[:700]
+    codec = LmCodec(scheme=scheme, min_segment=256)
+    payload = codec.compress(data)
+    cut = payload[: 16 + (len(payload) - 16) // 8 * 4]  # half the coder output, in whole 32-bit words (cm1)
+    with pytest.raises(CodecError):
+        codec.decompress(cut, len(data))  # made here: damaged
+    fp = int.from_bytes(cut[FINGERPRINT_AT:FINGERPRINT_AT + 4], "little")
+    foreign = cut[:FINGERPRINT_AT] + ((fp + 1) & 0xFFFFFFFF).to_bytes(4, "little") + cut[FINGERPRINT_AT + 4:]
+    out = codec.decompress(foreign, len(data))
+    assert len(out) == len(data) and out != data
+
+
+def test_mismatch_hint_names_machine_flags_and_provider() -> None:
+    from lmar.plugins.lmcore import runtime
+
+    here = runtime.numerics_profile("CPUExecutionProvider")
+    there = {**here, "machine": "aarch64", "cpu_flags": "asimd", "provider": "CUDAExecutionProvider"}
+    hint = runtime.describe_mismatch(there, here)
+    assert hint.startswith("encoded with a different numerics profile")
+    assert all(k in hint for k in ("machine", "cpu_flags", "provider")) and "\n" not in hint
+
+
+def test_cpu_flags_follow_what_the_cpu_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc/cpuinfo may describe the host (qemu-user): a flag numpy's CPU detection denies is dropped."""
+    from lmar.plugins.lmcore import runtime
+
+    monkeypatch.setattr(runtime, "_proc_cpu_flags", lambda: {"sse4_2", "avx", "avx2", "fma", "avx512f"})
+    monkeypatch.setattr(runtime, "_detected_cpu_features", lambda: {"SSE42": True, "AVX": False, "AVX2": False,
+                                                                    "FMA3": False, "AVX512F": False})
+    assert runtime._cpu_flags() == ["sse4_2"]
+    monkeypatch.setattr(runtime, "_detected_cpu_features", lambda: {})  # no numpy detection: /proc/cpuinfo
+    assert runtime._cpu_flags() == ["sse4_2", "avx", "avx2", "fma", "avx512f"]
