@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import glob
 import hashlib
 import json
 import os
@@ -109,6 +108,9 @@ def run(cmd: str, cwd: Path, timeout: float, env: dict | None = None) -> Run:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         return Run(False, time.perf_counter() - t0, 0.0, f"timed out after {timeout:.0f} s")
+    except BaseException:  # interrupted or terminated: do not leave the tool running in its own session
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -636,7 +638,15 @@ def main() -> int:
                   + (f", round trip {row['roundtrip']}" if "roundtrip" in row else ""), file=sys.stderr, flush=True)
             results.append(row)
         facts["results"] = results
+        write_reports(args, started, lmar, lmar_version, flags, versions, trees, final=False)
+    md = write_reports(args, started, lmar, lmar_version, flags, versions, trees, final=True)
+    print(md)
+    return 0
 
+
+def write_reports(args: argparse.Namespace, started: str, lmar: str, lmar_version: Run, flags: list[str],
+                  versions: dict, trees: list[dict], final: bool) -> str:
+    """Written after every tree too, so that a run cut short still leaves what it measured."""
     report = {"schema": "bench_tree/1", "started": started,
               "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "host": f"{os.uname().machine}, {os.cpu_count()} CPUs",
@@ -644,17 +654,22 @@ def main() -> int:
               "lmar": {"command": lmar if not args.lmar_rev else f"git {args.lmar_rev} snapshot",
                        "version": (lmar_version.stdout.strip() or lmar_version.error), "flags": flags,
                        "jobs": args.jobs},
-              "tool_threads": args.tool_threads, "tool_versions": versions, "trees": trees}
-    md = render_md(report)
-    print(md)
+              "tool_threads": args.tool_threads, "tool_versions": versions, "complete": final,
+              "trees": [t for t in trees if "results" in t or "error" in t]}
+    md = render_md(report) + ("" if final else "\n(partial: the run goes on)\n")
     if args.md:
         Path(args.md).write_text(md)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
-    if args.splice:
+    if args.splice and final:
         splice(Path(args.splice), md)
-    return 0
+    return md
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())
