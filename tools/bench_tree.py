@@ -434,7 +434,7 @@ def measure(tool: Tool, tree: Path, outdir: Path, ctx: dict, args: argparse.Name
     if is_lmar:
         row.update(lmar_list_facts(ctx["lmar"], out, row["bytes"], args.timeout))
     if template:
-        dest = outdir / f"x.{tool.key}"
+        dest = outdir / f"x.{tree.name}.{tool.key}"
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         x = run(template.format(out=shlex.quote(str(out)), dest=shlex.quote(str(dest)), lmar=ctx["lmar"]),
@@ -558,7 +558,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=7200, help="seconds per command (default 7200)")
     ap.add_argument("--install", action="store_true", help="apt-get install the missing tools first")
     ap.add_argument("--fetch-only", action="store_true", help="fetch and unpack the trees, print their facts")
-    ap.add_argument("--keep", action="store_true", help="keep the archives (WORK/_out)")
+    ap.add_argument("--keep", action="store_true", help="keep the archives (WORK/_out/runPID)")
     ap.add_argument("--md", help="write the Markdown report here too")
     ap.add_argument("--json", help="write the JSON report here")
     ap.add_argument("--splice", metavar="DOC", help="replace the text between <!-- bench-tree:begin/end --> in DOC")
@@ -610,8 +610,8 @@ def main() -> int:
     versions = {k: (v if shutil.which("7zz" if k == "7zz" else k) else "not installed") for k, v in versions.items()}
 
     selected = [t for t in TOOLS if t.key in args.tools.split(",")]
-    outdir = work / "_out"
-    outdir.mkdir(exist_ok=True)
+    outdir = work / "_out" / f"run{os.getpid()}"  # per run: two runs at once never share a file
+    outdir.mkdir(parents=True, exist_ok=True)
     for facts in trees:
         if "error" in facts:
             continue
@@ -639,6 +639,8 @@ def main() -> int:
             results.append(row)
         facts["results"] = results
         write_reports(args, started, lmar, lmar_version, flags, versions, trees, final=False)
+    if not args.keep:
+        shutil.rmtree(outdir, ignore_errors=True)
     md = write_reports(args, started, lmar, lmar_version, flags, versions, trees, final=True)
     print(md)
     return 0
