@@ -333,7 +333,6 @@ class Tool:
     ext: str
     create: str                       # shell template: {name} tree folder, {out} archive, {t} threads, {lmar}, {j}
     extract: str = ""                 # shell template: {out}, {dest}
-    lmar_flags: str = ""              # for lmar rows
     lm: bool = False                  # uses lmar's default level (the LM codec)
     needs_flag: str = ""              # an lmar create option that must appear in `lmar create --help`
 
