@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     userland.ensure_qemu()
     sysroot = userland.build_sysroot(work)
     userland.describe_cpu(sysroot, args.arm_cpu)
+    head = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True,
+                          text=True).stdout.strip()  # before the snapshot: commits may land during the run
     src = envs.lmar_source(REPO, work, args.worktree)
     reqs = envs.requirements(src)
     wheel = envs.lmar_wheel(src, work)
@@ -182,8 +184,6 @@ def main(argv: list[str] | None = None) -> int:
 
     profiles = {t.name: profile(t, work) for t in [host, *emulated]}
     sizes = ", ".join(f"{n} {(inputs / n).stat().st_size:,} B" for n in sorted({*sets['lm'], *sets['audio']}))
-    head = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True,
-                          text=True).stdout.strip()
     report = "\n".join([
         f"lmar {'working tree' if args.worktree else 'HEAD'} {head[:80]}", f"inputs: {sizes}", "",
         table(outcomes), "",
