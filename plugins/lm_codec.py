@@ -16,13 +16,19 @@ from lmar.plugins.lmcore.segments import plan_segments
 
 #: The network new members are coded with. Older ones stay shipped: a member records the model it was
 #: coded with (name and sha256) and decodes only with that exact file (bytegru-v1: lm versions 1-2;
-#: bytegru-v2: versions 3-4; bytegru-v3 with its mixer prior: version 5).
-DEFAULT_MODEL = "bytegru-v3"
+#: bytegru-v2: versions 3-4; bytegru-v3 with its mixer prior: version 5; the integer bytegru-v3i with
+#: its own prior: version 6).
+DEFAULT_MODEL = "bytegru-v3i"
+#: The network a scheme codes with when the caller names none: cm6 needs an integer network, the older
+#: schemes a float one (their members always record the model, so this only serves new encodes).
+FLOAT_MODEL = "bytegru-v3"
+INTEGER_SCHEMES = ("cm6",)
 #: Largest block this codec will decode; a corrupt header must not make it allocate without bound.
 MAX_BLOCK = 1 << 30
-#: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives), ``cm2`` to ``cm5``
+#: Coding schemes this lmar decodes: ``cm1`` (numpy mixer, lmar <= 0.1 archives), ``cm2`` to ``cm6``
 #: (compiled; cm3 has a larger mixer than cm2, cm4 adds character-class and line-shape contexts, cm5 is
-#: cm4 starting every block from the network's mixer prior instead of cold tables).
+#: cm4 starting every block from the network's mixer prior instead of cold tables, cm6 is cm5's
+#: arithmetic driven by the integer network, whose outputs are the same on every machine).
 SCHEMES = tuple(SCHEME_FORMATS)
 
 
@@ -36,7 +42,7 @@ def _cm2():
 class LmCodec(Codec):
     name = "lm"
     kind = "lm"
-    version = 5  # 5: scheme cm5; 4: cm4; 3: cm3; 2: cm2; 1: cm1 (all still decode)
+    version = 6  # 6: scheme cm6; 5: cm5; 4: cm4; 3: cm3; 2: cm2; 1: cm1 (all still decode)
     description = "byte GRU (ONNX) + compiled context mixing, binary arithmetic coding of lockstep segments"
     block_size = 16 << 20
     # Per direction on 2 CPU cores (tools/bench_lm.py on 1 MB): cm4 26-30e3; cm5 17-22e3 a session later,
@@ -44,15 +50,21 @@ class LmCodec(Codec):
     speed = 25e3
     verify_by_default = True
     default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 32768,
-                      "scheme": "cm5", "prior_sha256": ""}
+                      "scheme": "cm6", "prior_sha256": ""}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        if self.params["scheme"] not in SCHEMES:
-            raise CodecUnavailable(f"lm: coding scheme {self.params['scheme']!r} is not supported by this lmar")
+        scheme = self.params["scheme"]
+        if scheme not in SCHEMES:
+            raise CodecUnavailable(f"lm: coding scheme {scheme!r} is not supported by this lmar")
         if int(self.params["max_segments"]) < 1 or int(self.params["min_segment"]) < 1:
             raise CodecError("lm: max_segments and min_segment must be positive")
+        if "model" not in params:
+            self.params["model"] = DEFAULT_MODEL if scheme in INTEGER_SCHEMES else FLOAT_MODEL
         card = model_files.require_model(self.params["model"], self.params["model_sha256"] or None)
+        if (card.numerics == runtime.INTEGER) != (scheme in INTEGER_SCHEMES):
+            need = "an integer" if scheme in INTEGER_SCHEMES else "a float"
+            raise CodecError(f"lm: scheme {scheme} needs {need} network; '{card.name}' is {card.numerics}")
         if not self.params["model_sha256"]:
             self.params["model_sha256"] = model_files.file_sha256(card.path)
         self._card = card
@@ -89,13 +101,18 @@ class LmCodec(Codec):
     # -- coding ----------------------------------------------------------------------------------------
     def _network(self) -> runtime.StepModel:
         if self._net is None:
-            self._net = runtime.StepModel(self._card, self.params["model_sha256"])
+            self._net = runtime.step_model(self._card, self.params["model_sha256"])
         return self._net
 
     def _plan(self, size: int):
         return plan_segments(size, int(self.params["min_segment"]), int(self.params["max_segments"]))
 
+    def _portable(self) -> bool:
+        return self.params["scheme"] in INTEGER_SCHEMES
+
     def _fingerprint(self) -> int:
+        if self._portable():  # the same on every machine: a failed checksum is always damage
+            return runtime.profile_fingerprint(runtime.portable_profile())
         return runtime.profile_fingerprint(runtime.numerics_profile(self._network().provider))
 
     def compress(self, data: bytes) -> bytes:
@@ -133,6 +150,8 @@ class LmCodec(Codec):
         return len(probe.compress(sample)) / len(sample)
 
     def header_info(self) -> dict[str, Any]:
+        if self._portable():
+            return {"model": self.params["model"], **runtime.portable_profile()}
         prof = runtime.numerics_profile(self._network().provider)
         return {"model": self.params["model"], **prof}
 

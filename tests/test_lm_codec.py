@@ -18,10 +18,12 @@ import pytest
 
 from lmar.errors import CodecError, CodecUnavailable
 from lmar.plugins.lm_codec import DEFAULT_MODEL as MODEL  # the network new members are coded with
-from lmar.plugins.lm_codec import SCHEMES
+from lmar.plugins.lm_codec import FLOAT_MODEL, SCHEMES
 from lmar.plugins.lmcore import model_files
 
 SHIPPED = model_files.SHIPPED_DIR / f"{MODEL}.onnx"
+#: The float network of schemes cm2-cm5 (its numerics profile is the machine's).
+FLOAT_SHIPPED = model_files.SHIPPED_DIR / f"{FLOAT_MODEL}.onnx"
 pytestmark = pytest.mark.skipif(not SHIPPED.is_file(), reason=f"shipped model {SHIPPED} is absent (not exported yet)")
 
 TEXT = (b"The quick brown fox jumps over the lazy dog. " * 8
@@ -75,9 +77,9 @@ def test_compresses_text_and_keeps_random_near_raw() -> None:
 
 
 def test_params_and_profile_recorded() -> None:
-    c = _codec()
-    assert c.params["model"] == MODEL
-    assert c.params["model_sha256"] == model_files.file_sha256(SHIPPED)
+    c = _codec(scheme="cm5")
+    assert c.params["model"] == FLOAT_MODEL
+    assert c.params["model_sha256"] == model_files.file_sha256(FLOAT_SHIPPED)
     info = c.header_info()
     for key in ("model", "provider", "onnxruntime", "numpy", "cpu_flags", "machine"):
         assert key in info
@@ -185,9 +187,9 @@ def test_missing_prior_names_model_and_scheme(tmp_path: Path, monkeypatch: pytes
 
     _model_dir_copy(tmp_path, monkeypatch)
     ok, why = LmCodec.availability()
-    assert not ok and MODEL in why and "cm5" in why
-    with pytest.raises(CodecUnavailable, match=f"{MODEL}.*no mixer prior for scheme cm5"):
-        LmCodec(scheme="cm5")
+    assert not ok and MODEL in why and "cm6" in why
+    with pytest.raises(CodecUnavailable, match=f"{MODEL}.*no mixer prior for scheme cm6"):
+        LmCodec()
     assert LmCodec(scheme="cm4").params["scheme"] == "cm4"  # schemes without a prior still work
 
 
@@ -195,12 +197,12 @@ def test_corrupt_prior_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     from lmar.plugins.lm_codec import LmCodec
     from lmar.plugins.lmcore import prior
 
-    shipped = prior.prior_path(model_files.load_card(MODEL), "cm5")
+    shipped = prior.prior_path(model_files.load_card(MODEL), "cm6")
     blob = bytearray(shipped.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     (_model_dir_copy(tmp_path, monkeypatch) / shipped.name).write_bytes(bytes(blob))
     with pytest.raises(CodecUnavailable, match="prior.*corrupt"):
-        LmCodec(scheme="cm5")
+        LmCodec()
 
 
 def test_prior_hash_is_recorded_and_a_different_one_refused() -> None:
@@ -227,7 +229,8 @@ def test_cuda_request_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.skip("CUDA is available here")
     monkeypatch.setenv(runtime.DEVICE_ENV, "cuda")
     with pytest.raises(CodecUnavailable, match="cuda"):
-        _codec().compress(b"abc")
+        _codec(scheme="cm5").compress(b"abc")  # the float network; cm6's integer one always runs on the CPU
+    assert _codec().compress(b"abc")
 
 
 def test_logits_do_not_depend_on_batch_position_or_threads() -> None:
@@ -238,7 +241,7 @@ def test_logits_do_not_depend_on_batch_position_or_threads() -> None:
 
     from lmar.plugins.lmcore import runtime
 
-    card = model_files.require_model(MODEL, None)
+    card = model_files.require_model(FLOAT_MODEL, None)
     net = runtime.StepModel(card, model_files.file_sha256(card.path))
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
@@ -282,7 +285,8 @@ def test_archive_written_by_lm_version_1_still_extracts() -> None:
 #: Payloads written by earlier lmar versions: (scheme, network, file). Each codes ``_fixture_input()``
 #: in 40 segments (two lanes), so a change to the compiled mixer that alters an old scheme's bits fails.
 SCHEME_FIXTURES = [("cm2", "bytegru-v1", "lm_v2_cm2_payload.bin"), ("cm3", "bytegru-v2", "lm_v3_cm3_payload.bin"),
-                   ("cm4", "bytegru-v2", "lm_v4_cm4_payload.bin"), ("cm5", "bytegru-v3", "lm_v5_cm5_payload.bin")]
+                   ("cm4", "bytegru-v2", "lm_v4_cm4_payload.bin"), ("cm5", "bytegru-v3", "lm_v5_cm5_payload.bin"),
+                   ("cm6", "bytegru-v3i", "lm_v6_cm6_payload.bin")]
 
 
 def _fixture_input() -> bytes:
@@ -308,8 +312,8 @@ def test_every_scheme_round_trips_and_refuses_another_schemes_payload(scheme: st
             _codec(**{**c.params, "scheme": other}).decompress(payload, len(data))
 
 
-def test_default_scheme_is_cm5() -> None:
-    assert _codec().params["scheme"] == "cm5"
+def test_default_scheme_is_cm6() -> None:
+    assert _codec().params["scheme"] == "cm6"
 
 
 def test_two_lanes_give_the_same_stream_as_one(monkeypatch: pytest.MonkeyPatch) -> None:

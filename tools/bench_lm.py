@@ -45,6 +45,41 @@ def kbs(n: int, s: float) -> float:
     return n / 1024 / s if s > 0 else float("inf")
 
 
+def compare(args: argparse.Namespace, schemes: list[str]) -> int:
+    """Each scheme (with its default network) on the same files and sample, interleaved file by file so a
+    drift in this shared machine's speed hits all of them alike."""
+    files = sorted(p for p in args.corpus.iterdir() if p.is_file())
+    print(f"{'file':<16}{'raw':>9}" + "".join(f"{s:>9}" for s in schemes) + "".join(f"{s + '/' + schemes[0]:>10}" for s in schemes[1:]))
+    tot = {s: [0, 0.0, 0.0] for s in schemes}
+    raw = 0
+    for path in [] if args.no_files else files:
+        data = path.read_bytes()
+        raw += len(data)
+        sizes = []
+        for s in schemes:
+            n, ct, dt = lm_round_trip(data, scheme=s)
+            tot[s][0] += n
+            tot[s][1] += ct
+            tot[s][2] += dt
+            sizes.append(n)
+        print(f"{path.name:<16}{len(data):>9}" + "".join(f"{n:>9}" for n in sizes)
+              + "".join(f"{n / sizes[0]:>10.4f}" for n in sizes[1:]), flush=True)
+    if not args.no_files:
+        print(f"{'TOTAL':<16}{raw:>9}" + "".join(f"{tot[s][0]:>9}" for s in schemes)
+              + "".join(f"{tot[s][0] / tot[schemes[0]][0]:>10.4f}" for s in schemes[1:]))
+        for s in schemes:
+            print(f"{s}: {tot[s][0]:,d} bytes, {tot[s][0] * 8 / raw:.4f} bits/byte, compress "
+                  f"{kbs(raw, tot[s][1]):.1f} KB/s, decompress {kbs(raw, tot[s][2]):.1f} KB/s (whole set)")
+    if args.speed_bytes:
+        corpus = b"".join(p.read_bytes() for p in sorted(files, key=lambda p: -p.stat().st_size))
+        sample = corpus[: args.speed_bytes]
+        for s in schemes:
+            n, ct, dt = lm_round_trip(sample, scheme=s)
+            print(f"{s} speed on {len(sample)} bytes: compress {kbs(len(sample), ct):.1f} KB/s, "
+                  f"decompress {kbs(len(sample), dt):.1f} KB/s, {n * 8 / len(sample):.3f} bits/byte", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
@@ -52,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scaling-bytes", type=int, default=32 << 10, help="size of the scaling sample (0: skip)")
     ap.add_argument("--scaling", default="4,16,64,256", help="max_segments values for the scaling table")
     ap.add_argument("--no-files", action="store_true", help="skip the per-file size table (speed runs only)")
+    ap.add_argument("--schemes", default="", help="compare lm schemes side by side in this process, e.g. cm5,cm6 "
+                    "(sizes and speed of each, and the ratio of each to the first)")
     args = ap.parse_args(argv)
+    if args.schemes:
+        return compare(args, [s for s in args.schemes.split(",") if s])
 
     files = sorted(p for p in args.corpus.iterdir() if p.is_file())
     info = LmCodec.info()

@@ -141,7 +141,7 @@ def layout(scheme: str) -> Layout:
         return Layout(SETS, 256, MIX_LR)
     if scheme == "cm3":
         return Layout(SETS_CM3, 1024, MIX_LR_CM3)
-    if scheme in ("cm4", "cm5"):  # cm5: cm4's tables, started from a prior (prior.PRIOR_SCHEMES)
+    if scheme in ("cm4", "cm5", "cm6"):  # cm5, cm6: cm4's tables, started from a prior (prior.PRIOR_SCHEMES)
         return Layout(SETS_CM4, 1024, MIX_LR_CM3, EXTRA_CM4, FLAGS_CM4, SKIP_CM4)
     raise ValueError(f"no layout for scheme {scheme!r}")
 

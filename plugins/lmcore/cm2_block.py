@@ -1,4 +1,4 @@
-"""Block coding for schemes ``cm2``-``cm5``: the network stepped in lockstep, each step coded by :func:`cm2.code_step`.
+"""Block coding for schemes ``cm2``-``cm6``: the network stepped in lockstep, each step coded by :func:`cm2.code_step`.
 
 Why the loop is in Python: one network call and one compiled call per byte position serve every
 segment (or half of them, see :func:`_walk`), so the interpreter's cost per step is shared by many
@@ -48,6 +48,9 @@ class _Lane:
         if self.net is None:
             return self._flat
         logits, self.hidden = self.net.step(self.prev, self.hidden)
+        convert = getattr(self.net, "mixer_inputs", None)  # the integer network's; recorders lack it
+        if convert is not None:
+            return convert(logits, self.hidden)
         return (np.ascontiguousarray(logits, dtype=np.float32),
                 np.ascontiguousarray(self.hidden[-1], dtype=np.float32))
 

@@ -32,6 +32,8 @@ class ModelCard:
     file_bytes: int
     #: sha256 of each shipped mixer prior by scheme (:mod:`.prior`), as the card records them.
     prior_sha256: dict[str, str] = field(default_factory=dict)
+    #: "float" (a float32 graph, bound to the CPU family) or "integer" (:mod:`.intnet`, portable).
+    numerics: str = "float"
 
 
 #: Key of the card's mixer priors: {"cm5": {"file": ..., "sha256": ...}}.
@@ -83,6 +85,7 @@ def load_card(name: str) -> ModelCard:
             card_sha256=str(raw.get("onnx_sha256", "")),
             file_bytes=path.stat().st_size,
             prior_sha256=_prior_hashes(raw),
+            numerics=str(raw.get("numerics", "float")),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CodecUnavailable(f"language model '{name}': unreadable model card {card_path} ({exc})") from None

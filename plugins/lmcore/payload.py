@@ -5,7 +5,7 @@ garbage; the CRC turns that into a :class:`CodecError`. The numerics fingerprint
 encoder's profile) tells that case apart from "this machine computes the model differently", which is
 left to the archive's checksum so the core can print :meth:`LmCodec.mismatch_hint`.
 
-Format 1 (scheme ``cm1``) carries constriction's 32-bit words; formats 2 to 5 (schemes ``cm2``-``cm5``)
+Format 1 (scheme ``cm1``) carries constriction's 32-bit words; formats 2 to 6 (schemes ``cm2``-``cm6``)
 the bytes of the compiled binary coder. The header is the same for all.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from lmar.errors import CodecError
 MAGIC = b"LMc"
 #: The one list of the lm codec's coding schemes, each with the payload format that marks it: what the
 #: codec accepts, what each block coder writes and what a payload header may say all come from here.
-SCHEME_FORMATS = {"cm1": 1, "cm2": 2, "cm3": 3, "cm4": 4, "cm5": 5}
+SCHEME_FORMATS = {"cm1": 1, "cm2": 2, "cm3": 3, "cm4": 4, "cm5": 5, "cm6": 6}
 FORMATS = tuple(SCHEME_FORMATS.values())
 _HEAD = struct.Struct("<3sBIII")
 #: Bytes before the coder output in every payload.

@@ -28,7 +28,7 @@ from lmar.filehash import file_sha256
 from .model_files import ModelCard
 
 #: Schemes whose blocks start from a prior (the rest start cold).
-PRIOR_SCHEMES = ("cm5",)
+PRIOR_SCHEMES = ("cm5", "cm6")
 #: The tables a prior sets; everything else (hash slots, match table, per-segment histories) depends on
 #: the data being coded and always starts empty.
 TABLES = ("mw", "fw", "apm", "nn_apm", "cmap", "hw", "msm", "msn")

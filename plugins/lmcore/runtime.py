@@ -97,6 +97,39 @@ class StepModel:
         logits, state_out = self.session.run(["logits", "state_out"], {"byte": prev, "state": state})
         return logits, state_out
 
+    def mixer_inputs(self, logits: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What the compiled mixer reads: float32 logits [B, 256] and the top layer's hidden state [B, H]."""
+        return (np.ascontiguousarray(logits, dtype=np.float32), np.ascontiguousarray(state[-1], dtype=np.float32))
+
+
+class IntStepModel(StepModel):
+    """The integer network (scheme ``cm6``): int32 Q15 state, int32 logits in 1/16 nats.
+
+    Every operator of its graph is integer (see :mod:`.intnet`), so its outputs are the same on every
+    CPU, thread count and execution provider; :meth:`mixer_inputs` hands the mixer exact integers' values.
+    It runs on the CPU provider whatever ``LMAR_DEVICE`` says: a step of this small graph costs less than
+    a round trip to a GPU, and the CUDA provider's integer kernels have not been checked against the
+    reference (no GPU in the sessions that built it).
+    """
+
+    def __init__(self, card: ModelCard, sha256: str) -> None:
+        self.card = card
+        self.session = _session(str(card.path), sha256, "CPUExecutionProvider")
+        self.provider = "CPUExecutionProvider"
+
+    def zero_state(self, batch: int) -> np.ndarray:
+        return np.zeros((self.card.layers, batch, self.card.hidden), dtype=np.int32)
+
+    def mixer_inputs(self, logits: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from .intnet import mixer_inputs
+
+        return mixer_inputs(logits, state)
+
+
+def step_model(card: ModelCard, sha256: str) -> StepModel:
+    """The stepper for ``card``'s numerics (an integer graph or a float one)."""
+    return IntStepModel(card, sha256) if card.numerics == INTEGER else StepModel(card, sha256)
+
 
 #: numpy's names for the flags it detects at run time (see :func:`_cpu_flags`).
 _NUMPY_FLAG_NAMES = {"sse4_2": "SSE42", "avx": "AVX", "avx2": "AVX2", "fma": "FMA3", "avx512f": "AVX512F",
@@ -175,8 +208,22 @@ def numerics_profile(provider: str | None = None) -> dict[str, Any]:
     return dict(_profile(prov))
 
 
+#: Card value of ``numerics`` for an integer network, and the profile its members record instead of the
+#: machine's: an integer network computes the same on every machine, so there is nothing to compare.
+INTEGER = "integer"
+PORTABLE = "portable"
+
+
+def portable_profile() -> dict[str, Any]:
+    """The numerics profile of a member coded with the integer network (scheme cm6): the same everywhere."""
+    return {"numerics": PORTABLE}
+
+
 def describe_mismatch(recorded: Mapping[str, Any], current: Mapping[str, Any] | None = None) -> str:
     """One line naming each profile field that differs between the encoder's machine and this one."""
+    if recorded.get("numerics") == PORTABLE:
+        return ("integer network (portable numerics, identical on every machine): the data itself is damaged, "
+                "or a file of the model differs from the one it was coded with")
     here = dict(current or numerics_profile())
     diffs = []
     for key in sorted(recorded):  # fields an older writer did not record cannot be compared

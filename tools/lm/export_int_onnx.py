@@ -212,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
                         "shift": SHIFT, "logit_scale": intnet.LOGIT_SCALE, "pair_sum_bound": intnet.pair_sum_bound()}}
     if args.card_extra:
         card.update(json.loads(args.card_extra.read_text()))
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    old_card = out.with_suffix(".json")
+    if old_card.is_file():  # --force on an unshipped model: the same integers keep their mixer prior
+        card.setdefault("mixer_priors", json.loads(old_card.read_text()).get("mixer_priors", {}))
+    old_card.write_text(json.dumps(card, indent=2) + "\n")
     print(f"{out.name}: {len(blob):,d} bytes, sha256 {card['onnx_sha256'][:12]}...; onnxruntime == reference")
     return 0
 

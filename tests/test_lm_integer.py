@@ -1,0 +1,177 @@
+"""The integer network of scheme ``cm6``: ONNX Runtime agrees bit for bit with the numpy reference, no
+kernel can saturate, the graph is integer only, and cm6 members are portable (fixture decodes and
+re-encodes to the same bytes on any machine)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lmar.errors import CodecError
+from lmar.plugins.lmcore import intnet, model_files
+
+INT_MODEL = "bytegru-v3i"
+SHIPPED = model_files.SHIPPED_DIR / f"{INT_MODEL}.onnx"
+pytestmark = pytest.mark.skipif(not SHIPPED.is_file(), reason=f"integer model {SHIPPED} is absent")
+CORPUS_TEXT = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "text" / "alice29.txt"
+FIXTURE = Path(__file__).parent / "data" / "lm_v6_cm6_payload.bin"
+INT16_MAX = 32767
+
+
+@pytest.fixture(scope="module")
+def params() -> intnet.IntParams:
+    pytest.importorskip("onnx")
+    return intnet.load_onnx(SHIPPED)
+
+
+def _session(threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    return ort.InferenceSession(str(SHIPPED), so, providers=["CPUExecutionProvider"])
+
+
+# -- the saturation proof ---------------------------------------------------------------------------
+def test_no_pair_of_products_can_saturate_int16() -> None:
+    """ONNX Runtime's AVX2 u8 x s8 GEMM (vpmaddubsw) adds two adjacent u8*s8 products in int16 with
+    saturation (VNNI and NEON accumulate in int32 and cannot). With operands in [1, 255] and weights in
+    [-64, 63], |a1*w1 + a2*w2| <= 2 * 255 * 64 = 32640 < 32767: no pair saturates on any path."""
+    assert intnet.pair_sum_bound() == 2 * 255 * 64 == 32640 <= INT16_MAX
+    # Every Q15 state the network can hold (and beyond: all of int16) maps to an operand in [1, 255].
+    h = np.arange(-40000, 40001, dtype=np.int64)
+    ops = intnet.operand(h)
+    assert ops.min() == intnet.A_MIN == 1 and ops.max() == intnet.A_MAX == 255
+
+
+def test_shipped_weights_respect_the_bound(params: intnet.IntParams) -> None:
+    mats = {"w_hh": params.w_hh, "w_ih": params.w_ih[1:], "w_out": [params.w_out]}
+    for name, ws in mats.items():
+        for w in ws:
+            assert w.dtype == np.int8 and intnet.W_MIN <= int(w.min()) and int(w.max()) <= intnet.W_MAX, name
+            # The worst adjacent pair along the reduction axis (whatever pairing a kernel uses), with the
+            # operand at its extreme 255 on both: what vpmaddubsw would form.
+            a = np.abs(w.astype(np.int64))
+            worst = int((intnet.A_MAX * (a[:-1] + a[1:])).max())
+            assert worst <= INT16_MAX, (name, worst)
+
+
+def test_graph_is_integer_only() -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto
+
+    m = onnx.load(str(SHIPPED))
+    allowed = {"Gather", "MatMulInteger", "Cast", "Add", "Sub", "Mul", "Clip", "Split", "Concat", "Unsqueeze",
+               "BitShift"}
+    assert {n.op_type for n in m.graph.node} <= allowed
+    ints = {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT32, TensorProto.INT64, TensorProto.UINT64}
+    assert all(i.data_type in ints for i in m.graph.initializer)
+    for n in m.graph.node:
+        if n.op_type == "Cast":
+            assert n.attribute[0].i in ints
+        if n.op_type == "MatMulInteger":  # zero point 128 on the uint8 operand, int8 weights
+            assert len(n.input) == 3
+    io = [*m.graph.input, *m.graph.output]
+    assert all(v.type.tensor_type.elem_type in ints for v in io)
+
+
+# -- ONNX Runtime == reference ------------------------------------------------------------------------
+@pytest.mark.parametrize("threads", [1, 2])
+def test_onnxruntime_matches_reference_on_random_inputs(params: intnet.IntParams, threads: int) -> None:
+    sess = _session(threads)
+    rng = np.random.default_rng(threads)
+    for b in (1, 3, 17, 64):
+        byte = rng.integers(0, 257, b).astype(np.int64)
+        state = rng.integers(-32768, 32769, (params.layers, b, params.hidden)).astype(np.int32)
+        state[:, 0] = 32768  # extremes: every operand at 255 / at 1
+        if b > 1:
+            state[:, 1] = -32768
+        lo, so = sess.run(["logits", "state_out"], {"byte": byte, "state": state})
+        lr, sr = intnet.step(params, byte, state)
+        assert np.array_equal(lo, lr) and np.array_equal(so, sr), b
+        assert np.abs(so).max() <= intnet.ONE
+
+
+def test_onnxruntime_matches_reference_on_text(params: intnet.IntParams) -> None:
+    text = CORPUS_TEXT.read_bytes()[:8 * 300] if CORPUS_TEXT.is_file() else (b"The quick brown fox. " * 200)[:2400]
+    segs = np.frombuffer(text, np.uint8).reshape(8, -1).astype(np.int64)
+    sess = _session(1)
+    state = np.zeros((params.layers, 8, params.hidden), np.int32)
+    ref = state.copy()
+    prev = np.full(8, 256, np.int64)
+    for t in range(segs.shape[1]):
+        lo, state = sess.run(["logits", "state_out"], {"byte": prev, "state": state})
+        lr, ref = intnet.step(params, prev, ref)
+        assert np.array_equal(lo, lr) and np.array_equal(state, ref), t
+        prev = segs[:, t]
+
+
+def test_mixer_reads_back_the_exact_integers() -> None:
+    rng = np.random.default_rng(3)
+    logits = rng.integers(-200000, 200000, (5, 256)).astype(np.int32)
+    state = rng.integers(-32768, 32769, (2, 5, 192)).astype(np.int32)
+    lg, hid = intnet.mixer_inputs(logits, state)
+    assert lg.dtype == np.float32 and hid.dtype == np.float32
+    assert np.array_equal(np.floor(lg.astype(np.float64) * 16 + 0.5).astype(np.int64), logits)
+    k = np.floor(hid.astype(np.float64) * 64 + 0.5).astype(np.int64)
+    assert np.array_equal(k, (state[-1].astype(np.int64) + 256) >> 9) and np.abs(k).max() <= 64
+
+
+# -- the cm6 scheme ------------------------------------------------------------------------------------
+def _codec(**params):
+    from lmar.plugins.lm_codec import LmCodec
+
+    return LmCodec(**params)
+
+
+def _fixture_input() -> bytes:
+    text = (b"The quick brown fox jumps over the lazy dog. " * 8
+            + b"Alice was beginning to get very tired of sitting by her sister on the bank, and of having "
+              b"nothing to do: once or twice she had peeped into the book her sister was reading.\n") * 3
+    rng = np.random.default_rng(7)
+    binary = np.cumsum(rng.integers(0, 40, 150)).astype("<u4").tobytes() + bytes(range(256)) + b"\x00\xff" * 100
+    return (text * 2)[:2400] + binary
+
+
+def test_cm6_is_the_default_and_records_a_portable_profile() -> None:
+    from lmar.plugins.lm_codec import LmCodec
+
+    c = _codec()
+    assert c.params["scheme"] == "cm6" and c.params["model"] == INT_MODEL and LmCodec.version == 6
+    info = c.header_info()
+    assert info == {"model": INT_MODEL, "numerics": "portable"}
+    hint = c.mismatch_hint(info)
+    assert "portable" in hint and "damaged" in hint and "\n" not in hint
+    # The payload fingerprint is the same on every machine (no CPU flags or provider in it).
+    from lmar.plugins.lmcore import runtime
+
+    assert c._fingerprint() == runtime.profile_fingerprint({"numerics": "portable"})
+
+
+def test_scheme_and_network_numerics_must_agree() -> None:
+    with pytest.raises(CodecError, match="integer network"):
+        _codec(scheme="cm6", model="bytegru-v3")
+    with pytest.raises(CodecError, match="float network"):
+        _codec(scheme="cm5", model=INT_MODEL)
+    assert _codec(scheme="cm5").params["model"] == "bytegru-v3"  # older schemes keep their float network
+
+
+def test_cm6_fixture_decodes_and_reencodes_to_the_same_bytes() -> None:
+    """A cm6 payload is a function of the data alone: decoding it and coding the data again give the
+    same bytes here as on the machine that wrote it (40 segments, two lanes)."""
+    data = _fixture_input()
+    payload = FIXTURE.read_bytes()
+    c = _codec(min_segment=64, max_segments=40, scheme="cm6", model=INT_MODEL)
+    assert c.decompress(payload, len(data)) == data
+    assert c.compress(data) == payload
+
+
+def test_cm6_damaged_payload_is_reported_as_damage() -> None:
+    data = _fixture_input()[:1200]
+    c = _codec(min_segment=200)
+    payload = bytearray(c.compress(data))
+    payload[len(payload) // 2] ^= 0x10
+    with pytest.raises(CodecError):
+        c.decompress(bytes(payload), len(data))
