@@ -63,7 +63,7 @@ def test_graph_is_integer_only() -> None:
     from onnx import TensorProto
 
     m = onnx.load(str(SHIPPED))
-    allowed = {"Gather", "MatMulInteger", "Cast", "Add", "Sub", "Mul", "Clip", "Split", "Concat", "Unsqueeze",
+    allowed = {"Gather", "MatMulInteger", "Cast", "Add", "Sub", "Mul", "Clip", "Split", "Concat", "Squeeze", "Div",
                "BitShift"}
     assert {n.op_type for n in m.graph.node} <= allowed
     ints = {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT32, TensorProto.INT64, TensorProto.UINT64}
@@ -175,3 +175,17 @@ def test_cm6_damaged_payload_is_reported_as_damage() -> None:
     payload[len(payload) // 2] ^= 0x10
     with pytest.raises(CodecError):
         c.decompress(bytes(payload), len(data))
+
+
+def test_cm6_bits_do_not_depend_on_the_lane_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The integer network's rows ignore their batch, so cm6 overlaps network and mixer from two segments
+    on (cm2_block.MIN_LANES_EXACT) and the stream equals the one-lane stream."""
+    from lmar.plugins.lmcore import cm2_block
+
+    data = _fixture_input()[:2000]
+    c = _codec(min_segment=300, max_segments=6)
+    assert 2 <= c._plan(len(data)).count < cm2_block.MIN_LANES_SEGMENTS
+    two = c.compress(data)
+    monkeypatch.setattr(cm2_block, "MIN_LANES_EXACT", 10**9)
+    assert c.compress(data) == two
+    assert c.decompress(two, len(data)) == data

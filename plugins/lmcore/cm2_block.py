@@ -29,6 +29,9 @@ FORMATS = {scheme: fmt for scheme, fmt in SCHEME_FORMATS.items() if scheme != "c
 #: Below this many segments a block runs as one lane: with fewer, handing work between threads costs
 #: more than it hides.
 MIN_LANES_SEGMENTS = 16
+#: The same for a network whose rows do not depend on the batch they are stepped in (the integer one,
+#: ``batch_exact``): any lane split gives the same bits, so two segments already overlap network and mixer.
+MIN_LANES_EXACT = 2
 
 
 class _Lane:
@@ -81,7 +84,8 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     S = plan.count
     buf = np.zeros(plan.size, dtype=np.uint8)
     starts = plan.starts.astype(np.int64)
-    half = S // 2 if S >= MIN_LANES_SEGMENTS else S
+    exact = bool(getattr(net, "batch_exact", False))
+    half = S // 2 if S >= (MIN_LANES_EXACT if exact else MIN_LANES_SEGMENTS) else S
     lanes = [_Lane(0, half, net, state, starts)] + ([_Lane(half, S, net, state, starts)] if half < S else [])
     direction = 1 if decode else 0
     live = S

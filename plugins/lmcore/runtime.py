@@ -112,6 +112,9 @@ class IntStepModel(StepModel):
     reference (no GPU in the sessions that built it).
     """
 
+    #: A row's outputs do not depend on the other rows of its batch (integer arithmetic, row by row).
+    batch_exact = True
+
     def __init__(self, card: ModelCard, sha256: str) -> None:
         self.card = card
         self.session = _session(str(card.path), sha256, "CPUExecutionProvider")
