@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .archive import ArchiveReader, CreateOptions, MemberResult, open_archive, stdout_writer
+from .grouping import DEFAULT_SOLID_LIMIT, DEFAULT_SOLID_SIZE, MAX_SOLID_SIZE, GroupingOptions
 from .console import error, make_progress, warn
 from .errors import LmarError
 from .extract import Extractor
@@ -35,7 +36,10 @@ def cmd_create(args: argparse.Namespace) -> int:
     for name in candidates or []:
         registry.get(name)
     select = SelectOptions(codec=args.codec, candidates=candidates, level=args.level, verify=not args.no_verify)
-    options = CreateOptions(select=select, jobs=args.jobs, excludes=args.exclude, time_budget=args.time_budget)
+    grouping = GroupingOptions(solid=not args.no_solid, solid_limit=args.solid_limit, solid_size=args.solid_size,
+                               dedup=not args.no_dedup)
+    options = CreateOptions(select=select, jobs=args.jobs, excludes=args.exclude, time_budget=args.time_budget,
+                            grouping=grouping, record_trials=args.record_trials)
     archive = args.archive if args.archive == "-" else os.path.abspath(args.archive)
     if args.directory:
         try:
@@ -83,9 +87,10 @@ def _report_create(results: list[MemberResult], args: argparse.Namespace, second
 
 # -- reading -----------------------------------------------------------------------------------------------
 def _open_reader(path: str) -> ArchiveReader:
-    if path == "-":
-        return ArchiveReader(sys.stdin.buffer, "<stdin>")
-    return open_archive(path, "r")
+    reader = ArchiveReader(sys.stdin.buffer, "<stdin>") if path == "-" else open_archive(path, "r")
+    if reader.index_problem:
+        warn(f"{reader.name}: {reader.index_problem}; reading the archive by scanning it")
+    return reader
 
 
 def _matcher(patterns: Sequence[str]) -> tuple[Any, set[str]]:
@@ -118,6 +123,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
                 if not wanted(info.path):
                     continue
                 try:
+                    if info.damage:
+                        raise LmarError(info.damage)
                     if extractor is None:
                         if info.isfile():
                             for chunk in read():
@@ -163,7 +170,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         json.dump([_member_json(m) for m in listed], sys.stdout, indent=2, default=_json_value)
         print()
-    return EXIT_OK
+    damaged = [m for m in listed if m.damage]
+    for m in damaged:
+        error(m.damage or m.path)
+    return EXIT_SOME_FAILED if damaged else EXIT_OK
 
 
 def _json_value(value: Any) -> Any:
@@ -176,7 +186,8 @@ def _member_json(m: MemberInfo) -> dict[str, Any]:
             "stored_size": m.stored_size, "mode": m.mode, "mtime_ns": m.mtime_ns, "link": m.link or None,
             "codec_version": m.codec.version if m.codec else None,
             "codec_params": m.codec.params if m.codec else None,
-            "candidates": {k: {"size": v[0], "how": v[1] if len(v) > 1 else None} for k, v in m.candidates.items()}}
+            "candidates": {k: {"size": v[0], "how": v[1] if len(v) > 1 else None} for k, v in m.candidates.items()},
+            "group": m.group, "solid": m.solid, "dedup_of": m.dedup_of, "damage": m.damage}
 
 
 def _long_line(m: MemberInfo) -> str:
@@ -189,7 +200,18 @@ def _long_line(m: MemberInfo) -> str:
     cands = " ".join(f"{k}={v[0]}" for k, v in sorted(m.candidates.items(), key=lambda kv: (kv[1][0] is None, kv[1][0] or 0))
                      if v and v[0] is not None)
     line = f"{mode} {m.size:>12} {stored:>12} {codec:<8} {when} {name}"
-    return line + (f"  [{cands}]" if cands else "")
+    if m.damage:
+        return f"?????????? {m.path}  [damaged: {m.damage}]"
+    notes = []
+    if m.dedup_of is not None:
+        notes.append(f"= {m.dedup_of}")
+    if m.group is not None and m.isfile() and m.dedup_of is None:
+        notes.append(f"solid block {m.group}" if m.solid else f"block {m.group}")
+    if cands:
+        notes.append(cands)
+    elif m.isfile() and not m.trials_recorded and m.dedup_of is None:
+        notes.append("trials not recorded")
+    return line + (f"  [{'; '.join(notes)}]" if notes else "")
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -203,6 +225,8 @@ def cmd_test(args: argparse.Namespace) -> int:
             for info, read in reader.iter_members():
                 count += 1
                 try:
+                    if info.damage:
+                        raise LmarError(info.damage)
                     for _ in read():
                         pass
                     if args.verbose:
@@ -264,6 +288,19 @@ def _positive_float(value: str) -> float:
     return v
 
 
+def _solid_bytes(value: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = value.strip().lower().rstrip("b")
+    mult = units.get(text[-1:], 1)
+    try:
+        n = int(float(text[:-1] if text[-1:] in units else text) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {value}") from None
+    if not 0 < n <= MAX_SOLID_SIZE:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_SOLID_SIZE >> 20}M")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmar", description="Archive files, compressing each one with the codec "
                                      "(classical or language model) that makes it smallest.")
@@ -285,6 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="approximate total compression time allowed; slow codecs are skipped to fit")
     c.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default: all cores)")
     c.add_argument("--no-verify", action="store_true", help="do not decode LM-coded members before committing them")
+    c.add_argument("--no-solid", action="store_true", help="code every file on its own (no solid blocks)")
+    c.add_argument("--solid-size", type=_solid_bytes, default=DEFAULT_SOLID_SIZE, metavar="N",
+                   help=f"largest solid block in bytes, K/M/G suffixes allowed (default {DEFAULT_SOLID_SIZE >> 20}M)")
+    c.add_argument("--solid-limit", type=_solid_bytes, default=DEFAULT_SOLID_LIMIT, metavar="N",
+                   help=f"files of at least N bytes are coded on their own (default {DEFAULT_SOLID_LIMIT >> 20}M)")
+    c.add_argument("--no-dedup", action="store_true", help="store every file's content even when it repeats another's")
+    c.add_argument("--record-trials", action="store_true",
+                   help="keep every candidate codec's trial size in the archive (shown by list -l)")
     c.add_argument("--overwrite", action="store_true", help="replace ARCHIVE if it exists")
     c.add_argument("--json", action="store_true", help="print a JSON report (codec and candidate sizes per member)")
     c.add_argument("-v", "--verbose", action="store_true")

@@ -44,6 +44,18 @@ class MemberInfo:
     xxh3_128: bytes | None = None
     stored_size: int | None = None
     offset: int | None = None
+    # Format 2 facts:
+    #: The group (solid block or single file) that holds this member, and the member's archive-wide number.
+    group: int | None = None
+    number: int | None = None
+    #: The path of the earlier member whose content this file repeats (stored once).
+    dedup_of: str | None = None
+    #: Whether the member's group codes several files as one stream (reading it decodes its block).
+    solid: bool = False
+    #: Whether trial results were recorded (format 2 keeps them only with ``--record-trials``).
+    trials_recorded: bool = True
+    #: Set when the member could not be read from the archive at all (its table is damaged): the reason.
+    damage: str | None = None
 
     def isfile(self) -> bool:
         return self.type == FILE

@@ -35,6 +35,8 @@ class Plan:
     xxh3_128: bytes | None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    #: xxh3_64 of the content when it was coded whole (format 2 checks members by it).
+    xxh3_64: int | None = None
 
 
 def _read_file(path: str, limit: int) -> bytes:
@@ -44,20 +46,27 @@ def _read_file(path: str, limit: int) -> bytes:
 
 def plan_file(path: str, size: int, opts: SelectOptions) -> Plan:
     """Worker entry point: choose a codec for one file (and code it when it is small)."""
-    registry = get_registry()
     try:
         data = _read_file(path, WHOLE_LIMIT + 1)
-        whole = len(data) <= WHOLE_LIMIT
-        total = len(data) if whole else max(size, len(data))
-        if not whole:
-            data = data[:WHOLE_LIMIT]  # a sample for the choice; blocks are read again in order
+    except OSError as exc:
+        return _failed(f"cannot read: {exc.strerror or exc}")
+    whole = len(data) <= WHOLE_LIMIT
+    total = len(data) if whole else max(size, len(data))
+    return plan_bytes(data if whole else data[:WHOLE_LIMIT], total, opts)
+
+
+def plan_bytes(data: bytes, total: int, opts: SelectOptions) -> Plan:
+    """Worker entry point: choose a codec for ``data`` (a solid group, or a sample of a large file when
+    ``total`` is larger) and code it when it is whole. Bytes in, bytes out: no file system needed."""
+    registry = get_registry()
+    whole = len(data) == total
+    try:
         choice: Choice = choose(registry, data, total, opts)
         codec = choice.codec
         return Plan(codec.name, dict(codec.params), codec.version, registry.providers.get(codec.name, ""),
                     codec.header_info(), choice.candidates, choice.blocks, total,
-                    xxhash.xxh3_128_digest(data) if whole else None, choice.warnings)
-    except OSError as exc:
-        return _failed(f"cannot read: {exc.strerror or exc}")
+                    xxhash.xxh3_128_digest(data) if whole else None, choice.warnings,
+                    xxh3_64=xxhash.xxh3_64_intdigest(data) if whole else None)
     except LmarError as exc:
         return _failed(str(exc))
 
@@ -100,7 +109,7 @@ def default_jobs() -> int:
 
 
 def iter_blocks_of_large_file(executor: Any, path: str, plan: Plan, window: int, verify: bool,
-                              hasher: "xxhash.xxh3_128") -> Iterator[EncodedBlock]:
+                              hasher: "xxhash.xxh3_128", h64: "xxhash.xxh3_64 | None" = None) -> Iterator[EncodedBlock]:
     """Read the file block by block in this process (hashing as we go) and code the blocks in workers."""
     codec = get_registry().create(plan.codec_name, plan.params)
     size = block_size_of(codec)
@@ -110,6 +119,8 @@ def iter_blocks_of_large_file(executor: Any, path: str, plan: Plan, window: int,
             chunk = f.read(size)
             if chunk:
                 hasher.update(chunk)
+                if h64 is not None:
+                    h64.update(chunk)
                 pending.append(executor.submit(code_block, plan.codec_name, plan.params, chunk, verify))
             while pending and (len(pending) >= window or not chunk):
                 try:

@@ -16,8 +16,9 @@ from .errors import CodecError
 from .registry import Registry
 
 #: Seconds of compression allowed per MiB of input at each level (None: no limit).
-#: The default lets the shipped LM codec (a few KB/s on 2 CPU cores) compete on every file up to a few MiB.
-LEVEL_BUDGET = {"fast": 0.25, "default": 300.0, "max": None}
+#: The default lets the shipped LM codec (a few KB/s on 2 CPU cores) compete on every file up to a few MiB;
+#: fast admits xz-class codecs (about the cost of ``tar | xz -9e``) now that small files share solid groups.
+LEVEL_BUDGET = {"fast": 0.8, "default": 300.0, "max": None}
 #: ...but never more than this many seconds for one file, so a large file does not stall the archive.
 LEVEL_FILE_CAP = {"fast": 30.0, "default": 600.0, "max": None}
 #: Codec kinds each level considers.
@@ -27,6 +28,8 @@ WHOLE_LIMIT = 64 << 20
 SAMPLE_PIECE = 64 << 10
 SAMPLE_PIECES = 4
 FINALISTS = 3
+#: Full trials per level: fast codes only the best estimate in full.
+LEVEL_FINALISTS = {"fast": 1}
 #: A finalist's estimate must be within this factor of the best one: full trials of slow codecs that
 #: cannot win (an LM on an image, say) would cost minutes for nothing.
 FINALIST_MARGIN = 1.10
@@ -202,7 +205,7 @@ def choose(registry: Registry, data: bytes, total_size: int, opts: SelectOptions
 
     # Full trials for the finalists, then the smallest one that verifies.
     best_ratio = estimates[0][0]
-    for ratio, name, codec in estimates[:FINALISTS]:
+    for ratio, name, codec in estimates[:LEVEL_FINALISTS.get(opts.level, FINALISTS)]:
         if ratio > best_ratio * FINALIST_MARGIN and name not in trials:
             continue
         if name not in trials:
@@ -238,6 +241,35 @@ def _verify(codec: Codec, data: bytes, blocks: list[EncodedBlock]) -> None:
             raise VerifyError(f"codec {codec.name} could not decode its own output: {exc}") from None
         if back != chunk:
             raise VerifyError(f"codec {codec.name} decoded different bytes than it encoded")
+
+
+def classify_small_file(registry: Registry, data: bytes, opts: SelectOptions) -> str:
+    """Which pool a small file joins before solid grouping (see :func:`lmar.grouping.plan_groups`).
+
+    "alone": a domain codec (image, audio) accepts it and would be considered, so it keeps a trial of its
+    own; "raw": it does not compress (zstd level 1 probe), so it is packed apart from compressible files;
+    "solid": everything else. A forced codec codes every group, so all files are "solid".
+    """
+    if opts.codec != "auto":
+        return "solid"
+    kinds = LEVEL_KINDS.get(opts.level)
+    names = sorted(opts.candidates) if opts.candidates else sorted(registry.codecs)
+    for name in names:
+        cls = registry.codecs.get(name)
+        if cls is None or cls.kind in ("classical", "lm") or (kinds is not None and cls.kind not in kinds):
+            continue
+        if not cls.availability()[0]:
+            continue
+        try:
+            if cls().accepts(data):
+                return "alone"
+        except Exception:
+            continue
+    if len(data) >= 512:
+        probe = data[: 1 << 18]
+        if len(zstandard.ZstdCompressor(level=1).compress(probe)) >= INCOMPRESSIBLE * len(probe):
+            return "raw"
+    return "solid"
 
 
 def _forced(registry: Registry, data: bytes, whole: bool, opts: SelectOptions) -> Choice:

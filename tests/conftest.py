@@ -19,7 +19,7 @@ import pytest
 
 import lmar
 from lmar.archive import CreateOptions
-from lmar.formats.container import ContainerWriter
+from craft import MemberWriter as ContainerWriter
 from lmar.registry import get_registry, reset_registry
 from lmar.selection import SelectOptions
 

@@ -16,7 +16,7 @@ import xxhash
 import lmar
 from lmar.codec import Codec
 from lmar.errors import CodecError, CodecUnavailable, LmarError
-from lmar.formats.container import ContainerWriter
+from craft import MemberWriter as ContainerWriter
 from lmar.registry import BUILTIN_DISTRIBUTION, ENTRY_POINT_GROUP, load_registry, reset_registry
 
 from conftest import EXAMPLE_DIST, EXAMPLE_PLUGIN, assert_clean, fast_options, run_lmar, run_lmar_j1

@@ -1,4 +1,4 @@
-"""The format layer on its own: framing, index, and refusing hostile bytes before allocating anything.
+"""The format 1.0 layer (legacy, read only) on its own: framing, index, and refusing hostile bytes before allocating.
 
 A reader meets untrusted input first here, so each limit in ``lmar.formats.limits`` gets a test that a
 length beyond it is refused with a :class:`FormatError`, not a huge allocation or a crash.
@@ -15,8 +15,13 @@ import xxhash
 
 import lmar
 from lmar.errors import FormatError, LmarError
-from lmar.formats.container import (FOOTER_SIZE, MAGIC, TAG_BLOCK, TAG_HEADER, BlockRecord, ContainerReader,
-                                    ContainerWriter, MemberEnd, pack)
+from lmar.formats.container import open_container
+from lmar.formats.legacy_v1 import FOOTER_SIZE, MAGIC, TAG_BLOCK, TAG_HEADER, BlockRecord, MemberEnd
+from v1_writer import ContainerWriter, pack
+
+
+def ContainerReader(f):  # noqa: N802 - the legacy reader behind the preamble dispatch, as lmar.open uses it
+    return open_container(f, "archive")
 from lmar.formats.limits import MAX_BLOCK, MAX_HEADER
 
 from conftest import archive_bytes, read_all
@@ -95,18 +100,24 @@ def test_empty_and_short_input_is_truncated_error():
             ContainerReader(io.BytesIO(data))
 
 
-def test_higher_major_version_says_upgrade():
+def test_higher_major_version_says_upgrade_or_damage():
+    """A v1 preamble whose major version reads 3: without a format 2 preamble check it is damage."""
     data = bytearray(_two_members())
-    struct.pack_into("<H", data, len(MAGIC), 2)
-    with pytest.raises(FormatError, match="upgrade lmar"):
-        ContainerReader(io.BytesIO(bytes(data)))
-    with pytest.raises(LmarError, match="upgrade lmar"):
+    struct.pack_into("<H", data, len(MAGIC), 3)
+    with pytest.raises(LmarError, match="preamble is damaged"):
         lmar.open(io.BytesIO(bytes(data)))
 
 
 def test_higher_minor_version_is_read():
     """Minor versions are forward compatible: a 1.7 archive still opens."""
-    data = bytearray(archive_bytes({"x": b"minor"}))
+    buf = io.BytesIO()
+    w = ContainerWriter(buf)
+    w.begin_member({"path": "x", "type": "file", "size": 5,
+                    "codec": {"name": "store", "version": 1, "params": {}, "provider": "lmar"}})
+    w.write_block(5, b"minor", xxhash.xxh3_64_intdigest(b"minor"))
+    w.end_member(5, xxhash.xxh3_128_digest(b"minor"))
+    w.close()
+    data = bytearray(buf.getvalue())
     struct.pack_into("<H", data, len(MAGIC) + 2, 7)
     assert read_all(bytes(data)) == {"x": b"minor"}
 

@@ -1,0 +1,185 @@
+"""How ``create`` arranges a tree into groups (format 2): duplicates found, small files packed solid.
+
+Why: a codec's statistics carry from file to file only inside one stream, and a repeated file costs
+nothing when it is stored once. Everything here is a pure function of the tree's names, sizes and bytes
+(never of timing or worker count), so the same tree always gives the same groups and the same archive.
+
+Order written: directories and empty files; solid groups of small files sorted by extension, then name,
+then path (similar files side by side, as 7-Zip does); large files one group each in tree order; symlinks
+and hardlinks last. A duplicate joins its original's group as a reference.
+"""
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import xxhash
+
+from .members import DIR, FILE, HARDLINK, SYMLINK
+from .walk import Source
+
+#: Files at least this large are a group of their own (coded block by block, streamed).
+DEFAULT_SOLID_LIMIT = 1 << 20
+#: Largest solid group (raw bytes).
+DEFAULT_SOLID_SIZE = 16 << 20
+MAX_SOLID_SIZE = 256 << 20
+_READ = 1 << 20
+
+
+@dataclass
+class GroupingOptions:
+    solid: bool = True
+    #: Files of at least this many bytes get a group of their own.
+    solid_limit: int = DEFAULT_SOLID_LIMIT
+    #: Largest solid group in raw bytes.
+    solid_size: int = DEFAULT_SOLID_SIZE
+    dedup: bool = True
+
+
+@dataclass
+class Group:
+    """Members written together. ``data`` is the solid group's content (None: a large file, streamed).
+
+    ``refs`` maps a member's position in ``members`` to the position of the original it repeats.
+    """
+
+    kind: str  # "meta", "solid", "large", "links"
+    members: list[Source]
+    data: bytes | None = None
+    refs: dict[int, int] = field(default_factory=dict)
+    #: xxh3_64 of each data member read here (small files), by position.
+    hashes: dict[int, int] = field(default_factory=dict)
+    errors: list[tuple[Source, str]] = field(default_factory=list)
+
+
+def _ext_key(src: Source) -> tuple[str, str, str]:
+    base = posixpath.basename(src.info.path)
+    stem, dot, ext = base.rpartition(".")
+    return (ext.lower() if dot and stem else "", base, src.info.path)
+
+
+def _same_content(a: str, b: str) -> bool:
+    try:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                x, y = fa.read(_READ), fb.read(_READ)
+                if x != y:
+                    return False
+                if not x:
+                    return True
+    except OSError:
+        return False
+
+
+def _digest(path: str) -> bytes | None:
+    h = xxhash.xxh3_128()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(_READ), b""):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.digest()
+
+
+def find_duplicates(files: list[Source]) -> dict[int, int]:
+    """Positions of files whose content equals an earlier file's (same size and XXH3-128, then byte for
+    byte): duplicate position -> original position. Only files sharing a size with another are read."""
+    by_size: dict[int, list[int]] = {}
+    for i, src in enumerate(files):
+        if src.info.size > 0:
+            by_size.setdefault(src.info.size, []).append(i)
+    dups: dict[int, int] = {}
+    for positions in by_size.values():
+        if len(positions) < 2:
+            continue
+        originals: dict[bytes, list[int]] = {}
+        for i in positions:
+            digest = _digest(files[i].fs_path)
+            if digest is None:
+                continue
+            for o in originals.get(digest, []):
+                if _same_content(files[o].fs_path, files[i].fs_path):
+                    dups[i] = o
+                    break
+            else:
+                originals.setdefault(digest, []).append(i)
+    return dups
+
+
+def plan_groups(sources: list[Source], opts: GroupingOptions,
+                classify: Callable[[bytes], str]) -> Iterator[Group]:
+    """Yield the groups of ``sources`` in archive order, reading small files as their group fills.
+
+    ``classify(data)`` says which pool a small file joins: "solid" (compressible, for the shared stream),
+    "raw" (does not compress: packed apart so it neither slows nor dilutes the text stream) or "alone"
+    (a domain codec such as image or audio wants the whole file).
+    """
+    meta = [s for s in sources if s.info.type == DIR or (s.info.type == FILE and s.info.size == 0)]
+    links = [s for s in sources if s.info.type in (SYMLINK, HARDLINK)]
+    files = [s for s in sources if s.info.type == FILE and s.info.size > 0]
+    limit = opts.solid_limit if opts.solid else 0
+    small = sorted((s for s in files if s.info.size < limit), key=_ext_key)
+    large = [s for s in files if s.info.size >= limit]
+    ordered = small + large
+    dups = find_duplicates(ordered) if opts.dedup else {}
+    followers: dict[int, list[int]] = {}
+    for d, o in sorted(dups.items()):
+        followers.setdefault(o, []).append(d)
+
+    if meta:
+        yield Group("meta", meta)
+    pools: dict[str, Group] = {}
+    pool_bytes: dict[str, list[bytes]] = {}
+    for pos, src in enumerate(ordered):
+        if pos in dups:
+            continue
+        if pos >= len(small):
+            yield _with_refs(Group("large", [src]), 0, followers.get(pos, []), ordered)
+            continue
+        try:
+            with open(src.fs_path, "rb") as f:
+                data = f.read(limit)
+        except OSError as exc:
+            failed = Group("solid", [])
+            failed.errors.append((src, f"cannot read: {exc.strerror or exc}"))
+            yield failed
+            continue
+        src.info.size = len(data)
+        kind = classify(data) if data else "solid"
+        if kind == "alone":
+            g = Group("solid", [src], data, hashes={0: xxhash.xxh3_64_intdigest(data)})
+            yield _with_refs(g, 0, followers.get(pos, []), ordered)
+            continue
+        g = pools.get(kind)
+        if g is not None and len(g.members) and sum(map(len, pool_bytes[kind])) + len(data) > opts.solid_size:
+            yield _close(g, pool_bytes.pop(kind))
+            g = None
+        if g is None:
+            g = pools[kind] = Group("solid", [])
+            pool_bytes[kind] = []
+        g.hashes[len(g.members)] = xxhash.xxh3_64_intdigest(data)
+        g.members.append(src)
+        pool_bytes[kind].append(data)
+        at = len(g.members) - 1
+        for d in followers.get(pos, []):
+            g.refs[len(g.members)] = at
+            g.members.append(ordered[d])
+    for kind in sorted(pools):
+        if pools[kind].members:
+            yield _close(pools[kind], pool_bytes[kind])
+    if links:
+        yield Group("links", links)
+
+
+def _with_refs(g: Group, at: int, dup_positions: list[int], ordered: list[Source]) -> Group:
+    for d in dup_positions:
+        g.refs[len(g.members)] = at
+        g.members.append(ordered[d])
+    return g
+
+
+def _close(g: Group, parts: list[bytes]) -> Group:
+    g.data = b"".join(parts)
+    return g

@@ -1,0 +1,480 @@
+"""Reading format 2 archives: groups decoded, members sliced out and checked, duplicates served.
+
+A group with one data member (a large file) is streamed block by block; a solid group is read whole
+(bounded by the format's limit) and its blocks decoded only as far as the members asked for need. A
+member whose table is damaged is still named (from the index) and reported, never skipped silently.
+"""
+from __future__ import annotations
+
+import bisect
+import tempfile
+from typing import Any, Callable, Iterator
+
+import xxhash
+
+from lmar.formats.container import MAX_SOLID_GROUP, Block, ContainerReader, GroupDamaged, GroupEnd
+from lmar.formats.member_table import Table, TableMember
+
+from .errors import ChecksumError, CodecError, CodecUnavailable, FormatError, LmarError
+from .members import FILE, CodecRef, MemberInfo
+from .registry import Registry
+
+Reader = Callable[[], Iterator[bytes]]
+_CHUNK = 1 << 20
+
+
+class _Retained:
+    """Contents kept for later duplicates, in memory up to a point and on disk beyond."""
+
+    def __init__(self) -> None:
+        self._files: dict[int, Any] = {}
+        self._left: dict[int, int] = {}
+
+    def keep(self, number: int, data: bytes, uses: int) -> None:
+        f = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+        f.write(data)
+        self._files[number] = f
+        self._left[number] = uses
+
+    def has(self, number: int) -> bool:
+        return number in self._files
+
+    def take(self, number: int) -> bytes:
+        f = self._files[number]
+        f.seek(0)
+        data = f.read()
+        self._left[number] -= 1
+        if self._left[number] <= 0:
+            f.close()
+            del self._files[number], self._left[number]
+        return data
+
+
+class ArchiveReaderV2:
+    """The format 2 back end of :class:`lmar.archive.ArchiveReader`."""
+
+    def __init__(self, container: ContainerReader, name: str, registry: Callable[[], Registry]) -> None:
+        self.name = name
+        self._c = container
+        self._registry = registry
+        self._index = container.read_index()
+        self.indexed = self._index is not None
+        self.index_problem = container.index_problem
+        self._first = self._index.first_members() if self._index else []
+        self._paths: dict[int, str] = {}
+        self._codecs: dict[int, Any] = {}
+        self._retained = _Retained()
+        self._consumed = False
+        if self._index is not None:
+            try:
+                self._c.load_descriptors(self._index)
+            except FormatError as exc:  # a damaged descriptor: scanning finds the same damage per group
+                self.index_problem = f"the index is unusable ({exc})"
+                self._index, self.indexed, self._first = None, False, []
+            self._c.seek(16)
+
+    # -- listing -----------------------------------------------------------------------------------------
+    def getmembers(self) -> list[MemberInfo]:
+        if self._index is None:
+            return [info for info, _ in self.iter_members()]
+        out: list[MemberInfo] = []
+        for g, (offset, count) in enumerate(self._index.tables):
+            self._c.seek_table(offset, g, self._first[g])
+            try:
+                table = self._c.next_group()
+                if table is None or len(table.members) != count:
+                    raise GroupDamaged(f"{self.name}: the index does not match group {g}", g, offset)
+                infos = self._infos(table, self._first[g])
+                _share_stored(table, infos, self._c.skim_group())
+            except FormatError as exc:
+                infos = self._damaged(g, str(exc))
+            out.extend(infos)
+        return out
+
+    def _info(self, table: Table, m: TableMember, number: int) -> MemberInfo:
+        info = MemberInfo(m.path, m.kind, m.mode, m.mtime_ns, m.size, m.link, group=table.group, number=number,
+                          trials_recorded=bool(table.trials))
+        if m.kind == FILE and table.codec is not None:
+            d = self._c.descriptors[table.codec]
+            info.codec = CodecRef(d["name"], d["version"], d["params"], d["provider"], d["info"])
+            info.candidates = {k: [v, "recorded"] for k, v in table.trials.items()}
+        if m.ref is not None:
+            info.dedup_of = self._paths.get(m.ref) or (self._index.paths[m.ref] if self._index else f"#{m.ref}")
+            info.stored_size = 0
+        info.solid = sum(1 for x in table.members if x.has_data and x.size) > 1
+        self._paths[number] = m.path
+        return info
+
+    def _infos(self, table: Table, first: int) -> list[MemberInfo]:
+        return [self._info(table, m, first + i) for i, m in enumerate(table.members)]
+
+    def _damaged(self, group: int, why: str) -> list[MemberInfo]:
+        if self._index is not None and group < len(self._index.tables):
+            first, count = self._first[group], self._index.tables[group][1]
+            names = self._index.paths[first:first + count]
+        else:
+            names = [f"<members of group {group}>"]
+        return [MemberInfo(p, "unknown", group=group, damage=f"{p}: {why}") for p in names]
+
+    # -- reading in order --------------------------------------------------------------------------------
+    def iter_members(self) -> Iterator[tuple[MemberInfo, Reader]]:
+        """Yield ``(member, read)`` in archive order; call ``read()`` before advancing to get its bytes."""
+        if self._consumed or self._index is not None:
+            try:
+                self._c.seek_table(16, 0, 0)
+            except (OSError, ValueError, AttributeError):
+                raise LmarError(f"{self.name}: a stream can only be read once") from None
+        self._consumed = True
+        while True:
+            group = self._c.groups_read
+            try:
+                table = self._c.next_group()
+            except FormatError as exc:
+                known = self._index is not None and group < len(self._index.tables)
+                if not known and (self._index is not None or not isinstance(exc, GroupDamaged)):
+                    raise  # past the last group (the archive end), or framing lost without an index
+                for info in self._damaged(group, str(exc)):
+                    yield info, _raiser(info.damage or "")
+                self._resync(group)
+                continue
+            if table is None:
+                return
+            yield from self._group(table, self._c.members_read - len(table.members), retain=True)
+
+    def _resync(self, group: int) -> None:
+        """Continue after a damaged group: at the next table by the index, or past the damage when scanning."""
+        if self._index is not None:
+            nxt = group + 1
+            if nxt < len(self._index.tables):
+                self._c.seek_table(self._index.tables[nxt][0], nxt, self._first[nxt])
+            else:
+                self._c.seek_table(self._index.end, nxt, sum(c for _, c in self._index.tables))
+            return
+        self._c.forget_counts()
+        self._c.groups_read = group + 1
+        self._c.skip_group()
+
+    def _codec(self, table: Table, info: MemberInfo) -> Any:
+        if table.codec in self._codecs:
+            return self._codecs[table.codec]
+        ref = info.codec
+        assert ref is not None
+        registry = self._registry()
+        try:
+            cls = registry.get(ref.name, ref.provider)
+        except CodecUnavailable as exc:
+            raise CodecUnavailable(f"{info.path}: {exc}{_model_note(ref)}") from None
+        if ref.version > cls.version:
+            raise CodecUnavailable(f"{info.path}: coded with {ref.name} version {ref.version}; the installed codec "
+                                   f"is version {cls.version} — upgrade {ref.provider or 'the plugin'}")
+        try:
+            codec = registry.create(ref.name, ref.params, ref.provider)
+        except CodecError as exc:
+            raise type(exc)(f"{info.path}: {exc}") from None
+        self._codecs[table.codec] = codec
+        return codec
+
+    def _group(self, table: Table, first: int, retain: bool, only: int | None = None
+               ) -> Iterator[tuple[MemberInfo, Reader]]:
+        infos = self._infos(table, first)
+        data = [i for i, m in enumerate(table.members) if m.has_data and m.size]
+        what = f"{self.name}: group {table.group}"
+        if len(data) > 1 or (data and data[0] != 0):
+            if len(data) == 1:
+                raise GroupDamaged(f"{what}: its data member is not listed first: archive is corrupt",
+                                   table.group, self._c.offset)
+            yield from _SolidGroup(self, table, infos, what).members(retain, only)
+        else:
+            yield from _StreamGroup(self, table, infos, what).members(retain, only)
+
+    def serve_ref(self, info: MemberInfo, target: int, expected: int) -> bytes:
+        if self._retained.has(target):
+            data = self._retained.take(target)
+        elif self._index is not None:
+            here, groups, members = self._c.offset, self._c.groups_read, self._c.members_read
+            try:
+                data = b"".join(self._read_number(target, original=True))
+            except LmarError as exc:
+                raise LmarError(f"{info.path}: deduplicated from {info.dedup_of}, which cannot be read: {exc}") from None
+            finally:
+                self._c.seek_table(here, groups, members)
+        else:
+            raise FormatError(f"{info.path}: deduplicated from {info.dedup_of}, whose content was not read "
+                              f"(damaged or missing): archive is corrupt")
+        if len(data) != info.size or xxhash.xxh3_64_intdigest(data) != expected:
+            raise ChecksumError(f"{info.path}: member checksum mismatch (deduplicated from {info.dedup_of})")
+        return data
+
+    def retain(self, number: int, data: bytes, uses: int) -> None:
+        self._retained.keep(number, data, uses)
+
+    # -- random access -----------------------------------------------------------------------------------
+    def read_member(self, info: MemberInfo) -> Iterator[bytes]:
+        if self._index is None:
+            raise LmarError("random access needs a seekable archive with an index; use iter_members()")
+        if info.damage:
+            raise FormatError(info.damage)
+        if info.number is None:
+            raise LmarError(f"{info.path}: not a member of this archive")
+        return self._read_number(info.number)
+
+    def _read_number(self, number: int, original: bool = False) -> Iterator[bytes]:
+        assert self._index is not None
+        g = bisect.bisect_right(self._first, number) - 1
+        if g < 0:
+            raise FormatError(f"member {number} does not exist: archive is corrupt")
+        self._c.seek_table(self._index.tables[g][0], g, self._first[g])
+        table = self._c.next_group()
+        if table is None:
+            raise FormatError(f"{self.name}: the index points at no table: archive is corrupt")
+        local = number - self._first[g]
+        if original and not (0 <= local < len(table.members) and table.members[local].has_data):
+            raise FormatError(f"member {number} is not a stored file: archive is corrupt")
+        for info, read in self._group(table, self._first[g], retain=False, only=local):
+            if info.number == number:
+                return iter([b"".join(read())])
+        raise FormatError(f"member {number} does not exist: archive is corrupt")
+
+
+def _raiser(message: str) -> Reader:
+    def read() -> Iterator[bytes]:
+        raise FormatError(message)
+    return read
+
+
+def _share_stored(table: Table, infos: list[MemberInfo], stored: int) -> None:
+    """Split a group's stored bytes over its data members by size (the last takes the rounding)."""
+    data = [i for i, m in enumerate(table.members) if m.has_data]
+    total = sum(table.members[i].size for i in data) or 1
+    left = stored
+    for k, i in enumerate(data):
+        share = left if k == len(data) - 1 else stored * table.members[i].size // total
+        infos[i].stored_size = share
+        left -= share
+    for i, m in enumerate(table.members):
+        if not m.has_data:
+            infos[i].stored_size = 0
+
+
+def _file_hashes(table: Table, end: GroupEnd, what: str) -> dict[int, int]:
+    files = table.file_members()
+    if len(end.hashes) != len(files):
+        raise FormatError(f"{what}: the group end has {len(end.hashes)} checksums for {len(files)} files: "
+                          f"archive is corrupt")
+    return dict(zip(files, end.hashes))
+
+
+def _decode_block(codec: Any, block: Block, info: MemberInfo, k: int) -> bytes:
+    path = info.path
+    if not block.intact:
+        raise FormatError(f"{path}: block {k} is corrupt (stored checksum mismatch)")
+    try:
+        raw = codec.decompress(block.stored, block.raw_len)
+    except CodecError as exc:
+        raise CodecError(f"{path}: block {k}: {exc}") from None
+    except Exception as exc:
+        raise CodecError(f"{path}: block {k}: codec {codec.name} failed: {type(exc).__name__}: {exc}") from None
+    if len(raw) != block.raw_len or xxhash.xxh3_64_intdigest(raw) != block.raw_xxh64:
+        raise ChecksumError(f"{path}: block {k} decoded to different bytes{_hint(codec, info)}")
+    return raw
+
+
+def _hint(codec: Any, info: MemberInfo) -> str:
+    """The codec's explanation of a mismatch (e.g. another machine's numerics), from what the member recorded."""
+    try:
+        text = codec.mismatch_hint(info.codec.info if info.codec else {})
+    except Exception:
+        text = ""
+    return f" ({text})" if text else ""
+
+
+class _StreamGroup:
+    """A group with at most one data member, listed first: its blocks are decoded as they are read."""
+
+    def __init__(self, owner: ArchiveReaderV2, table: Table, infos: list[MemberInfo], what: str) -> None:
+        self.o, self.t, self.infos, self.what = owner, table, infos, what
+        self.blocks = owner._c.iter_blocks(what)
+        self.end: GroupEnd | None = None
+        self.hashes: dict[int, int] = {}
+
+    def _finish(self) -> None:
+        if self.end is None:
+            for rec in self.blocks:
+                if isinstance(rec, GroupEnd):
+                    self._set_end(rec)
+            if self.end is None:
+                raise FormatError(f"{self.what}: group end record is missing: archive is corrupt")
+
+    def _set_end(self, end: GroupEnd) -> None:
+        self.end = end
+        self.hashes = _file_hashes(self.t, end, self.what)
+
+    def _stream(self, k: int) -> Iterator[bytes]:
+        info = self.infos[k]
+        codec = self.o._codec(self.t, info)
+        h = xxhash.xxh3_64()
+        total = n = 0
+        for rec in self.blocks:
+            if isinstance(rec, GroupEnd):
+                self._set_end(rec)
+                break
+            raw = _decode_block(codec, rec, info, n)
+            n += 1
+            total += len(raw)
+            h.update(raw)
+            yield raw
+        if self.end is None:
+            raise FormatError(f"{self.what}: group end record is missing: archive is corrupt")
+        if total != self.end.size:
+            raise FormatError(f"{info.path}: the group end says {self.end.size} bytes, the blocks hold {total}: "
+                              f"archive is corrupt")
+        info.size = total
+        if h.intdigest() != self.hashes[k]:
+            raise ChecksumError(f"{info.path}: member checksum mismatch{_hint(codec, info)}")
+
+    def members(self, retain: bool, only: int | None) -> Iterator[tuple[MemberInfo, Reader]]:
+        data = bool(self.t.members) and self.t.members[0].has_data and self.t.members[0].size > 0
+        for k, info in enumerate(self.infos):
+            m = self.t.members[k]
+            if only is not None and k != only:
+                continue
+            if k == 0 and data:
+                served: list[bytes] = []
+                keep = bool(m.refd and retain)
+
+                def read() -> Iterator[bytes]:
+                    for chunk in self._stream(0):
+                        if keep:
+                            served.append(chunk)
+                        yield chunk
+                yield info, read
+                if only is not None:
+                    return
+                if self.end is None:  # not read, or not to the end: decode to keep it for duplicates, or skip
+                    if keep:
+                        served = []
+                        try:
+                            served = list(self._stream(0))
+                        except LmarError:
+                            keep = False  # its duplicates report the failure when they are read
+                    else:
+                        self._finish()
+                if keep:
+                    self.o.retain(info.number or 0, b"".join(served), m.refd)
+                continue
+            self._finish()
+            yield info, self._reader(k, info, m)
+        if only is None:
+            self._finish()
+
+    def _reader(self, k: int, info: MemberInfo, m: TableMember) -> Reader:
+        def read() -> Iterator[bytes]:
+            if m.kind != FILE:
+                return
+            if m.ref is not None:
+                yield self.o.serve_ref(info, m.ref, self.hashes[k])
+                return
+            if m.size or self.hashes[k] != xxhash.xxh3_64_intdigest(b""):
+                raise FormatError(f"{info.path}: has a size but no data in its group: archive is corrupt")
+            yield b""
+        return read
+
+
+class _SolidGroup:
+    """A group with several data members: its blocks are read whole, decoded as far as needed."""
+
+    def __init__(self, owner: ArchiveReaderV2, table: Table, infos: list[MemberInfo], what: str) -> None:
+        self.o, self.t, self.infos, self.what = owner, table, infos, what
+        self.blocks: list[Block] = []
+        stored = 0
+        end = None
+        for rec in owner._c.iter_blocks(what):
+            if isinstance(rec, GroupEnd):
+                end = rec
+                break
+            stored += len(rec.stored)
+            if stored > MAX_SOLID_GROUP * 2:
+                raise FormatError(f"{what}: solid group is larger than the format allows: archive is corrupt")
+            self.blocks.append(rec)
+        assert end is not None
+        self.hashes = _file_hashes(table, end, what)
+        self.starts = [0]
+        for b in self.blocks:
+            self.starts.append(self.starts[-1] + b.raw_len)
+        self.problem = None
+        if self.starts[-1] != table.data_size or end.size != self.starts[-1]:
+            self.problem = (f"the group's blocks hold {self.starts[-1]} bytes, its members {table.data_size}: "
+                            f"archive is corrupt")
+        self.offsets: dict[int, int] = {}
+        pos = 0
+        for i, m in enumerate(table.members):
+            if m.has_data:
+                self.offsets[i] = pos
+                pos += m.size
+        self.cache: dict[int, bytes] = {}
+
+    def _range(self, info: MemberInfo, start: int, size: int) -> bytes:
+        if self.problem:
+            raise FormatError(f"{info.path}: {self.problem}")
+        codec = self.o._codec(self.t, info)
+        first = bisect.bisect_right(self.starts, start) - 1
+        parts = []
+        k = max(first, 0)
+        while k < len(self.blocks) and self.starts[k] < start + size:
+            if k not in self.cache:
+                self.cache[k] = _decode_block(codec, self.blocks[k], info, k)
+            lo = max(start - self.starts[k], 0)
+            hi = min(start + size - self.starts[k], self.blocks[k].raw_len)
+            parts.append(self.cache[k][lo:hi])
+            k += 1
+        for old in [j for j in self.cache if self.starts[j + 1] <= start]:
+            del self.cache[old]  # members come in order: blocks wholly before this one are done
+        return b"".join(parts)
+
+    def _content(self, k: int) -> bytes:
+        info, m = self.infos[k], self.t.members[k]
+        data = self._range(info, self.offsets[k], m.size)
+        if xxhash.xxh3_64_intdigest(data) != self.hashes[k]:
+            raise ChecksumError(f"{info.path}: member checksum mismatch")
+        return data
+
+    def members(self, retain: bool, only: int | None) -> Iterator[tuple[MemberInfo, Reader]]:
+        kept: set[int] = set()
+        for k, info in enumerate(self.infos):
+            m = self.t.members[k]
+            if only is not None and k != only:
+                continue
+            if m.kind != FILE:
+                yield info, (lambda: iter(()))
+            elif m.ref is not None:
+                yield info, (lambda info=info, m=m, k=k: iter([self.o.serve_ref(info, m.ref, self.hashes[k])]))
+            elif not m.has_data or not m.size:
+                yield info, (lambda info=info, k=k: iter([self._empty(info, k)]))
+            else:
+                def read(k: int = k, m: TableMember = m, info: MemberInfo = info) -> Iterator[bytes]:
+                    data = self._content(k)
+                    if m.refd and retain and k not in kept:
+                        kept.add(k)
+                        self.o.retain(info.number or 0, data, m.refd)
+                    yield data
+                yield info, read
+            if m.refd and retain and k not in kept:
+                kept.add(k)
+                try:
+                    self.o.retain(info.number or 0, self._content(k), m.refd)
+                except LmarError:
+                    pass  # its duplicates report the failure when they are read
+
+    def _empty(self, info: MemberInfo, k: int) -> bytes:
+        if self.hashes[k] != xxhash.xxh3_64_intdigest(b""):
+            raise ChecksumError(f"{info.path}: member checksum mismatch")
+        return b""
+
+
+def _model_note(ref: CodecRef) -> str:
+    """Name the model a missing LM codec needs, when the member recorded one."""
+    for key in ("model_id", "model_sha256"):
+        value = ref.params.get(key)
+        if isinstance(value, str) and value:
+            return f" (it needs model {value})"
+    return ""

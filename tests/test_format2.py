@@ -1,0 +1,345 @@
+"""Format 2: solid groups, deduplication, codec descriptors, the compact index, and every way a hostile or
+damaged archive can break them (each a one-line error naming the member, never a traceback)."""
+from __future__ import annotations
+
+import io
+import os
+import struct
+from pathlib import Path
+
+import pytest
+import xxhash
+
+import lmar
+from lmar.archive import CreateOptions, GroupingOptions
+from lmar.errors import FormatError, LmarError
+from lmar.formats import records as rec
+from lmar.formats.container import ContainerWriter
+from lmar.formats.member_table import Table, TableMember
+from lmar.selection import SelectOptions
+
+from conftest import assert_clean, classical_codecs, run_lmar, run_lmar_j1, tree_snapshot
+
+DATA = Path(__file__).parent / "data"
+H0 = xxhash.xxh3_64_intdigest
+
+
+def make_tree(root: Path) -> Path:
+    """Text files of several kinds, a duplicate pair, an empty file, a larger file, a symlink, a hardlink."""
+    t = root / "proj"
+    (t / "src" / "pkg").mkdir(parents=True)
+    (t / "docs").mkdir()
+    for i in range(12):
+        (t / "src" / "pkg" / f"mod{i}.py").write_text(
+            "".join(f"def f{i}_{j}(x):\n    return x * {j} + {i}  # helper {j}\n" for j in range(20 + i)))
+    for i in range(5):
+        (t / "docs" / f"page{i}.md").write_text(f"# Page {i}\n\n" + "Some prose about the project. " * (30 + i))
+    blob = bytes(range(256)) * 64 + b"tail"
+    (t / "docs" / "logo.bin").write_bytes(blob)
+    (t / "src" / "copy_of_logo.bin").write_bytes(blob)  # a duplicate
+    (t / "empty.txt").write_bytes(b"")
+    (t / "big.log").write_bytes(b"".join(b"%06d log line with some words\n" % i for i in range(40000)))
+    os.symlink("docs/page0.md", t / "readme-link")
+    os.link(t / "docs" / "page1.md", t / "hard.md")
+    return t
+
+
+def create(tmp: Path, tree: Path, *extra: str, name: str = "a.lmar") -> Path:
+    arc = tmp / name
+    r = run_lmar_j1("create", "--candidates", ",".join(classical_codecs()), "--solid-limit", "200K",
+                    *extra, str(arc), tree.name, cwd=tree.parent)
+    assert r.rc == 0, r.err
+    return arc
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    return make_tree(tmp_path_factory.mktemp("tree"))
+
+
+@pytest.mark.parametrize("mode", [(), ("--no-solid",), ("--no-dedup",), ("--no-solid", "--no-dedup")])
+def test_round_trip_in_every_mode(tmp_path, tree, mode):
+    arc = create(tmp_path, tree, *mode)
+    out = tmp_path / "out"
+    r = run_lmar("extract", "-q", str(arc), "-C", str(out))
+    assert r.rc == 0, r.err
+    assert tree_snapshot(out / tree.name) == tree_snapshot(tree)
+    r = run_lmar("test", "-q", str(arc))
+    assert r.rc == 0, r.err
+
+
+def test_dedup_and_solid_are_recorded_and_listed(tmp_path, tree):
+    arc = create(tmp_path, tree)
+    with lmar.open(arc) as ar:
+        members = {m.path: m for m in ar.getmembers()}
+        copy = members["proj/src/copy_of_logo.bin"]
+        orig = members["proj/docs/logo.bin"]
+        assert (copy.dedup_of, orig.dedup_of) == (None, "proj/src/copy_of_logo.bin") or \
+            (copy.dedup_of, orig.dedup_of) == ("proj/docs/logo.bin", None)
+        assert members["proj/src/pkg/mod3.py"].solid
+        assert not members["proj/big.log"].solid
+        assert ar.read("proj/src/copy_of_logo.bin") == (tree / "src" / "copy_of_logo.bin").read_bytes()
+        assert ar.read("proj/docs/page2.md") == (tree / "docs" / "page2.md").read_bytes()
+    text = run_lmar("list", "-l", str(arc)).text
+    assert "solid block" in text and "= proj/" in text and "trials not recorded" in text
+    arc2 = create(tmp_path, tree, "--no-dedup", name="b.lmar")
+    with lmar.open(arc2) as ar:
+        assert not any(m.dedup_of for m in ar.getmembers())
+    arc3 = create(tmp_path, tree, "--record-trials", name="c.lmar")
+    assert "zstd=" in run_lmar("list", "-l", str(arc3)).text
+
+
+def test_identical_archive_for_any_worker_count_and_streaming(tmp_path, tree):
+    a = create(tmp_path, tree, name="j1.lmar")
+    r = run_lmar("create", "-q", "-j", "2", "--candidates", ",".join(classical_codecs()), "--solid-limit", "200K",
+                 str(tmp_path / "j2.lmar"), tree.name, cwd=tree.parent)
+    assert r.rc == 0, r.err
+    piped = run_lmar("create", "-q", "-j", "2", "--candidates", ",".join(classical_codecs()), "--solid-limit",
+                     "200K", "-", tree.name, cwd=tree.parent)
+    assert a.read_bytes() == (tmp_path / "j2.lmar").read_bytes() == piped.out
+    out = tmp_path / "piped"
+    r = run_lmar("extract", "-q", "-", "-C", str(out), input=piped.out)
+    assert r.rc == 0, r.err
+    assert tree_snapshot(out / tree.name) == tree_snapshot(tree)
+
+
+def test_metadata_is_lean(tmp_path):
+    """Everything but payload (tables, group ends, descriptors, index, framing) within 40 bytes per member
+    on a tree of 150 small files in 10 directories (fixed costs are spread as on a real tree)."""
+    root = tmp_path / "src"
+    for d in range(10):
+        (root / f"dir{d}").mkdir(parents=True)
+        for i in range(15):
+            (root / f"dir{d}" / f"module_{i}.py").write_text(f"# module {d}.{i}\n" + "x = 1\n" * (i + d))
+    arc = tmp_path / "lean.lmar"
+    r = run_lmar_j1("create", "--candidates", ",".join(classical_codecs()), str(arc), "src", cwd=tmp_path)
+    assert r.rc == 0, r.err
+    data = arc.read_bytes()
+    payload = 0
+    reader = rec.RecordReader(io.BytesIO(data[rec.PREAMBLE_SIZE:]), "a", rec.PREAMBLE_SIZE)
+    while True:
+        x = reader.next()
+        if x.tag == rec.TAG_BLOCK:
+            payload += len(x.body) - 12
+        if x.tag == rec.TAG_INDEX:
+            break
+    with lmar.open(arc) as ar:
+        count = len(ar.getmembers())
+    assert count == 161
+    assert (len(data) - payload) / count <= 40, (len(data) - payload, count)
+
+
+def test_format1_fixture_still_extracts(tmp_path):
+    """tests/data/format_v1.lmar was written by lmar 0.1 (format 1.0) from the tree rebuilt here."""
+    out = tmp_path / "out"
+    r = run_lmar("extract", "-q", str(DATA / "format_v1.lmar"), "-C", str(out))
+    assert r.rc == 0, r.err
+    text = "".join(f"line {i}: the quick brown fox jumps over the lazy dog {i*i}\n" for i in range(400)).encode()
+    assert (out / "tree" / "a.txt").read_bytes() == text
+    assert (out / "tree" / "sub" / "b.txt").read_bytes() == text[:1000]
+    assert (out / "tree" / "sub" / "deeper" / "c.bin").read_bytes() == bytes(range(256)) * 20
+    assert (out / "tree" / "empty").read_bytes() == b""
+    assert os.readlink(out / "tree" / "link") == "a.txt"
+    assert (out / "tree" / "sub" / "hard").read_bytes() == text
+    assert os.stat(out / "tree" / "a.txt").st_mtime_ns == 1_600_000_000_123_456_789
+    assert run_lmar("test", "-q", str(DATA / "format_v1.lmar")).rc == 0
+
+
+# -- hostile archives ------------------------------------------------------------------------------------
+STORE = {"name": "store", "version": 1, "params": {}, "provider": "lmar"}
+
+
+def _write(groups: list[tuple[list[TableMember], list[bytes], list[int] | None]], codec: int | None = 0,
+           descriptors: list[dict] | None = None, group_numbers: list[int] | None = None) -> bytes:
+    """Groups of (members, block contents, member hashes or None for the true ones), stored uncompressed."""
+    buf = io.BytesIO()
+    w = ContainerWriter(buf)
+    for d in descriptors if descriptors is not None else [STORE]:
+        w.descriptor(d)
+    for gi, (members, blocks, hashes) in enumerate(groups):
+        number = group_numbers[gi] if group_numbers else w.next_group
+        w.begin_group(Table(number, codec if blocks else None, members))
+        for b in blocks:
+            w.block(len(b), b, H0(b))
+        if hashes is None:
+            data, pos, hashes = b"".join(blocks), 0, []
+            for m in members:
+                if m.kind == "file":
+                    if m.ref is None:
+                        hashes.append(H0(data[pos:pos + m.size]))
+                        pos += m.size
+                    else:
+                        hashes.append(H0(b"x" * m.size))
+        w.end_group(hashes)
+    w.close()
+    return buf.getvalue()
+
+
+def _read_all(data: bytes) -> tuple[dict[str, bytes], list[str]]:
+    ok, errors = {}, []
+    with lmar.open(io.BytesIO(data)) as ar:
+        for info, read in ar.iter_members():
+            try:
+                if info.damage:
+                    raise LmarError(info.damage)
+                content = b"".join(read())
+                if info.isfile():
+                    ok[info.path] = content
+            except LmarError as exc:
+                errors.append(str(exc))
+    return ok, errors
+
+
+def test_crafted_solid_group_reads():
+    members = [TableMember("a", "file", size=3), TableMember("b", "file", size=2), TableMember("c", "file", size=3,
+                                                                                              ref=0)]
+    members[0].refd = 1
+    data = _write([(members, [b"abcde"], [H0(b"abc"), H0(b"de"), H0(b"abc")])])
+    ok, errors = _read_all(data)
+    assert ok == {"a": b"abc", "b": b"de", "c": b"abc"} and not errors
+
+
+@pytest.mark.parametrize("case, match", [
+    ("ref_later", "not an earlier member"),
+    ("ref_missing", "not an earlier member"),
+    ("sizes_too_big", "hold 5 bytes"),
+    ("sizes_too_small", "hold 5 bytes"),
+    ("no_descriptor", "descriptor 3, which does not exist"),
+    ("wrong_group_number", "says it is group 7"),
+    ("ref_to_dir", "deduplicated from"),
+])
+def test_hostile_tables_are_named_errors(case, match):
+    a, b = TableMember("a", "file", size=3), TableMember("b", "file", size=2)
+    groups: list = [([a, b], [b"abcde"], None)]
+    kwargs: dict = {}
+    if case == "ref_later":
+        groups = [([TableMember("r", "file", size=3, ref=1), a, b], [b"abcde"], None)]
+    elif case == "ref_missing":
+        groups = [([a, b], [b"abcde"], None), ([TableMember("r", "file", size=3, ref=99)], [], [H0(b"abc")])]
+    elif case == "sizes_too_big":
+        groups = [([a, TableMember("b", "file", size=9)], [b"abcde"], [H0(b"abc"), H0(b"de")])]
+    elif case == "sizes_too_small":
+        groups = [([a, TableMember("b", "file", size=1)], [b"abcde"], [H0(b"abc"), H0(b"d")])]
+    elif case == "no_descriptor":
+        kwargs["codec"] = 3
+    elif case == "wrong_group_number":
+        kwargs["group_numbers"] = [7]
+    elif case == "ref_to_dir":
+        groups = [([TableMember("d", "dir")], [], []), ([TableMember("r", "file", size=0, ref=0)], [], [H0(b"")])]
+    data = _write(groups, **kwargs)
+    ok, errors = _read_all(data)
+    assert errors and any(match in e for e in errors), errors
+    assert all(content in (b"abc", b"de", b"") for content in ok.values())
+
+
+def test_descriptor_out_of_order_or_huge_is_refused():
+    body = rec.pack({"id": 5, "name": "store", "version": 1, "params": {}, "provider": "", "info": {}})
+    data = rec.preamble() + rec.frame(rec.TAG_DESCRIPTOR, body)
+    with pytest.raises(FormatError, match="descriptor 0 is corrupt or out of order"):
+        _read_all(data)
+    huge = rec.preamble() + struct.pack("<cI", rec.TAG_DESCRIPTOR, 1 << 30)
+    with pytest.raises(FormatError, match="claims"):
+        _read_all(huge)
+
+
+def test_damaged_preamble_is_damage_not_a_version(tmp_path, tree):
+    arc = create(tmp_path, tree)
+    data = bytearray(arc.read_bytes())
+    data[9] ^= 0x80  # the major version's high byte
+    arc.write_bytes(bytes(data))
+    r = run_lmar("list", str(arc))
+    assert r.rc == 2 and "preamble is damaged" in r.err and "upgrade" not in r.err
+    assert_clean(r)
+
+
+def test_damaged_index_and_footer_warn_and_scan(tmp_path, tree):
+    arc = create(tmp_path, tree)
+    good = arc.read_bytes()
+    for at in (len(good) - 3, len(good) - 40):  # the footer's check, then inside the index
+        data = bytearray(good)
+        data[at] ^= 0x01
+        arc.write_bytes(bytes(data))
+        for cmd in ("list", "test"):
+            r = run_lmar(cmd, "-q", str(arc)) if cmd == "test" else run_lmar(cmd, str(arc))
+            assert r.rc == 0 and "warning" in r.err and "scanning" in r.err, (cmd, r.err)
+            assert_clean(r)
+
+
+def test_damaged_table_names_its_members_in_extract_and_test(tmp_path, tree):
+    arc = create(tmp_path, tree)
+    data = bytearray(arc.read_bytes())
+    with lmar.open(arc) as ar:
+        victim = [m for m in ar.getmembers() if m.solid][0]
+        group = victim.group
+    # find the group's table through the index and damage a byte of its body
+    with open(arc, "rb") as f:
+        from lmar.formats.container import open_container
+        c = open_container(f, "a")
+        offset = c.read_index().tables[group][0]
+    data[offset + 12] ^= 0xFF
+    arc.write_bytes(bytes(data))
+    rt = run_lmar("test", "-q", str(arc))
+    rx = run_lmar("extract", "-q", str(arc), "-C", str(tmp_path / "x"))
+    assert rt.rc == rx.rc == 1
+    for r in (rt, rx):
+        assert victim.path in r.err and "damaged" in r.err, r.err
+        assert_clean(r)
+    assert (tmp_path / "x" / "proj" / "big.log").exists()  # the rest still extracts
+
+
+def test_corruption_campaign(tmp_path, tree):
+    """Seeded mutants of an archive of every member kind: never a crash, never wrong bytes reported OK, and
+    extract and test agree on which members failed."""
+    import random
+
+    arc = create(tmp_path, tree, "--solid-limit", "4K")
+    good = arc.read_bytes()
+    originals = {p: (tree.parent / p).read_bytes() for p in _files(arc)}
+    rnd = random.Random(2026)
+    for n in range(120):
+        data = bytearray(good)
+        kind = n % 4
+        if kind == 0:
+            data[rnd.randrange(len(data))] ^= 1 << rnd.randrange(8)
+        elif kind == 1:
+            data = data[:rnd.randrange(len(data))]
+        elif kind == 2:
+            at = rnd.randrange(len(data))
+            data[at:at] = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 9)))
+        else:
+            at = rnd.randrange(len(data) - 8)
+            data[at:at + 8] = bytes(rnd.randrange(256) for _ in range(8))
+        ok, errors = _read_all_safely(bytes(data))
+        for path, content in ok.items():
+            assert content == originals.get(path, content), f"mutant {n}: {path} read wrong bytes"
+        if n % 12 == 0:  # through the command too: extract and test agree
+            m = tmp_path / f"m{n}.lmar"
+            m.write_bytes(bytes(data))
+            rt = run_lmar("test", "-q", str(m))
+            rx = run_lmar("extract", "-q", str(m), "-C", str(tmp_path / f"x{n}"))
+            assert_clean(rt), assert_clean(rx)
+            assert (rt.rc == 0) == (rx.rc == 0), (n, rt.err, rx.err)
+
+
+def _files(arc: Path) -> list[str]:
+    with lmar.open(arc) as ar:
+        return [m.path for m in ar.getmembers() if m.isfile()]
+
+
+def _read_all_safely(data: bytes) -> tuple[dict[str, bytes], list[str]]:
+    try:
+        return _read_all(data)
+    except LmarError as exc:
+        return {}, [str(exc)]
+
+
+def test_api_grouping_options_round_trip():
+    buf = io.BytesIO()
+    opts = CreateOptions(select=SelectOptions(candidates=classical_codecs()), jobs=1,
+                         grouping=GroupingOptions(solid=False, dedup=False))
+    w = lmar.open(buf, "w", options=opts)
+    w.addbytes("x", b"hello" * 100)
+    w.addbytes("y", b"")
+    w.close()
+    with lmar.open(io.BytesIO(buf.getvalue())) as ar:
+        assert ar.read("x") == b"hello" * 100 and ar.read("y") == b""
