@@ -132,6 +132,7 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
         yield Group("meta", meta)
     pools: dict[str, Group] = {}
     pool_bytes: dict[str, list[bytes]] = {}
+    pool_size: dict[str, int] = {}
     for pos, src in enumerate(ordered):
         if pos in dups:
             continue
@@ -153,12 +154,14 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
             yield _with_refs(g, 0, followers.get(pos, []), ordered)
             continue
         g = pools.get(kind)
-        if g is not None and len(g.members) and sum(map(len, pool_bytes[kind])) + len(data) > opts.solid_size:
+        if g is not None and len(g.members) and pool_size[kind] + len(data) > opts.solid_size:
             yield _close(g, pool_bytes.pop(kind))
             g = None
         if g is None:
             g = pools[kind] = Group("solid", [])
             pool_bytes[kind] = []
+            pool_size[kind] = 0
+        pool_size[kind] += len(data)
         g.hashes[len(g.members)] = xxhash.xxh3_64_intdigest(data)
         g.members.append(src)
         pool_bytes[kind].append(data)

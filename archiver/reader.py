@@ -91,7 +91,7 @@ class ArchiveReaderV2:
             out.extend(infos)
         return out
 
-    def _info(self, table: Table, m: TableMember, number: int) -> MemberInfo:
+    def _info(self, table: Table, m: TableMember, number: int, solid: bool) -> MemberInfo:
         info = MemberInfo(m.path, m.kind, m.mode, m.mtime_ns, m.size, m.link, group=table.group, number=number,
                           trials_recorded=bool(table.trials))
         if m.kind == FILE and table.codec is not None:
@@ -101,12 +101,13 @@ class ArchiveReaderV2:
         if m.ref is not None:
             info.dedup_of = self._paths.get(m.ref) or (self._index.paths[m.ref] if self._index else f"#{m.ref}")
             info.stored_size = 0
-        info.solid = sum(1 for x in table.members if x.has_data and x.size) > 1
+        info.solid = solid
         self._paths[number] = m.path
         return info
 
     def _infos(self, table: Table, first: int) -> list[MemberInfo]:
-        return [self._info(table, m, first + i) for i, m in enumerate(table.members)]
+        solid = sum(1 for x in table.members if x.has_data and x.size) > 1
+        return [self._info(table, m, first + i, solid) for i, m in enumerate(table.members)]
 
     def _damaged(self, group: int, why: str) -> list[MemberInfo]:
         if self._index is not None and group < len(self._index.tables):

@@ -243,6 +243,9 @@ def _verify(codec: Codec, data: bytes, blocks: list[EncodedBlock]) -> None:
             raise VerifyError(f"codec {codec.name} decoded different bytes than it encoded")
 
 
+_PROBE = zstandard.ZstdCompressor(level=1)
+
+
 def classify_small_file(registry: Registry, data: bytes, opts: SelectOptions) -> str:
     """Which pool a small file joins before solid grouping (see :func:`lmar.grouping.plan_groups`).
 
@@ -267,7 +270,7 @@ def classify_small_file(registry: Registry, data: bytes, opts: SelectOptions) ->
             continue
     if len(data) >= 512:
         probe = data[: 1 << 18]
-        if len(zstandard.ZstdCompressor(level=1).compress(probe)) >= INCOMPRESSIBLE * len(probe):
+        if len(_PROBE.compress(probe)) >= INCOMPRESSIBLE * len(probe):
             return "raw"
     return "solid"
 

@@ -55,7 +55,13 @@ def _is_utf8(name: str) -> bool:
 def collect(paths: Iterable[str], excludes: Iterable[str] = (), skip_real: Iterable[str] = ()) -> Iterator[Source | Skipped]:
     """Yield members for ``paths`` (relative to the current directory) in archive order."""
     excludes = list(excludes)
-    skip = {os.path.realpath(p) for p in skip_real}
+    skip: set[tuple[int, int]] = set()
+    for p in skip_real:  # the archive being written: recognised by inode, not by resolving every path
+        try:
+            st = os.stat(p)
+            skip.add((st.st_dev, st.st_ino))
+        except OSError:
+            pass
     seen_inodes: dict[tuple[int, int], str] = {}
     seen_names: set[str] = set()
 
@@ -70,7 +76,7 @@ def collect(paths: Iterable[str], excludes: Iterable[str] = (), skip_real: Itera
         except OSError as exc:
             yield Skipped(fs_path, f"cannot stat: {exc.strerror or exc}")
             return
-        if os.path.realpath(fs_path) in skip and not stat.S_ISDIR(st.st_mode):
+        if (st.st_dev, st.st_ino) in skip and stat.S_ISREG(st.st_mode):
             yield Skipped(fs_path, "is the archive being written; skipped", is_error=False)
             return
         mode = stat.S_IMODE(st.st_mode)

@@ -173,11 +173,13 @@ def unpack(data: bytes, what: str, max_array: int = MAX_ITEMS) -> Any:
 
 
 _ZC = zstandard.ZstdCompressor(level=19, write_content_size=True, write_checksum=False)
+_ZC_LARGE = zstandard.ZstdCompressor(level=9, write_content_size=True, write_checksum=False)
 
 
 def compress(data: bytes) -> bytes:
-    """Tables and the index are zstd frames (level 19: they are small, and a fixed level keeps output stable)."""
-    return _ZC.compress(data)
+    """Tables and the index are zstd frames: level 19 while small (most are), 9 beyond 256 KiB so a table
+    of 100,000 members does not cost seconds; the level depends only on the size, so output is stable."""
+    return (_ZC if len(data) <= 256 << 10 else _ZC_LARGE).compress(data)
 
 
 def decompress(data: bytes, limit: int, what: str) -> bytes:
