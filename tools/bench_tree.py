@@ -125,7 +125,7 @@ def first_line(cmd: list[str]) -> str:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=30, errors="replace")
     except (OSError, subprocess.TimeoutExpired):
         return "?"
-    lines = [ln.strip() for ln in (p.stdout + p.stderr).splitlines() if ln.strip()]
+    lines = [ln.strip(" *") for ln in (p.stdout + p.stderr).splitlines() if ln.strip(" *")]
     return lines[0] if lines else "?"
 
 
@@ -471,7 +471,7 @@ def render_md(report: dict) -> str:
     L = [f"Run {report['started']} - {report['finished']} on {report['host']}; command: `{report['command']}`",
          "", f"lmar: {report['lmar']['version']} ({report['lmar']['command']}); "
          f"options found in `create --help`: {', '.join(report['lmar']['flags']) or 'none of --no-solid/--no-dedup'}",
-         "", "Tools: " + "; ".join(f"{k}: {v}" for k, v in report["tool_versions"].items()), ""]
+         "", "Tools: " + "; ".join(f"{k}: {v.strip(' *')}" for k, v in report["tool_versions"].items()), ""]
     L += ["| tree | source | files | dirs | symlinks | bytes | duplicate files (bytes) | largest duplicate |",
           "|---|---|---:|---:|---:|---:|---:|---|"]
     for t in report["trees"]:
@@ -561,7 +561,12 @@ def main() -> int:
     ap.add_argument("--md", help="write the Markdown report here too")
     ap.add_argument("--json", help="write the JSON report here")
     ap.add_argument("--splice", metavar="DOC", help="replace the text between <!-- bench-tree:begin/end --> in DOC")
+    ap.add_argument("--report-from", metavar="A.json,B.json", help="measure nothing: merge saved JSON reports "
+                    "(e.g. two runs with different --trees; a later tree of the same name wins) and print, "
+                    "--md, --json, --splice the result")
     args = ap.parse_args()
+    if args.report_from:
+        return report_from(args)
 
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     work = Path(args.work).resolve()
@@ -665,6 +670,34 @@ def write_reports(args: argparse.Namespace, started: str, lmar: str, lmar_versio
     if args.splice and final:
         splice(Path(args.splice), md)
     return md
+
+
+def report_from(args: argparse.Namespace) -> int:
+    """Merge saved reports: one table for runs that measured different trees with the same tools."""
+    reports = [json.loads(Path(f).read_text()) for f in args.report_from.split(",") if f]
+    if not reports:
+        raise SystemExit("bench_tree: --report-from names no file")
+    merged = dict(reports[0])
+    trees: dict[str, dict] = {}
+    for r in reports:
+        for t in r["trees"]:
+            trees[t["name"]] = t
+    order = [n for n in TREES if n in trees] + [n for n in trees if n not in TREES]
+    merged["trees"] = [trees[n] for n in order]
+    merged["started"] = min(r["started"] for r in reports)
+    merged["finished"] = max(r["finished"] for r in reports)
+    merged["command"] = "` and `".join(r["command"] for r in reports)
+    merged["complete"] = all(r.get("complete", True) for r in reports)
+    merged["merged_from"] = [r["command"] for r in reports]
+    md = render_md(merged)
+    print(md)
+    if args.md:
+        Path(args.md).write_text(md)
+    if args.json:
+        Path(args.json).write_text(json.dumps(merged, indent=1) + "\n")
+    if args.splice:
+        splice(Path(args.splice), md)
+    return 0
 
 
 def _terminate(signum: int, frame: object) -> None:
