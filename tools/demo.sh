@@ -16,7 +16,7 @@ cd "$work"
 echo "== lmar codecs"
 lmar codecs
 echo
-echo "== lmar create demo.lmar in/   (auto: every codec tried per file, the smallest kept)"
+echo "== lmar create demo.lmar in/   (auto: small files coded together in solid blocks, every codec tried per block, the smallest kept)"
 lmar create demo.lmar in -v
 echo
 echo "== lmar list -l demo.lmar"
