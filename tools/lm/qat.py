@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             step += 1
             n = int(tgt[c:c + args.bptt].numel())
             seen += n
-            run_nats += float(loss) * n
+            run_nats += float(loss.detach()) * n
             run_n += n
         if step % 64 < args.segment // args.bptt:
             el = time.monotonic() - t0
