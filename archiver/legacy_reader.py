@@ -6,14 +6,15 @@ way (``getmembers``, ``iter_members``, ``read``).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import xxhash
 
 from lmar.formats.legacy_v1 import BlockRecord, ContainerReader, MemberEnd
 
-from .errors import ChecksumError, CodecError, CodecUnavailable, FormatError, LmarError
-from .members import CodecRef, MemberInfo
+from .errors import ChecksumError, FormatError, LmarError
+from .member_codec import codec_for, decode_checked, hint
+from .members import MemberInfo
 from .registry import Registry
 
 
@@ -83,60 +84,17 @@ class LegacyArchiveReader:
         total = 0
         codec = None
         if info.isfile():
-            assert info.codec is not None
-            ref = info.codec
-            try:
-                cls = self.registry.get(ref.name, ref.provider)
-            except CodecUnavailable as exc:  # name the member, like every other per-member failure
-                raise CodecUnavailable(f"{info.path}: {exc}{_model_note(ref)}") from None
-            if ref.version > cls.version:
-                raise CodecUnavailable(f"{info.path}: coded with {ref.name} version {ref.version}; the installed "
-                                       f"codec is version {cls.version} — upgrade {ref.provider or 'the plugin'}")
-            try:
-                codec = self.registry.create(ref.name, ref.params, ref.provider)
-            except CodecUnavailable as exc:
-                raise CodecUnavailable(f"{info.path}: {exc}") from None
-            except CodecError as exc:
-                raise CodecError(f"{info.path}: {exc}") from None
+            codec = codec_for(self.registry, info)
         index = 0
         for rec in records:
             if isinstance(rec, MemberEnd):
                 if total != rec.size or hasher.digest() != rec.xxh3_128:
-                    raise ChecksumError(self._mismatch(info, "member checksum mismatch", codec))
+                    raise ChecksumError(f"{info.path}: member checksum mismatch{hint(codec, info)}")
                 return
             if codec is None:
                 raise FormatError(f"member {info.path!r} of type {info.type} has data blocks: archive is corrupt")
-            if not rec.intact:
-                raise FormatError(f"{info.path}: block {index} is corrupt (stored checksum mismatch)")
-            try:
-                raw = codec.decompress(rec.stored, rec.raw_len)
-            except CodecError as exc:
-                raise CodecError(f"{info.path}: block {index}: {exc}") from None
-            except Exception as exc:
-                raise CodecError(f"{info.path}: block {index}: codec {codec.name} failed: "
-                                 f"{type(exc).__name__}: {exc}") from None
-            if len(raw) != rec.raw_len or xxhash.xxh3_64_intdigest(raw) != rec.raw_xxh64:
-                raise ChecksumError(self._mismatch(info, f"block {index} decoded to different bytes", codec))
+            raw = decode_checked(codec, rec.stored, rec.raw_len, rec.raw_xxh64, rec.intact, info, index)
             hasher.update(raw)
             total += len(raw)
             index += 1
             yield raw
-
-    def _mismatch(self, info: MemberInfo, what: str, codec: Any) -> str:
-        hint = ""
-        if codec is not None and info.codec is not None:
-            try:
-                hint = codec.mismatch_hint(info.codec.info)
-            except Exception:
-                hint = ""
-        return f"{info.path}: {what}" + (f" ({hint})" if hint else "")
-
-
-
-def _model_note(ref: CodecRef) -> str:
-    """Name the model a missing LM codec needs, when the member recorded one."""
-    for key in ("model_id", "model_sha256"):
-        value = ref.params.get(key)
-        if isinstance(value, str) and value:
-            return f" (it needs model {value})"
-    return ""

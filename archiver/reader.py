@@ -15,7 +15,8 @@ import xxhash
 from lmar.formats.container import MAX_SOLID_GROUP, Block, ContainerReader, GroupDamaged, GroupEnd
 from lmar.formats.member_table import Table, TableMember
 
-from .errors import ChecksumError, CodecError, CodecUnavailable, FormatError, LmarError
+from .errors import ChecksumError, FormatError, LmarError
+from .member_codec import codec_for, decode_checked, hint
 from .members import FILE, CodecRef, MemberInfo
 from .registry import Registry
 
@@ -156,24 +157,10 @@ class ArchiveReaderV2:
         self._c.skip_group()
 
     def _codec(self, table: Table, info: MemberInfo) -> Any:
-        if table.codec in self._codecs:
-            return self._codecs[table.codec]
-        ref = info.codec
-        assert ref is not None
-        registry = self._registry()
-        try:
-            cls = registry.get(ref.name, ref.provider)
-        except CodecUnavailable as exc:
-            raise CodecUnavailable(f"{info.path}: {exc}{_model_note(ref)}") from None
-        if ref.version > cls.version:
-            raise CodecUnavailable(f"{info.path}: coded with {ref.name} version {ref.version}; the installed codec "
-                                   f"is version {cls.version} — upgrade {ref.provider or 'the plugin'}")
-        try:
-            codec = registry.create(ref.name, ref.params, ref.provider)
-        except CodecError as exc:
-            raise type(exc)(f"{info.path}: {exc}") from None
-        self._codecs[table.codec] = codec
-        return codec
+        """One codec instance per descriptor: LM codecs load a model when built."""
+        if table.codec not in self._codecs:
+            self._codecs[table.codec] = codec_for(self._registry(), info)
+        return self._codecs[table.codec]
 
     def _group(self, table: Table, first: int, retain: bool, only: int | None = None
                ) -> Iterator[tuple[MemberInfo, Reader]]:
@@ -266,27 +253,7 @@ def _file_hashes(table: Table, end: GroupEnd, what: str) -> dict[int, int]:
 
 
 def _decode_block(codec: Any, block: Block, info: MemberInfo, k: int) -> bytes:
-    path = info.path
-    if not block.intact:
-        raise FormatError(f"{path}: block {k} is corrupt (stored checksum mismatch)")
-    try:
-        raw = codec.decompress(block.stored, block.raw_len)
-    except CodecError as exc:
-        raise CodecError(f"{path}: block {k}: {exc}") from None
-    except Exception as exc:
-        raise CodecError(f"{path}: block {k}: codec {codec.name} failed: {type(exc).__name__}: {exc}") from None
-    if len(raw) != block.raw_len or xxhash.xxh3_64_intdigest(raw) != block.raw_xxh64:
-        raise ChecksumError(f"{path}: block {k} decoded to different bytes{_hint(codec, info)}")
-    return raw
-
-
-def _hint(codec: Any, info: MemberInfo) -> str:
-    """The codec's explanation of a mismatch (e.g. another machine's numerics), from what the member recorded."""
-    try:
-        text = codec.mismatch_hint(info.codec.info if info.codec else {})
-    except Exception:
-        text = ""
-    return f" ({text})" if text else ""
+    return decode_checked(codec, block.stored, block.raw_len, block.raw_xxh64, block.intact, info, k)
 
 
 class _StreamGroup:
@@ -331,7 +298,7 @@ class _StreamGroup:
                               f"archive is corrupt")
         info.size = total
         if h.intdigest() != self.hashes[k]:
-            raise ChecksumError(f"{info.path}: member checksum mismatch{_hint(codec, info)}")
+            raise ChecksumError(f"{info.path}: member checksum mismatch{hint(codec, info)}")
 
     def members(self, retain: bool, only: int | None) -> Iterator[tuple[MemberInfo, Reader]]:
         data = bool(self.t.members) and self.t.members[0].has_data and self.t.members[0].size > 0
@@ -470,12 +437,3 @@ class _SolidGroup:
         if self.hashes[k] != xxhash.xxh3_64_intdigest(b""):
             raise ChecksumError(f"{info.path}: member checksum mismatch")
         return b""
-
-
-def _model_note(ref: CodecRef) -> str:
-    """Name the model a missing LM codec needs, when the member recorded one."""
-    for key in ("model_id", "model_sha256"):
-        value = ref.params.get(key)
-        if isinstance(value, str) and value:
-            return f" (it needs model {value})"
-    return ""

@@ -1,7 +1,6 @@
 """A format 1.0 writer, for tests only: lmar writes format 2; the tests still craft v1 inputs for the legacy reader."""
 from __future__ import annotations
 
-import struct
 from typing import Any, BinaryIO
 
 import msgpack
