@@ -66,7 +66,8 @@ def test_graph_is_integer_only() -> None:
     allowed = {"Gather", "MatMulInteger", "Cast", "Add", "Sub", "Mul", "Clip", "Split", "Concat", "Squeeze", "Div",
                "BitShift"}
     assert {n.op_type for n in m.graph.node} <= allowed
-    ints = {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT32, TensorProto.INT64, TensorProto.UINT64}
+    ints = {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT32, TensorProto.UINT32, TensorProto.INT64,
+            TensorProto.UINT64}
     assert all(i.data_type in ints for i in m.graph.initializer)
     for n in m.graph.node:
         if n.op_type == "Cast":
@@ -189,3 +190,22 @@ def test_cm6_bits_do_not_depend_on_the_lane_split(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(cm2_block, "MIN_LANES_EXACT", 10**9)
     assert c.compress(data) == two
     assert c.decompress(two, len(data)) == data
+
+
+def test_int32_intermediates_of_the_graph_cannot_overflow(params: intnet.IntParams) -> None:
+    """The graph keeps the cell in int32 (tools/lm/export_int_onnx.check_bounds proves it at export; this
+    re-derives it from the shipped integers): every rescaled pre-activation is below 2^29, r * hn plus its
+    lift below 2^31, and (2^15 - z) * (n - h) plus the half within int32 (z >= 1 from the table)."""
+    H = params.hidden
+
+    def bound(w: np.ndarray, m: np.ndarray, c: np.ndarray) -> int:
+        return int((((127 * np.abs(w.astype(np.int64)).sum(axis=0) * m + np.abs(c)) >> intnet.SHIFT) + 1).max())
+
+    mats = [(params.w_hh[i], params.m_hh[i], params.c_hh[i]) for i in range(params.layers)]
+    mats += [(params.w_ih[i], params.m_ih[i], params.c_ih[i]) for i in range(1, params.layers)]
+    assert max(bound(*t) for t in [*mats, (params.w_out, params.m_out, params.c_out)]) < 1 << 29
+    for i in range(params.layers):
+        hn = bound(params.w_hh[i][:, 2 * H:], params.m_hh[i][2 * H:], params.c_hh[i][2 * H:])
+        assert intnet.ONE * hn + (1 << 30) + (1 << 14) < 1 << 31
+    assert 1 <= int(params.sig.min()) and int(params.sig.max()) < intnet.ONE
+    assert (intnet.ONE - 1) * 2 * intnet.ONE + (1 << 14) < 1 << 31

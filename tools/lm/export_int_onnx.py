@@ -5,9 +5,10 @@ Contract (what ``runtime.IntStepModel`` drives):
   inputs  ``byte`` int64 [B] (0..255, 256 = start of segment), ``state`` int32 [L, B, H] (Q15, zeros at start);
   outputs ``logits`` int32 [B, 256] (1/16 nats), ``state_out`` int32 [L, B, H].
 Only integer operators: Gather (the layer-0 input table, the gate tables), MatMulInteger (uint8 operand
-with zero point 128 x int8 weights in [-64, 63]), Cast, Add, Sub, Mul, Div of non-negative int64 by a
-power of two (a floor shift: a signed value is first lifted by a multiple of the divisor), Clip, Split,
-Concat. The graph is checked against the numpy reference (``intnet.step``) with onnxruntime on random
+with zero point 128 x int8 weights in [-64, 63]), Cast, Add, Sub, Mul, BitShift of unsigned values (a
+floor shift: a signed value is first lifted to non-negative by a multiple of 2^bits), Clip, Split,
+Squeeze, Concat; int32 except the accumulator rescale (int64). An earlier int64 cell cost 21-27 % more
+CPU per step (same integers). The graph is checked against the numpy reference (``intnet.step``) with onnxruntime on random
 states and real text before it is written; a shipped file is never replaced (members record its hash).
 
     .venv/bin/python tools/lm/export_int_onnx.py --params work-data/v3i.npz --name bytegru-v3i \
@@ -34,10 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "plugins" / "models"
 OPSET = 17
 #: Lift before a floor division: a multiple of every divisor used, far above any |value| (< 2^47).
-LIFT = 1 << 56
-#: How a non-negative int64 is shifted right: "bitshift" (Cast to uint64, BitShift, Cast back) or "div"
-#: (one Div node); both are exact; bitshift measured 22-25 % less CPU per step (int64 Div is slow).
-SHIFT_OP = "bitshift"
+LIFT = 1 << 54
 
 
 class _Graph:
@@ -74,59 +72,56 @@ class _Graph:
     def cast(self, x: str, to: int) -> str:
         return self.op("Cast", x, to=to)
 
-    def floor_shift(self, x: str, bits: int, add: int | None = 0) -> str:
-        """floor((x + add) / 2^bits) for int64 x with |x + add| < LIFT (lift, shift, drop the lift).
-
-        ``add=None``: ``x`` already holds the lift (a constant added before, folded into a bias)."""
-        from onnx import TensorProto
-
-        y = x if add is None else self.op("Add", x, self.scalar(add + LIFT))
-        return self.op("Sub", self.shift_nonneg(y, bits), self.scalar(LIFT >> bits))
-
-    def shift_nonneg(self, x: str, bits: int) -> str:
-        """x >> bits for non-negative int64 x: a division by 2^bits, exact and equal to the floor."""
-        if SHIFT_OP == "div":
-            return self.op("Div", x, self.scalar(1 << bits))
-        from onnx import TensorProto
-
-        y = self.op("BitShift", self.cast(x, TensorProto.UINT64), self.scalar(bits, np.uint64), direction="RIGHT")
-        return self.cast(y, TensorProto.INT64)
-
 
 def build(p: IntParams, name: str):
+    """The step graph. int32 everywhere but the accumulator rescale (int64: acc * mult needs ~43 bits);
+    :func:`check_bounds` proves every int32 intermediate fits. A signed floor shift lifts the value to
+    non-negative, shifts it as unsigned and takes the lift back off; the state update's product may use
+    all of int32, so there the lift is the unsigned wrap of Cast int32 -> uint32 plus 2^31 (modular
+    arithmetic, defined in C++ and the same on every CPU)."""
     from onnx import TensorProto, helper
 
     g = _Graph()
-    I64, I32, U8 = TensorProto.INT64, TensorProto.INT32, TensorProto.UINT8
+    I64, I32, U8, U32, U64 = (TensorProto.INT64, TensorProto.INT32, TensorProto.UINT8, TensorProto.UINT32,
+                              TensorProto.UINT64)
     L, H = p.layers, p.hidden
     emb = g.const("emb_table", p.emb.astype(np.int32))
-    sig = g.const("lut_sigmoid", p.sig.astype(np.int64))
-    tanh = g.const("lut_tanh", p.tanh.astype(np.int64))
+    sig = g.const("lut_sigmoid", p.sig.astype(np.int32))
+    tanh = g.const("lut_tanh", p.tanh.astype(np.int32))
     zp = g.const("a_zero_point", np.array(A_ZERO, dtype=np.uint8))
     split2 = g.const("split2", np.array([2 * H, H], dtype=np.int64))
     split11 = g.const("split11", np.array([H, H], dtype=np.int64))
 
-    def operand(h64: str) -> str:
+    def i32(v: int) -> str:
+        return g.scalar(v, np.int32)
+
+    def shr_u32(x: str, bits: int) -> str:
+        """x >> bits of a uint32 tensor, as int32 (the result is below 2^31)."""
+        return g.cast(g.op("BitShift", x, g.scalar(bits, np.uint32), direction="RIGHT"), I32)
+
+    def operand(h: str) -> str:
         """uint8 clip((h + 128) >> 8, -127, 127) + 128, as intnet.operand, for a state within +-32768
-        (what the cell produces): (h + 128 + 128 * 256) >> 8 is already non-negative and holds the zero point."""
-        q = g.shift_nonneg(g.op("Add", h64, g.scalar(128 + A_ZERO * 256)), 8)
-        return g.cast(g.op("Clip", q, g.scalar(A_ZERO - 127), g.scalar(A_ZERO + 127)), U8)
+        (what the cell produces): (h + 128 + 128 * 256) >> 8 is non-negative and holds the zero point."""
+        q = shr_u32(g.cast(g.op("Add", h, i32(128 + A_ZERO * 256)), U32), 8)
+        return g.cast(g.op("Clip", q, i32(A_ZERO - 127), i32(A_ZERO + 127)), U8)
 
     def linear(a_u8: str, key: str, w: np.ndarray, m: np.ndarray, c: np.ndarray) -> str:
+        """(acc * m + c) >> SHIFT: int64 with the lift folded into c, back to int32 (|result| < 2^30)."""
         acc = g.op("MatMulInteger", a_u8, g.const(f"w_{key}", w), zp)
         y = g.op("Mul", g.cast(acc, I64), g.const(f"m_{key}", m.astype(np.int64)))
         y = g.op("Add", y, g.const(f"c_{key}", c.astype(np.int64) + LIFT))  # the bias, the half, the lift
-        return g.floor_shift(y, SHIFT, None)
+        y = g.op("BitShift", g.cast(y, U64), g.scalar(SHIFT, np.uint64), direction="RIGHT")
+        return g.op("Sub", g.cast(y, I32), i32(LIFT >> SHIFT))
 
     def lut(table: str, pre: str) -> str:
-        idx = g.op("Clip", pre, g.scalar(-LUT_HALF), g.scalar(LUT_HALF - 1))
-        return g.op("Gather", table, g.op("Add", idx, g.scalar(LUT_HALF)), axis=0)
+        idx = g.op("Clip", pre, i32(-LUT_HALF), i32(LUT_HALF - 1))
+        return g.op("Gather", table, g.op("Add", idx, i32(LUT_HALF)), axis=0)
 
     # Each layer's state stays [1, B, H] (a Split of the input, no Gather/Unsqueeze); products and sums
     # broadcast, and the logits lose the leading axis at the end.
-    states = g.ops("Split", [g.cast("state", I64)], L, axis=0) if L > 1 else [g.cast("state", I64)]
+    states = g.ops("Split", ["state"], L, axis=0) if L > 1 else ["state"]
     outs = []
-    x = g.cast(g.op("Gather", emb, "byte", axis=0), I64)
+    x = g.op("Gather", emb, "byte", axis=0)
     for layer in range(L):
         h = states[layer]
         if layer:
@@ -135,15 +130,20 @@ def build(p: IntParams, name: str):
         xrz, xn = g.ops("Split", [x, split2], 2, axis=-1)
         hrz, hn = g.ops("Split", [gh, split2], 2, axis=-1)
         r, z = g.ops("Split", [lut(sig, g.op("Add", xrz, hrz)), split11], 2, axis=-1)  # both gates, one lookup
-        n = lut(tanh, g.op("Add", xn, g.floor_shift(g.op("Mul", r, hn), 15, 1 << 14)))
-        keep = g.op("Sub", g.scalar(intnet.ONE), z)
-        step = g.floor_shift(g.op("Mul", keep, g.op("Sub", n, h)), 15, 1 << 14)
-        outs.append(g.op("Add", h, step))
+        # (r * hn + 2^14) >> 15 with |r * hn| < 2^30 (check_bounds): lifted by 2^30, shifted, 2^15 off.
+        rh = g.cast(g.op("Add", g.op("Mul", r, hn), i32((1 << 30) + (1 << 14))), U32)
+        n = lut(tanh, g.op("Add", xn, g.op("Sub", shr_u32(rh, 15), i32(1 << 15))))
+        # ((32768 - z) * (n - h) + 2^14) >> 15: the product fits int32 but not with a lift, so it is
+        # lifted by 2^31 in uint32 (Cast wraps a negative value modulo 2^32; the sum is then in [0, 2^32)).
+        keep = g.op("Sub", i32(intnet.ONE), z)
+        prod = g.cast(g.op("Mul", keep, g.op("Sub", n, h)), U32)
+        prod = g.op("Add", prod, g.scalar((1 << 31) + (1 << 14), np.uint32))
+        outs.append(g.op("Add", h, g.op("Sub", shr_u32(prod, 15), i32(1 << 16))))
     logits = linear(operand(outs[-1]), "out", p.w_out, p.m_out, p.c_out)
     axes0 = g.const("axes0", np.array([0], dtype=np.int64))
-    stacked = g.op("Concat", *outs, axis=0) if L > 1 else outs[0]
-    g.nodes.append(helper.make_node("Cast", [g.op("Squeeze", logits, axes0)], ["logits"], to=I32))
-    g.nodes.append(helper.make_node("Cast", [stacked], ["state_out"], to=I32))
+    g.nodes.append(helper.make_node("Squeeze", [logits, axes0], ["logits"]))
+    g.nodes.append(helper.make_node("Concat", outs, ["state_out"], axis=0) if L > 1
+                   else helper.make_node("Identity", outs, ["state_out"]))
     graph = helper.make_graph(
         g.nodes, name,
         [helper.make_tensor_value_info("byte", I64, ["B"]), helper.make_tensor_value_info("state", I32, [L, "B", H])],
@@ -157,13 +157,31 @@ def build(p: IntParams, name: str):
     return model
 
 
+def rescale_bound(w: np.ndarray, m: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Per output row, a bound on |(acc * m + c) >> SHIFT| over every operand (|a - 128| <= 127)."""
+    return ((127 * np.abs(w.astype(np.int64)).sum(axis=0) * m + np.abs(c)) >> SHIFT) + 1
+
+
 def check_bounds(p: IntParams) -> None:
-    """Every int64 intermediate stays far below LIFT (so the lifted floor division is exact)."""
+    """What the int32 graph assumes, proved from the integers: the int64 rescale stays below the lift,
+    its result fits int32 with the 2^30 taken off, ``r * hn`` stays below 2^30 (r <= 2^15), and the
+    sigmoid table never reaches 0 or 2^15, so ``(2^15 - z) * (n - h)`` plus the half fits int32."""
     amax = 127 * p.hidden * 64
+    H = p.hidden
     for m, c in [*zip(p.m_hh, p.c_hh), *zip(p.m_ih[1:], p.c_ih[1:]), (p.m_out, p.c_out)]:
         worst = amax * int(np.abs(m).max()) + int(np.abs(c).max())
         if worst >= 1 << 50:
             raise SystemExit(f"export_int_onnx: an accumulator rescale can reach {worst:.3g} (>= 2^50)")
+    mats = [(p.w_hh[i], p.m_hh[i], p.c_hh[i]) for i in range(p.layers)]
+    mats += [(p.w_ih[i], p.m_ih[i], p.c_ih[i]) for i in range(1, p.layers)] + [(p.w_out, p.m_out, p.c_out)]
+    if max(int(rescale_bound(*t).max()) for t in mats) >= 1 << 29:
+        raise SystemExit("export_int_onnx: a rescaled pre-activation can leave int32")
+    for i in range(p.layers):
+        hn = int(rescale_bound(p.w_hh[i][:, 2 * H:], p.m_hh[i][2 * H:], p.c_hh[i][2 * H:]).max())
+        if intnet.ONE * hn > (1 << 30) - (1 << 14):
+            raise SystemExit(f"export_int_onnx: layer {i}: r * hn can reach 2^15 * {hn} (>= 2^30)")
+    if int(p.sig.min()) < 1 or int(p.sig.max()) >= intnet.ONE or int(np.abs(p.tanh).max()) > intnet.ONE:
+        raise SystemExit("export_int_onnx: gate tables out of range")
 
 
 def verify(path: Path, p: IntParams, text: bytes, batches=(1, 5, 33)) -> None:
