@@ -113,7 +113,7 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
     """Yield the groups of ``sources`` in archive order, reading small files as their group fills.
 
     ``classify(data)`` says which pool a small file joins: "solid" (compressible, for the shared stream),
-    "raw" (does not compress: packed apart so it neither slows nor dilutes the text stream) or "alone"
+    "raw" (does not compress: packed apart so it neither slows nor dilutes the text stream), "binary" or "alone"
     (a domain codec such as image or audio wants the whole file).
     """
     meta = [s for s in sources if s.info.type == DIR or (s.info.type == FILE and s.info.size == 0)]

@@ -244,6 +244,8 @@ def _verify(codec: Codec, data: bytes, blocks: list[EncodedBlock]) -> None:
 
 
 _PROBE = zstandard.ZstdCompressor(level=1)
+#: Bytes that text hardly contains (controls other than tab, newline, form feed, carriage return, escape).
+_CONTROL_BYTES = [c for c in range(32) if c not in (9, 10, 12, 13, 27)] + [127]
 
 
 def classify_small_file(registry: Registry, data: bytes, opts: SelectOptions) -> str:
@@ -251,7 +253,8 @@ def classify_small_file(registry: Registry, data: bytes, opts: SelectOptions) ->
 
     "alone": a domain codec (image, audio) accepts it and would be considered, so it keeps a trial of its
     own; "raw": it does not compress (zstd level 1 probe), so it is packed apart from compressible files;
-    "solid": everything else. A forced codec codes every group, so all files are "solid".
+    "binary": over 1 % control bytes, packed apart from text so each kind gets the codec that suits it;
+    "solid": everything else (text). A forced codec codes every group, so all files are "solid".
     """
     if opts.codec != "auto":
         return "solid"
@@ -268,11 +271,11 @@ def classify_small_file(registry: Registry, data: bytes, opts: SelectOptions) ->
                 return "alone"
         except Exception:
             continue
-    if len(data) >= 512:
-        probe = data[: 1 << 18]
-        if len(_PROBE.compress(probe)) >= INCOMPRESSIBLE * len(probe):
-            return "raw"
-    return "solid"
+    probe = data[: 1 << 18]
+    if len(data) >= 512 and len(_PROBE.compress(probe)) >= INCOMPRESSIBLE * len(probe):
+        return "raw"
+    controls = sum(probe.count(bytes([c])) for c in _CONTROL_BYTES)
+    return "binary" if controls > 0.01 * len(probe) else "solid"
 
 
 def _forced(registry: Registry, data: bytes, whole: bool, opts: SelectOptions) -> Choice:
