@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--solid-size", type=_solid_bytes, default=DEFAULT_SOLID_SIZE, metavar="N",
                    help=f"largest solid block in bytes, K/M/G suffixes allowed (default {DEFAULT_SOLID_SIZE >> 20}M)")
     c.add_argument("--solid-limit", type=_solid_bytes, default=DEFAULT_SOLID_LIMIT, metavar="N",
-                   help=f"files of at least N bytes are coded on their own (default {DEFAULT_SOLID_LIMIT >> 20}M)")
+                   help=f"files of at least N bytes are coded on their own (default {DEFAULT_SOLID_LIMIT >> 10}K)")
     c.add_argument("--no-dedup", action="store_true", help="store every file's content even when it repeats another's")
     c.add_argument("--record-trials", action="store_true",
                    help="keep every candidate codec's trial size in the archive (shown by list -l)")
