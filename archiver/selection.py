@@ -227,6 +227,18 @@ def choose(registry: Registry, data: bytes, total_size: int, opts: SelectOptions
                 candidates[name] = [size, "failed verification"]
                 continue
         return Choice(codec, candidates, trials[name], warnings)
+    # Every full trial failed its verification (pyppmd mis-decodes about 1 input in 40): the next estimates,
+    # in order, before falling back to storing (with one finalist, the fast level has no other trial).
+    for _, name, codec in estimates:
+        if name in trials:
+            continue
+        try:
+            blocks = encode_blocks(codec, data, opts.verify and codec.verify_by_default)
+        except Exception as exc:
+            candidates[name] = [None, f"failed: {exc}"]
+            continue
+        candidates[name] = [sum(len(b.stored) for b in blocks), "full"]
+        return Choice(codec, candidates, blocks, warnings)
     store = registry.create(FALLBACK)
     return Choice(store, candidates, encode_blocks(store, data, False), warnings)
 
