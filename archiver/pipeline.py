@@ -49,7 +49,7 @@ def plan_file(path: str, size: int, opts: SelectOptions) -> Plan:
     try:
         data = _read_file(path, WHOLE_LIMIT + 1)
     except OSError as exc:
-        return _failed(f"cannot read: {exc.strerror or exc}")
+        return failed_plan(f"cannot read: {exc.strerror or exc}")
     whole = len(data) <= WHOLE_LIMIT
     total = len(data) if whole else max(size, len(data))
     return plan_bytes(data if whole else data[:WHOLE_LIMIT], total, opts)
@@ -68,10 +68,10 @@ def plan_bytes(data: bytes, total: int, opts: SelectOptions) -> Plan:
                     xxhash.xxh3_128_digest(data) if whole else None, choice.warnings,
                     xxh3_64=xxhash.xxh3_64_intdigest(data) if whole else None)
     except LmarError as exc:
-        return _failed(str(exc))
+        return failed_plan(str(exc))
 
 
-def _failed(msg: str) -> Plan:
+def failed_plan(msg: str) -> Plan:
     return Plan("", {}, 0, "", {}, {}, None, 0, None, error=msg)
 
 

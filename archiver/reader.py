@@ -14,6 +14,7 @@ import xxhash
 
 from lmar.formats.container import MAX_SOLID_GROUP, Block, ContainerReader, GroupDamaged, GroupEnd
 from lmar.formats.member_table import Table, TableMember
+from lmar.formats.records import PREAMBLE_SIZE
 
 from .errors import ChecksumError, FormatError, LmarError
 from .member_codec import codec_for, decode_checked, hint
@@ -72,7 +73,7 @@ class ArchiveReaderV2:
             except FormatError as exc:  # a damaged descriptor: scanning finds the same damage per group
                 self.index_problem = f"the index is unusable ({exc})"
                 self._index, self.indexed, self._first = None, False, []
-            self._c.seek(16)
+            self._c.seek(PREAMBLE_SIZE)
 
     # -- listing -----------------------------------------------------------------------------------------
     def getmembers(self) -> list[MemberInfo]:
@@ -123,7 +124,7 @@ class ArchiveReaderV2:
         """Yield ``(member, read)`` in archive order; call ``read()`` before advancing to get its bytes."""
         if self._consumed or self._index is not None:
             try:
-                self._c.seek_table(16, 0, 0)
+                self._c.seek_table(PREAMBLE_SIZE, 0, 0)
             except (OSError, ValueError, AttributeError):
                 raise LmarError(f"{self.name}: a stream can only be read once") from None
         self._consumed = True

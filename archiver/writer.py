@@ -19,10 +19,10 @@ from lmar.formats.member_table import Table, TableMember
 from .errors import CodecError, LmarError
 from .grouping import Group, GroupingOptions, plan_groups
 from .members import FILE
-from .pipeline import Plan, default_jobs, iter_blocks_of_large_file, make_executor, plan_bytes, plan_file
+from .pipeline import Plan, default_jobs, failed_plan, iter_blocks_of_large_file, make_executor, plan_bytes, plan_file
 from .progress import NoProgress, Progress
 from .registry import get_registry
-from .selection import SelectOptions, choose, classify_small_file
+from .selection import SelectOptions, classify_small_file
 from .walk import Skipped, Source, collect
 
 _EMPTY_XXH64 = xxhash.xxh3_64_intdigest(b"")
@@ -60,10 +60,6 @@ class MemberResult:
         return {"path": self.path, "type": self.type, "size": self.size, "stored_size": self.stored_size,
                 "codec": self.codec, "candidates": {k: {"size": v[0], "how": v[1]} for k, v in self.candidates.items()},
                 "warnings": self.warnings, "error": self.error, "group": self.group, "dedup_of": self.dedup_of}
-
-
-def _failed_plan(msg: str) -> Plan:
-    return Plan("", {}, 0, "", {}, {}, None, 0, None, error=msg)
 
 
 class ArchiveWriter:
@@ -145,7 +141,7 @@ class ArchiveWriter:
                 try:
                     plan = fut.result()
                 except Exception as exc:  # a worker died: report it against the group's members
-                    plan = _failed_plan(f"{type(exc).__name__}: {exc}")
+                    plan = failed_plan(f"{type(exc).__name__}: {exc}")
             yield from self._write_group(group, plan, executor, jobs)
 
     # -- one group ---------------------------------------------------------------------------------------
@@ -248,14 +244,13 @@ class ArchiveWriter:
         """Add an in-memory file as a group of its own (API convenience; selection runs in this process)."""
         from .members import MemberInfo
 
-        registry = get_registry()
-        choice = choose(registry, data, len(data), self._select_options(len(data), len(data)))
-        codec = choice.codec
+        plan = plan_bytes(data, len(data), self._select_options(len(data), len(data)))
+        if plan.error:
+            raise LmarError(f"{name}: {plan.error}")
+        if plan.blocks is None:
+            plan.blocks = []
         src = Source(MemberInfo(name, FILE, mode, mtime_ns, len(data)), "")
-        plan = Plan(codec.name, dict(codec.params), codec.version, registry.providers.get(codec.name, ""),
-                    codec.header_info(), choice.candidates, choice.blocks or [], len(data), None,
-                    choice.warnings, xxh3_64=xxhash.xxh3_64_intdigest(data))
-        group = Group("solid", [src], data, hashes={0: plan.xxh3_64 or _EMPTY_XXH64})
+        group = Group("solid", [src], data, hashes={0: xxhash.xxh3_64_intdigest(data)})
         results = list(self._write_group(group, plan, None, 1))
         return results[0]
 

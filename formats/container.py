@@ -11,7 +11,6 @@ import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterator
 
-import xxhash
 
 from lmar.errors import FormatError
 
@@ -173,6 +172,8 @@ class ContainerReader:
         self._descriptor_offsets_seen: set[int] = set()
         self.groups_read = 0
         self.members_read = 0
+        #: False once a group was lost without an index: the archive end's totals cannot be compared then.
+        self._counts_known = True
         #: Why the index was not used (damaged footer or index), for a warning; None when fine or not seekable.
         self.index_problem: str | None = None
 
@@ -293,7 +294,7 @@ class ContainerReader:
         if not record.intact:
             raise FormatError(f"{self.name}: the archive end record is damaged (checksum mismatch)")
         doc = rec.unpack(record.body, "archive end record")
-        if not isinstance(doc, dict) or (getattr(self, "_counts_known", True) and (
+        if not isinstance(doc, dict) or (self._counts_known and (
                 doc.get("members") != self.members_read or doc.get("groups") != self.groups_read)):
             raise FormatError(f"{self.name}: the archive end record does not match the members read "
                               f"(members or groups are missing): archive is corrupt")
@@ -379,8 +380,3 @@ def open_container(fileobj: BinaryIO, name: str) -> Any:
     check = fileobj.read(4)
     version = rec.check_preamble_v2(head, check, name)
     return ContainerReader(fileobj, name, version)
-
-
-def xxh64(data: bytes) -> int:
-    return xxhash.xxh3_64_intdigest(data)
-
