@@ -11,17 +11,20 @@ import io
 import os
 import sys
 import tempfile
-from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator
+from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from lmar.formats.container import open_container
 
+from .bulk import MemberFilter, OnMember, RunReport, check_all, extract_all
 from .errors import LmarError
 from .grouping import GroupingOptions  # noqa: F401 - part of the API (CreateOptions.grouping)
 from .members import MemberInfo
+from .progress import Progress
 from .registry import Registry, get_registry
 from .writer import ArchiveWriter, CreateOptions, MemberResult
 
-__all__ = ["ArchiveReader", "ArchiveWriter", "CreateOptions", "GroupingOptions", "MemberResult", "open_archive"]
+__all__ = ["ArchiveReader", "ArchiveWriter", "CreateOptions", "GroupingOptions", "MemberFilter", "MemberResult",
+           "RunReport", "open_archive"]
 
 
 class ArchiveReader:
@@ -95,6 +98,25 @@ class ArchiveReader:
             if info.path == name:
                 return info
         raise LmarError(f"{name}: not found in archive")
+
+    def extractall(self, path: str = ".", members: Sequence[str] | None = None, overwrite: bool = False,
+                   on_member: OnMember | None = None, progress: Progress | None = None) -> RunReport:
+        """Extract members (all, or those matching the paths/globs in ``members``) under ``path``.
+
+        Unsafe paths and links are refused, existing files kept unless ``overwrite``; a member that fails
+        (damage, checksum, unsafe, disk error) is named in the report and the others still extract. Raises
+        only when the archive cannot be read on at all."""
+        return extract_all(self, path, members, overwrite, on_member=on_member, progress=progress)
+
+    def extract_to_stream(self, stream: IO[bytes], members: Sequence[str] | None = None,
+                          on_member: OnMember | None = None, progress: Progress | None = None) -> RunReport:
+        """Write matching regular files' verified bytes to ``stream`` one after another (``extract -O``)."""
+        return extract_all(self, members=members, to_stream=stream, on_member=on_member, progress=progress)
+
+    def test(self, members: Sequence[str] | None = None, on_member: OnMember | None = None,
+             progress: Progress | None = None) -> RunReport:
+        """Decode members and verify every checksum without writing anything; failures are named in the report."""
+        return check_all(self, members, on_member=on_member, progress=progress)
 
 
 def open_archive(path: str | os.PathLike | BinaryIO, mode: str = "r", **kwargs: Any) -> Any:

@@ -6,7 +6,6 @@ the user (set ``LMAR_DEBUG=1`` to see one).
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import os
 import stat
@@ -19,7 +18,6 @@ from .archive import ArchiveReader, CreateOptions, MemberResult, open_archive, s
 from .grouping import DEFAULT_SOLID_LIMIT, DEFAULT_SOLID_SIZE, MAX_SOLID_SIZE, GroupingOptions
 from .console import error, make_progress, warn
 from .errors import LmarError
-from .extract import Extractor
 from .members import MemberInfo
 from .registry import get_registry
 from .selection import LEVEL_BUDGET, SelectOptions
@@ -93,62 +91,23 @@ def _open_reader(path: str) -> ArchiveReader:
     return reader
 
 
-def _matcher(patterns: Sequence[str]) -> tuple[Any, set[str]]:
-    unmatched = set(patterns)
-
-    def wanted(path: str) -> bool:
-        if not patterns:
-            return True
-        hit = False
-        for p in patterns:
-            q = p.rstrip("/")
-            if path == q or fnmatch.fnmatchcase(path, p) or path.startswith(q + "/"):
-                unmatched.discard(p)
-                hit = True
-        return hit
-
-    return wanted, unmatched
-
-
 def cmd_extract(args: argparse.Namespace) -> int:
-    wanted, unmatched = _matcher(args.members)
-    failures = 0
+    def on_member(info: MemberInfo, problem: str | None) -> None:
+        if problem is not None:
+            progress.note(f"lmar: {problem}")
+        elif args.verbose and not args.to_stdout:
+            print(info.path, file=sys.stderr)
+
     with _open_reader(args.archive) as reader:
         progress = make_progress(args.quiet or args.to_stdout)
-        total = sum(m.size for m in reader.getmembers()) if reader.indexed else 0
-        extractor = None if args.to_stdout else Extractor(args.directory or ".", overwrite=args.overwrite)
-        progress.start(total, "extracting")
-        try:
-            for info, read in reader.iter_members():
-                if not wanted(info.path):
-                    continue
-                try:
-                    if info.damage:
-                        raise LmarError(info.damage)
-                    if extractor is None:
-                        if info.isfile():
-                            for chunk in read():
-                                sys.stdout.buffer.write(chunk)
-                    else:
-                        extractor.extract(info, read() if info.isfile() else None)
-                        if args.verbose:
-                            print(info.path, file=sys.stderr)
-                except LmarError as exc:
-                    failures += 1
-                    progress.note(f"lmar: {exc}")
-                except OSError as exc:
-                    failures += 1
-                    progress.note(f"lmar: {info.path}: {exc.strerror or exc}")
-                progress.advance(info.size, info.path)
-        finally:
-            if extractor is not None:
-                extractor.finish()
-            progress.stop()
-            if args.to_stdout:
-                sys.stdout.buffer.flush()
-    for p in sorted(unmatched):
+        if args.to_stdout:
+            report = reader.extract_to_stream(sys.stdout.buffer, args.members, on_member=on_member, progress=progress)
+        else:
+            report = reader.extractall(args.directory or ".", args.members, overwrite=args.overwrite,
+                                       on_member=on_member, progress=progress)
+    for p in report.unmatched:
         error(f"{p}: not found in archive")
-    return EXIT_SOME_FAILED if failures or unmatched else EXIT_OK
+    return EXIT_OK if report.ok else EXIT_SOME_FAILED
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -215,32 +174,20 @@ def _long_line(m: MemberInfo) -> str:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    failures = 0
-    count = 0
+    def on_member(info: MemberInfo, problem: str | None) -> None:
+        if problem is not None:
+            progress.note(f"lmar: {problem}")
+        elif args.verbose:
+            print(f"OK      {info.path}")
+
     with _open_reader(args.archive) as reader:
         progress = make_progress(args.quiet)
-        total = sum(m.size for m in reader.getmembers()) if reader.indexed else 0
-        progress.start(total, "testing")
-        try:
-            for info, read in reader.iter_members():
-                count += 1
-                try:
-                    if info.damage:
-                        raise LmarError(info.damage)
-                    for _ in read():
-                        pass
-                    if args.verbose:
-                        print(f"OK      {info.path}")
-                except LmarError as exc:
-                    failures += 1
-                    progress.note(f"lmar: {exc}")
-                progress.advance(info.size, info.path)
-        finally:
-            progress.stop()
+        report = reader.test(on_member=on_member, progress=progress)
+    failed = len(report.failures)
     if not args.quiet:
-        print(f"{count - failures} of {count} members OK" + (f", {failures} FAILED" if failures else ""),
+        print(f"{report.visited - failed} of {report.visited} members OK" + (f", {failed} FAILED" if failed else ""),
               file=sys.stderr)
-    return EXIT_SOME_FAILED if failures else EXIT_OK
+    return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 def cmd_codecs(args: argparse.Namespace) -> int:

@@ -63,16 +63,18 @@ def plan_bytes(data: bytes, total: int, opts: SelectOptions) -> Plan:
     try:
         choice: Choice = choose(registry, data, total, opts)
         codec = choice.codec
-        return Plan(codec.name, dict(codec.params), codec.version, registry.providers.get(codec.name, ""),
-                    codec.header_info(), choice.candidates, choice.blocks, total,
-                    xxhash.xxh3_128_digest(data) if whole else None, choice.warnings,
+        return Plan(codec_name=codec.name, params=dict(codec.params), version=codec.version,
+                    provider=registry.providers.get(codec.name, ""), info=codec.header_info(),
+                    candidates=choice.candidates, blocks=choice.blocks, size=total,
+                    xxh3_128=xxhash.xxh3_128_digest(data) if whole else None, warnings=choice.warnings,
                     xxh3_64=xxhash.xxh3_64_intdigest(data) if whole else None)
     except LmarError as exc:
         return failed_plan(str(exc))
 
 
 def failed_plan(msg: str) -> Plan:
-    return Plan("", {}, 0, "", {}, {}, None, 0, None, error=msg)
+    return Plan(codec_name="", params={}, version=0, provider="", info={}, candidates={}, blocks=None, size=0,
+                xxh3_128=None, error=msg)
 
 
 def code_block(codec_name: str, params: dict[str, Any], chunk: bytes, verify: bool) -> EncodedBlock:

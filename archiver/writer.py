@@ -7,6 +7,7 @@ large files are read by path, block by block.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -106,8 +107,7 @@ class ArchiveWriter:
         if self.options.time_budget is None:
             return sel
         share = self.options.time_budget * (size / total if total else 1.0)
-        return SelectOptions(codec=sel.codec, candidates=sel.candidates, level=sel.level, budget_s=share,
-                             verify=sel.verify)
+        return dataclasses.replace(sel, budget_s=share)  # every other field carried over, new ones included
 
     def _submit(self, group: Group, executor: Any, total: int) -> Any:
         if group.kind == "solid" and group.data is not None:

@@ -1,0 +1,147 @@
+"""Whole-archive operations: extract every (or every matching) member, or test them all.
+
+These loops carry the rules the CLI promises, so a Python caller gets the same behaviour as ``lmar extract``
+and ``lmar test``: members are visited once in archive order (a stream works as well as a file); a member
+whose metadata is damaged, whose content fails its checksum or whose path is unsafe is reported by name and
+the rest still go through; nothing on disk is replaced unless ``overwrite`` is set (:mod:`lmar.extract`).
+Reporting is the caller's: each member's outcome goes to ``on_member``, so the CLI prints and the API
+collects, and this module knows no screen.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Callable, Iterable, Sequence
+
+from .errors import LmarError
+from .extract import Extractor
+from .members import MemberInfo
+
+if TYPE_CHECKING:
+    from .archive import ArchiveReader
+    from .progress import Progress
+
+#: Called after each visited member with ``(member, error)``; ``error`` is None when it went through.
+OnMember = Callable[[MemberInfo, "str | None"], None]
+
+
+@dataclass
+class RunReport:
+    """What a whole-archive operation did: members visited, failures by member, patterns that matched nothing."""
+
+    visited: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.unmatched
+
+
+class MemberFilter:
+    """Selects members by exact path, directory prefix or glob, as tar does; remembers patterns never hit."""
+
+    def __init__(self, patterns: Iterable[str] | None = None) -> None:
+        self.patterns: tuple[str, ...] = tuple(patterns or ())
+        self._unmatched = set(self.patterns)
+
+    def __call__(self, path: str) -> bool:
+        if not self.patterns:
+            return True
+        hit = False
+        for p in self.patterns:
+            q = p.rstrip("/")
+            if path == q or fnmatch.fnmatchcase(path, p) or path.startswith(q + "/"):
+                self._unmatched.discard(p)
+                hit = True
+        return hit
+
+    @property
+    def unmatched(self) -> list[str]:
+        return sorted(self._unmatched)
+
+
+def _noop(info: MemberInfo, error: str | None) -> None:
+    pass
+
+
+def _total(reader: "ArchiveReader") -> int:
+    return sum(m.size for m in reader.getmembers()) if reader.indexed else 0
+
+
+def extract_all(reader: "ArchiveReader", dest: str = ".", members: Sequence[str] | None = None,
+                overwrite: bool = False, to_stream: IO[bytes] | None = None,
+                on_member: OnMember | None = None, progress: "Progress | None" = None) -> RunReport:
+    """Extract matching members under ``dest`` (or write regular files' bytes to ``to_stream``)."""
+    wanted = MemberFilter(members)
+    report = RunReport()
+    on_member = on_member or _noop
+    extractor = None if to_stream is not None else Extractor(dest, overwrite=overwrite)
+    if progress is not None:
+        progress.start(_total(reader), "extracting")
+    try:
+        for info, read in reader.iter_members():
+            if not wanted(info.path):
+                continue
+            report.visited += 1
+            problem = None
+            try:
+                if info.damage:
+                    raise LmarError(info.damage)
+                if extractor is None:
+                    if info.isfile():
+                        for chunk in read():
+                            to_stream.write(chunk)  # type: ignore[union-attr]
+                else:
+                    extractor.extract(info, read() if info.isfile() else None)
+            except LmarError as exc:
+                problem = str(exc)
+            except OSError as exc:
+                problem = f"{info.path}: {exc.strerror or exc}"
+            if problem is not None:
+                report.failures.append((info.path, problem))
+            on_member(info, problem)
+            if progress is not None:
+                progress.advance(info.size, info.path)
+    finally:
+        if extractor is not None:
+            extractor.finish()
+        if progress is not None:
+            progress.stop()
+        if to_stream is not None:
+            to_stream.flush()
+    report.unmatched = wanted.unmatched
+    return report
+
+
+def check_all(reader: "ArchiveReader", members: Sequence[str] | None = None,
+             on_member: OnMember | None = None, progress: "Progress | None" = None) -> RunReport:
+    """Decode matching members and verify every checksum, writing nothing."""
+    wanted = MemberFilter(members)
+    report = RunReport()
+    on_member = on_member or _noop
+    if progress is not None:
+        progress.start(_total(reader), "testing")
+    try:
+        for info, read in reader.iter_members():
+            if not wanted(info.path):
+                continue
+            report.visited += 1
+            problem = None
+            try:
+                if info.damage:
+                    raise LmarError(info.damage)
+                for _ in read():
+                    pass
+            except LmarError as exc:
+                problem = str(exc)
+            if problem is not None:
+                report.failures.append((info.path, problem))
+            on_member(info, problem)
+            if progress is not None:
+                progress.advance(info.size, info.path)
+    finally:
+        if progress is not None:
+            progress.stop()
+    report.unmatched = wanted.unmatched
+    return report

@@ -1,0 +1,116 @@
+"""The Python API does what the CLI does: ``ArchiveReader.extractall()`` and ``ArchiveReader.test()`` carry the
+member loops and their safety rules, and the CLI is a caller of them."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+import lmar
+from lmar.archive import ArchiveReader, MemberFilter
+from lmar.formats.container import open_container
+
+from conftest import fast_options, tree_snapshot
+
+
+@pytest.fixture()
+def tree(tmp_path) -> Path:
+    t = tmp_path / "proj"
+    (t / "src").mkdir(parents=True)
+    for i in range(6):
+        (t / "src" / f"m{i}.py").write_text("".join(f"x{i}_{j} = {j}\n" for j in range(50 + i)))
+    (t / "README").write_text("read me\n" * 40)
+    (t / "copy").write_text("read me\n" * 40)  # a duplicate
+    os.symlink("README", t / "link")
+    return t
+
+
+def make(tmp_path: Path, tree: Path) -> Path:
+    arc = tmp_path / "a.lmar"
+    cwd = os.getcwd()
+    os.chdir(tree.parent)
+    try:
+        with lmar.open(arc, "w", options=fast_options()) as w:
+            results = w.add([tree.name])
+    finally:
+        os.chdir(cwd)
+    assert not [r for r in results if r.error]
+    return arc
+
+
+def test_extractall_round_trips_and_reports(tmp_path, tree):
+    arc = make(tmp_path, tree)
+    seen = []
+    with lmar.open(arc) as ar:
+        report = ar.extractall(tmp_path / "out", on_member=lambda m, e: seen.append((m.path, e)))
+    assert report.ok and report.visited == len(seen) == 11
+    assert all(e is None for _, e in seen)
+    assert tree_snapshot(tmp_path / "out" / "proj") == tree_snapshot(tree)
+
+
+def test_extractall_keeps_existing_files_unless_overwrite(tmp_path, tree):
+    arc = make(tmp_path, tree)
+    out = tmp_path / "out"
+    (out / "proj").mkdir(parents=True)
+    (out / "proj" / "README").write_text("mine")
+    with lmar.open(arc) as ar:
+        report = ar.extractall(out)
+    assert [p for p, _ in report.failures] == ["proj/README"]
+    assert "already exists" in report.failures[0][1]
+    assert (out / "proj" / "README").read_text() == "mine"
+    assert (out / "proj" / "copy").exists()  # the rest went through
+    with lmar.open(arc) as ar:
+        assert ar.extractall(out, overwrite=True).ok
+    assert (out / "proj" / "README").read_text() == "read me\n" * 40
+
+
+def test_extractall_selects_members_and_names_unmatched_patterns(tmp_path, tree):
+    arc = make(tmp_path, tree)
+    with lmar.open(arc) as ar:
+        report = ar.extractall(tmp_path / "out", members=["proj/src/m1.py", "proj/*.nothing", "proj/co*"])
+    assert report.visited == 2
+    assert report.unmatched == ["proj/*.nothing"] and not report.ok
+    assert sorted(p.name for p in (tmp_path / "out" / "proj").rglob("*")) == ["copy", "m1.py", "src"]
+
+
+def test_extract_to_stream_writes_file_bytes_in_order(tmp_path, tree):
+    arc = make(tmp_path, tree)
+    sink = io.BytesIO()
+    with lmar.open(arc) as ar:
+        assert ar.extract_to_stream(sink, members=["proj/README", "proj/copy"]).ok
+    assert sink.getvalue() == (tree / "README").read_bytes() * 2
+
+
+def test_test_names_a_damaged_member_and_goes_on(tmp_path, tree):
+    arc = make(tmp_path, tree)
+    with lmar.open(arc) as ar:
+        assert ar.test().ok
+        members = ar.getmembers()
+    # damage the first block of the group holding the .py files: its members fail by name, the others pass
+    group = next(m.group for m in members if m.path == "proj/src/m0.py")
+    with open(arc, "rb") as f:
+        offset = open_container(f, "a").read_index().tables[group][0]
+    data = bytearray(arc.read_bytes())
+    table_len = int.from_bytes(data[offset + 1:offset + 5], "little")
+    data[offset + 9 + table_len + 12] ^= 0x55  # inside the block record after the table record
+    arc.write_bytes(bytes(data))
+    with lmar.open(arc) as ar:
+        report = ar.test()
+    assert report.failures and report.visited == len(members)
+    victims = {m.path for m in members if m.group == group}
+    assert {p for p, _ in report.failures} <= victims | {m.path for m in members if m.dedup_of in victims}
+    assert all(p in msg for p, msg in report.failures)
+
+
+def test_member_filter_matches_like_tar():
+    f = MemberFilter(["dir", "*.py", "exact.txt"])
+    assert f("dir/a") and f("x.py") and f("exact.txt") and f("dir")
+    assert not f("dirt/a") and not f("exact.txt.bak")
+    assert f.unmatched == []
+    assert MemberFilter()("anything")
+
+
+def test_reader_api_is_public():
+    assert hasattr(ArchiveReader, "extractall") and hasattr(ArchiveReader, "test")
