@@ -3,7 +3,10 @@
 A codec turns one block of raw bytes into a payload and back. It knows nothing about archives, files or
 screens: the core cuts members into blocks, records ``name``/``version``/``params`` in the member header,
 and later rebuilds the codec from exactly those values to decode. Copy ``lmar/plugins/zlib_codec.py`` to
-write your own.
+write your own, and run :func:`lmar.testing.check_codec` on it in your tests.
+
+Selection reads only the declared attributes below (``slow``, ``whole_files``, ``fallback_rank``,
+``probe_rank``, ``speed``) and the methods; ``kind`` is descriptive text for ``lmar codecs`` and reports.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ class Codec:
     name: ClassVar[str] = ""
     #: Bitstream version written with each member; bump it when old payloads would no longer decode.
     version: ClassVar[int] = 1
-    #: "classical", "lm", "image", "audio", ... (shown by ``lmar codecs`` and used by selection presets).
+    #: "classical", "lm", "image", "audio", ...: shown by ``lmar codecs`` and bench reports, nothing more.
     kind: ClassVar[str] = "classical"
     description: ClassVar[str] = ""
     #: Preferred raw bytes per independent block; the core caps it (see ``lmar.formats.container``).
@@ -31,6 +34,18 @@ class Codec:
     speed: ClassVar[float] = 20e6
     #: Decode every block before committing it (LM codecs: float numerics must be proven reproducible).
     verify_by_default: ClassVar[bool] = False
+    #: Never tried at level ``fast``, whatever its speed: a language model (that level promises none runs).
+    slow: ClassVar[bool] = False
+    #: Codes only whole files it recognises (raw images, WAV audio). Selection then never asks it for an
+    #: estimate on a sample but trials it on the whole file, does not store a file it accepts as
+    #: incompressible before trying it, and keeps the small files it accepts out of solid blocks.
+    whole_files: ClassVar[bool] = False
+    #: Set (lower first) on a codec that takes any bytes and needs no trial (``store``: 0). The registry's
+    #: fallback is the available one of lowest rank: empty and incompressible data, nothing else eligible.
+    fallback_rank: ClassVar[int | None] = None
+    #: Set (lower first) on a codec whose :meth:`probe_size` is a fast compressibility test (``zstd``: 0);
+    #: selection stores data the probe cannot shrink. Without one, nothing is stored untried.
+    probe_rank: ClassVar[int | None] = None
     #: Default parameters; ``params`` passed to ``__init__`` override them.
     default_params: ClassVar[Mapping[str, ParamValue]] = {}
 
@@ -48,8 +63,22 @@ class Codec:
 
     @classmethod
     def info(cls) -> dict[str, Any]:
-        """Extra facts for ``lmar codecs`` (e.g. a model id)."""
+        """Extra facts for ``lmar codecs --json`` (e.g. a model id)."""
         return {}
+
+    @classmethod
+    def describe(cls, params: Mapping[str, ParamValue] | None = None) -> str:
+        """What coding with ``params`` depends on that may be missing here, in a few words ("model
+        bytegru-v3i 3f2a9c1d0b4e"); "" for nothing. ``params`` are a member's recorded ones (an error
+        message then says what that member needs), or None for the defaults (the ``lmar codecs`` listing).
+        The core never reads params itself: only the codec knows what they mean.
+        """
+        return ""
+
+    @classmethod
+    def probe_size(cls, data: bytes) -> int:
+        """Size of ``data`` coded at the quickest setting (codecs with ``probe_rank`` implement it)."""
+        raise NotImplementedError
 
     # -- coding ----------------------------------------------------------------------------------------
     def accepts(self, data: bytes) -> bool:
@@ -60,11 +89,18 @@ class Codec:
         raise NotImplementedError
 
     def decompress(self, payload: bytes, size: int) -> bytes:
-        """Return exactly ``size`` bytes; raise :class:`CodecError` on a bad payload."""
+        """Return exactly ``size`` bytes; raise :class:`CodecError` on a bad payload.
+
+        Payloads are untrusted: never produce more than ``size + 1`` bytes (use the bounded form of your
+        library's decompressor) and never allocate on a payload's word beyond what ``size`` allows.
+        """
         raise NotImplementedError
 
     def estimate(self, sample: bytes) -> float | None:
-        """Cheaply predict compressed/raw for data like ``sample``; ``None`` means "run a real trial"."""
+        """Cheaply predict compressed/raw for data like ``sample``; ``None`` means "run a real trial".
+
+        Asked of every codec but ``whole_files`` ones, on a sample of up to 256 KiB of the file.
+        """
         return None
 
     def header_info(self) -> dict[str, Any]:

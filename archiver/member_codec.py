@@ -22,7 +22,7 @@ def codec_for(registry: Registry, info: MemberInfo) -> Any:
     try:
         cls = registry.get(ref.name, ref.provider)
     except CodecUnavailable as exc:
-        raise CodecUnavailable(f"{info.path}: {exc}{model_note(ref)}") from None
+        raise CodecUnavailable(f"{info.path}: {exc}{missing_note(registry, ref)}") from None
     if ref.version > cls.version:
         raise CodecUnavailable(f"{info.path}: coded with {ref.name} version {ref.version}; the installed codec "
                                f"is version {cls.version} — upgrade {ref.provider or 'the plugin'}")
@@ -59,10 +59,7 @@ def hint(codec: Any, info: MemberInfo) -> str:
     return f" ({text})" if text else ""
 
 
-def model_note(ref: CodecRef) -> str:
-    """Name the model a missing LM codec needs, when the member recorded one."""
-    for key in ("model_id", "model_sha256"):
-        value = ref.params.get(key)
-        if isinstance(value, str) and value:
-            return f" (it needs model {value})"
-    return ""
+def missing_note(registry: Registry, ref: CodecRef) -> str:
+    """What a plugin knows about the missing codec (an ``llm-*`` model to import); the core never reads params."""
+    text = registry.missing_hint(ref.name, ref.params)
+    return f" ({text})" if text else ""

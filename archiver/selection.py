@@ -1,7 +1,9 @@
 """Per-file codec choice by trial compression: cheap estimates on a sample, full trials for the finalists.
 
 Every decision is a pure function of the bytes and the options (time budgets use each codec's declared
-speed, never a stopwatch), so the same input and options always give a byte-identical archive.
+speed, never a stopwatch), so the same input and options always give a byte-identical archive. What a
+codec is to selection, it declares (:class:`lmar.codec.Codec`: ``slow``, ``whole_files``, ``speed``); the
+fallback and the incompressibility probe are the registry's choice (``fallback_rank``, ``probe_rank``).
 """
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import xxhash
-import zstandard
 
 from .codec import Codec
 from .errors import CodecError
@@ -21,8 +22,8 @@ from .registry import Registry
 LEVEL_BUDGET = {"fast": 0.8, "default": 300.0, "max": None}
 #: ...but never more than this many seconds for one file, so a large file does not stall the archive.
 LEVEL_FILE_CAP = {"fast": 30.0, "default": 600.0, "max": None}
-#: Codec kinds each level considers.
-LEVEL_KINDS = {"fast": {"classical", "image", "audio"}, "default": None, "max": None}
+#: Levels that skip codecs declaring ``slow`` (language models).
+NO_SLOW_LEVELS = frozenset({"fast"})
 #: Files up to this size are read whole and their trials give the final payload directly.
 WHOLE_LIMIT = 64 << 20
 SAMPLE_PIECE = 64 << 10
@@ -33,10 +34,8 @@ LEVEL_FINALISTS = {"fast": 1}
 #: A finalist's estimate must be within this factor of the best one: full trials of slow codecs that
 #: cannot win (an LM on an image, say) would cost minutes for nothing.
 FINALIST_MARGIN = 1.10
-#: A sample that a fast probe (zstd level 1) cannot shrink below this ratio is treated as incompressible.
-#: Not zlib: its 32 KiB window misses repeats further apart (e.g. a 40 KiB random block stored three times).
+#: A sample that the registry's probe (zstd level 1) cannot shrink below this ratio is treated as incompressible.
 INCOMPRESSIBLE = 0.98
-FALLBACK = "store"
 
 
 @dataclass
@@ -123,10 +122,17 @@ def _budget(opts: SelectOptions, size: int) -> float | None:
     return budget if cap is None else min(budget, cap)
 
 
+def _incompressible(registry: Registry, data: bytes) -> bool:
+    """The registry's probe cannot shrink ``data`` (never true without a probe codec)."""
+    probe = registry.probe()
+    return probe is not None and probe.probe_size(data) >= INCOMPRESSIBLE * len(data)
+
+
 def _eligible(registry: Registry, opts: SelectOptions, size: int, probe: bytes,
               candidates: dict[str, list[Any]]) -> list[Codec]:
     names = sorted(opts.candidates) if opts.candidates else sorted(registry.codecs)
-    kinds = LEVEL_KINDS.get(opts.level)
+    no_slow = opts.level in NO_SLOW_LEVELS
+    fallback = registry.fallback_name()
     budget = _budget(opts, size)
     chosen = []
     for name in names:
@@ -138,9 +144,9 @@ def _eligible(registry: Registry, opts: SelectOptions, size: int, probe: bytes,
         if not ok:
             candidates[name] = [None, f"unavailable: {why}"]
             continue
-        if kinds is not None and cls.kind not in kinds and name != FALLBACK:
+        if no_slow and cls.slow and name != fallback:
             continue
-        if budget is not None and name != FALLBACK and size / cls.speed > budget:
+        if budget is not None and name != fallback and size / cls.speed > budget:
             candidates[name] = [None, "over time budget"]
             continue
         codec = cls()
@@ -157,18 +163,18 @@ def choose(registry: Registry, data: bytes, total_size: int, opts: SelectOptions
     """Pick the codec for a file. ``data`` is the whole file when ``total_size <= WHOLE_LIMIT``."""
     whole = len(data) == total_size
     if opts.codec != "auto":
-        return _forced(registry, data, whole, opts)
+        return _forced(registry, data, total_size, opts)
     candidates: dict[str, list[Any]] = {}
     if total_size == 0:
-        return Choice(registry.create(FALLBACK), {FALLBACK: [0, "empty"]}, [] if whole else None)
+        store = registry.fallback()
+        return Choice(store, {store.name: [0, "empty"]}, [] if whole else None)
     sample = sample_of(data)
     pool = _eligible(registry, opts, total_size, data if whole else sample, candidates)
     if not pool:
-        pool = [registry.create(FALLBACK)]
-    domain = any(c.kind not in ("classical", "lm") for c in pool)
-    if not domain and len(zstandard.ZstdCompressor(level=1).compress(sample)) >= INCOMPRESSIBLE * len(sample):
-        store = registry.create(FALLBACK)
-        candidates[FALLBACK] = [total_size, "incompressible sample"]
+        pool = [registry.fallback()]
+    if not any(c.whole_files for c in pool) and _incompressible(registry, sample):
+        store = registry.fallback()
+        candidates[store.name] = [total_size, "incompressible sample"]
         return Choice(store, candidates, encode_blocks(store, data, False) if whole else None)
 
     # Cheap estimates (or real trials on the sample when a codec offers no estimate).
@@ -178,10 +184,10 @@ def choose(registry: Registry, data: bytes, total_size: int, opts: SelectOptions
     sample_is_whole = whole and len(sample) == len(data)
     for codec in pool:
         try:
-            # Domain codecs need the whole file (headers and all), so they always get a full trial.
-            ratio = None if codec.kind not in ("classical", "lm") else codec.estimate(sample)
+            # Whole-file codecs (images, audio) need the headers and all, so they always get a full trial.
+            ratio = None if codec.whole_files else codec.estimate(sample)
             if ratio is None:
-                if sample_is_whole or (whole and codec.kind not in ("classical", "lm")):
+                if sample_is_whole or (whole and codec.whole_files):
                     trials[codec.name] = encode_blocks(codec, data, False)
                     ratio = sum(len(b.stored) for b in trials[codec.name]) / max(len(data), 1)
                 else:
@@ -196,7 +202,7 @@ def choose(registry: Registry, data: bytes, total_size: int, opts: SelectOptions
         how = "full" if codec.name in trials else "sample"
         candidates[codec.name] = [int(round(ratio * total_size)), how]
     if not estimates:
-        store = registry.create(FALLBACK)
+        store = registry.fallback()
         return Choice(store, candidates, encode_blocks(store, data, False) if whole else None)
     estimates.sort(key=lambda e: (e[0], e[1]))
     if not whole:
@@ -239,7 +245,7 @@ def choose(registry: Registry, data: bytes, total_size: int, opts: SelectOptions
             continue
         candidates[name] = [sum(len(b.stored) for b in blocks), "full"]
         return Choice(codec, candidates, blocks, warnings)
-    store = registry.create(FALLBACK)
+    store = registry.fallback()
     return Choice(store, candidates, encode_blocks(store, data, False), warnings)
 
 
@@ -255,7 +261,6 @@ def _verify(codec: Codec, data: bytes, blocks: list[EncodedBlock]) -> None:
             raise VerifyError(f"codec {codec.name} decoded different bytes than it encoded")
 
 
-_PROBE = zstandard.ZstdCompressor(level=1)
 #: Bytes that text hardly contains (controls other than tab, newline, form feed, carriage return, escape).
 _CONTROL_BYTES = [c for c in range(32) if c not in (9, 10, 12, 13, 27)] + [127]
 
@@ -263,18 +268,18 @@ _CONTROL_BYTES = [c for c in range(32) if c not in (9, 10, 12, 13, 27)] + [127]
 def classify_small_file(registry: Registry, data: bytes, opts: SelectOptions) -> str:
     """Which pool a small file joins before solid grouping (see :func:`lmar.grouping.plan_groups`).
 
-    "alone": a domain codec (image, audio) accepts it and would be considered, so it keeps a trial of its
-    own; "raw": it does not compress (zstd level 1 probe), so it is packed apart from compressible files;
+    "alone": a ``whole_files`` codec (image, audio) accepts it and would be considered, so it keeps a trial
+    of its own; "raw": the registry's probe cannot shrink it, so it is packed apart from compressible files;
     "binary": over 1 % control bytes, packed apart from text so each kind gets the codec that suits it;
     "solid": everything else (text). A forced codec codes every group, so all files are "solid".
     """
     if opts.codec != "auto":
         return "solid"
-    kinds = LEVEL_KINDS.get(opts.level)
+    no_slow = opts.level in NO_SLOW_LEVELS
     names = sorted(opts.candidates) if opts.candidates else sorted(registry.codecs)
     for name in names:
         cls = registry.codecs.get(name)
-        if cls is None or cls.kind in ("classical", "lm") or (kinds is not None and cls.kind not in kinds):
+        if cls is None or not cls.whole_files or (no_slow and cls.slow):
             continue
         if not cls.availability()[0]:
             continue
@@ -284,32 +289,31 @@ def classify_small_file(registry: Registry, data: bytes, opts: SelectOptions) ->
         except Exception:
             continue
     probe = data[: 1 << 18]
-    if len(data) >= 512 and len(_PROBE.compress(probe)) >= INCOMPRESSIBLE * len(probe):
+    if len(data) >= 512 and _incompressible(registry, probe):
         return "raw"
     controls = sum(probe.count(bytes([c])) for c in _CONTROL_BYTES)
     return "binary" if controls > 0.01 * len(probe) else "solid"
 
 
-def _forced(registry: Registry, data: bytes, whole: bool, opts: SelectOptions) -> Choice:
+def _forced(registry: Registry, data: bytes, total_size: int, opts: SelectOptions) -> Choice:
+    whole = len(data) == total_size
     codec = registry.create(opts.codec)
     if data and not codec.accepts(data[: 1 << 20] if not whole else data):
-        return _classical_fallback(registry, data, whole, opts, f"codec {opts.codec} does not accept this file")
+        return _general_fallback(registry, data, total_size, opts, f"codec {opts.codec} does not accept this file")
     if not whole:
         return Choice(codec, {codec.name: [None, "forced"]})
     try:
         blocks = encode_blocks(codec, data, opts.verify and codec.verify_by_default)
     except VerifyError as exc:
-        return _classical_fallback(registry, data, whole, opts, str(exc))
+        return _general_fallback(registry, data, total_size, opts, str(exc))
     return Choice(codec, {codec.name: [sum(len(b.stored) for b in blocks), "forced"]}, blocks)
 
 
-def _classical_fallback(registry: Registry, data: bytes, whole: bool, opts: SelectOptions, why: str) -> Choice:
-    """The best other classical codec, for a file the forced codec cannot code (or decode back) faithfully."""
-    if whole:
-        classical = [n for n, c in registry.codecs.items() if c.kind == "classical" and n != opts.codec]
-        choice = choose(registry, data, len(data),
-                        SelectOptions(codec="auto", candidates=classical, level=opts.level, verify=opts.verify))
-    else:
-        choice = Choice(registry.create("zstd"))
+def _general_fallback(registry: Registry, data: bytes, total_size: int, opts: SelectOptions, why: str) -> Choice:
+    """The best other general-purpose codec (neither ``slow`` nor ``whole_files``), chosen as auto mode would,
+    for a file the forced codec cannot code (or decode back) faithfully; a large file is judged on its sample."""
+    general = [n for n, c in registry.codecs.items() if not c.slow and not c.whole_files and n != opts.codec]
+    choice = choose(registry, data, total_size,
+                    SelectOptions(codec="auto", candidates=general, level=opts.level, verify=opts.verify))
     choice.warnings.append(f"{why}; used {choice.codec.name} instead")
     return choice

@@ -1,6 +1,7 @@
 """Turns the paths given to ``create`` into an ordered list of members (the file-system side of create).
 
 Order is deterministic (sorted directory listings) so the same tree always gives the same archive.
+``lmar bench`` walks its inputs with the same :class:`Walker` and exclude rule (:func:`matches_any`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class Source:
 
 @dataclass
 class Skipped:
-    """A path that could not be archived, with a one-line reason for the user."""
+    """Something left out, with a one-line reason for the user: a path that could not be archived
+    (``bench`` also uses it for a file or a codec it did not measure, naming it in ``path``)."""
 
     path: str
     reason: str
@@ -38,9 +40,14 @@ def arcname_for(path: str) -> str:
     return "/".join(parts)
 
 
-def _excluded(arcname: str, patterns: Iterable[str]) -> bool:
-    base = posixpath.basename(arcname)
-    return any(fnmatch.fnmatchcase(arcname, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
+def matches_any(name: str, patterns: Iterable[str]) -> bool:
+    """Whether a ``/``-separated relative name, or its last component, matches one of the globs.
+
+    One rule for every command that takes ``--exclude`` (``create`` on member names, ``bench`` on names
+    relative to the path given), so a pattern means the same thing wherever it is typed.
+    """
+    base = posixpath.basename(name)
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
 
 
 def _is_utf8(name: str) -> bool:
@@ -52,37 +59,47 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def collect(paths: Iterable[str], excludes: Iterable[str] = (), skip_real: Iterable[str] = ()) -> Iterator[Source | Skipped]:
-    """Yield members for ``paths`` (relative to the current directory) in archive order."""
-    excludes = list(excludes)
-    skip: set[tuple[int, int]] = set()
-    for p in skip_real:  # the archive being written: recognised by inode, not by resolving every path
-        try:
-            st = os.stat(p)
-            skip.add((st.st_dev, st.st_ino))
-        except OSError:
-            pass
-    seen_inodes: dict[tuple[int, int], str] = {}
-    seen_names: set[str] = set()
+class Walker:
+    """Walks trees in archive order, remembering names and inodes across every path of one run.
 
-    def visit(fs_path: str, arcname: str) -> Iterator[Source | Skipped]:
-        if excludes and arcname and _excluded(arcname, excludes):
+    Why a class: ``create`` walks all its paths with one memory (a name given twice is stored once, a
+    hard link's second name refers to the first); ``bench`` walks each path it is given with its own.
+    Excluded names are pruned (a matching directory is not entered).
+    """
+
+    def __init__(self, excludes: Iterable[str] = (), skip_real: Iterable[str] = ()) -> None:
+        self.excludes = list(excludes)
+        self.skip: set[tuple[int, int]] = set()
+        for p in skip_real:  # the archive being written: recognised by inode, not by resolving every path
+            try:
+                st = os.stat(p)
+                self.skip.add((st.st_dev, st.st_ino))
+            except OSError:
+                pass
+        self.seen_inodes: dict[tuple[int, int], str] = {}
+        self.seen_names: set[str] = set()
+
+    def visit(self, fs_path: str, arcname: str, follow: bool = False) -> Iterator[Source | Skipped]:
+        """Members for ``fs_path`` named ``arcname`` (``""``: the directory itself is not a member, its
+        entries are named relative to it). ``follow``: a symbolic link given here is followed (only this
+        path; links inside the tree never are)."""
+        if self.excludes and arcname and matches_any(arcname, self.excludes):
             return
         if not _is_utf8(arcname):  # headers store UTF-8 text; such a name would abort the whole archive
             yield Skipped(fs_path, "name is not valid UTF-8; not archived")
             return
         try:
-            st = os.lstat(fs_path)
+            st = os.stat(fs_path) if follow else os.lstat(fs_path)
         except OSError as exc:
             yield Skipped(fs_path, f"cannot stat: {exc.strerror or exc}")
             return
-        if (st.st_dev, st.st_ino) in skip and stat.S_ISREG(st.st_mode):
+        if (st.st_dev, st.st_ino) in self.skip and stat.S_ISREG(st.st_mode):
             yield Skipped(fs_path, "is the archive being written; skipped", is_error=False)
             return
         mode = stat.S_IMODE(st.st_mode)
         if stat.S_ISDIR(st.st_mode):
-            if arcname and arcname not in seen_names:
-                seen_names.add(arcname)
+            if arcname and arcname not in self.seen_names:
+                self.seen_names.add(arcname)
                 yield Source(MemberInfo(arcname, DIR, mode, st.st_mtime_ns), fs_path)
             try:
                 names = sorted(os.listdir(fs_path))
@@ -90,11 +107,11 @@ def collect(paths: Iterable[str], excludes: Iterable[str] = (), skip_real: Itera
                 yield Skipped(fs_path, f"cannot list directory: {exc.strerror or exc}")
                 return
             for name in names:
-                yield from visit(os.path.join(fs_path, name), posixpath.join(arcname, name) if arcname else name)
+                yield from self.visit(os.path.join(fs_path, name), posixpath.join(arcname, name) if arcname else name)
             return
-        if not arcname or arcname in seen_names:
+        if not arcname or arcname in self.seen_names:
             return
-        seen_names.add(arcname)
+        self.seen_names.add(arcname)
         if stat.S_ISLNK(st.st_mode):
             try:
                 target = os.readlink(fs_path)
@@ -107,17 +124,21 @@ def collect(paths: Iterable[str], excludes: Iterable[str] = (), skip_real: Itera
             yield Source(MemberInfo(arcname, SYMLINK, mode, st.st_mtime_ns, link=target), fs_path)
         elif stat.S_ISREG(st.st_mode):
             key = (st.st_dev, st.st_ino)
-            if st.st_nlink > 1 and key in seen_inodes:
-                yield Source(MemberInfo(arcname, HARDLINK, mode, st.st_mtime_ns, link=seen_inodes[key]), fs_path)
+            if st.st_nlink > 1 and key in self.seen_inodes:
+                yield Source(MemberInfo(arcname, HARDLINK, mode, st.st_mtime_ns, link=self.seen_inodes[key]), fs_path)
                 return
             if not os.access(fs_path, os.R_OK):
                 yield Skipped(fs_path, "cannot read: permission denied")
                 return
             if st.st_nlink > 1:  # only once it will be archived: later names become links to it
-                seen_inodes[key] = arcname
+                self.seen_inodes[key] = arcname
             yield Source(MemberInfo(arcname, FILE, mode, st.st_mtime_ns, size=st.st_size), fs_path)
         else:
             yield Skipped(fs_path, "is a device, FIFO or socket; skipped", is_error=False)
 
+
+def collect(paths: Iterable[str], excludes: Iterable[str] = (), skip_real: Iterable[str] = ()) -> Iterator[Source | Skipped]:
+    """Yield members for ``paths`` (relative to the current directory) in archive order."""
+    walker = Walker(excludes, skip_real)
     for path in paths:
-        yield from visit(path, arcname_for(path))
+        yield from walker.visit(path, arcname_for(path))

@@ -22,6 +22,7 @@ _HEAD = struct.Struct("<QQBB")  # WavLayout fields
 class AudioCodec(Codec):
     name = "audio"
     kind = "audio"
+    whole_files = True
     description = "PCM WAV via stereo decorrelation, LPC + NLMS and adaptive arithmetic coding"
     block_size = 256 << 20
     speed = 3e5

@@ -23,6 +23,7 @@ _HEAD = struct.Struct("<BQIIBBBIBB")  # back end, then Layout.as_tuple()
 class ImageCodec(Codec):
     name = "image"
     kind = "image"
+    whole_files = True
     description = "uncompressed PNM/BMP/TIFF pixels via lossless JPEG XL / WebP / JPEG-LS"
     block_size = 256 << 20
     speed = 2e5

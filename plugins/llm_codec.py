@@ -17,6 +17,13 @@ def register_codecs(register):  # type: ignore[no-untyped-def]
 
 
 @lmar.hookimpl
+def missing_codec_hint(name, params):  # type: ignore[no-untyped-def]
+    from lmar.plugins.llmcore.codec import missing_hint
+
+    return missing_hint(name, params)
+
+
+@lmar.hookimpl
 def register_commands(subparsers):  # type: ignore[no-untyped-def]
     from lmar.plugins.llmcore.commands import add_model_commands
 

@@ -42,6 +42,7 @@ def _cm2():
 class LmCodec(Codec):
     name = "lm"
     kind = "lm"
+    slow = True
     version = 6  # 6: scheme cm6; 5: cm5; 4: cm4; 3: cm3; 2: cm2; 1: cm1 (all still decode)
     description = "byte GRU (ONNX) + compiled context mixing, binary arithmetic coding of lockstep segments"
     block_size = 16 << 20
@@ -98,6 +99,18 @@ class LmCodec(Codec):
             ppath = prior.prior_path(card, cls.default_params["scheme"])
             info["prior_sha256"] = model_files.file_sha256(ppath) if ppath.is_file() else "(not installed)"
         return info
+
+    @classmethod
+    def describe(cls, params: Mapping[str, Any] | None = None) -> str:
+        if params is None:  # the listing: the default model as installed here
+            path = model_files.find_model(DEFAULT_MODEL)
+            sha = model_files.file_sha256(path) if path is not None else ""
+            return f"model {DEFAULT_MODEL} {sha[:12]}".rstrip()
+        model, sha = params.get("model"), params.get("model_sha256")
+        words = [f"model {model}" if isinstance(model, str) and model else "its model"]
+        if isinstance(sha, str) and sha:
+            words.append(f"sha256 {sha[:12]}")
+        return " ".join(words)
 
     # -- coding ----------------------------------------------------------------------------------------
     def _network(self) -> runtime.StepModel:

@@ -10,6 +10,7 @@ class StoreCodec(Codec):
     name = "store"
     description = "no compression"
     speed = 2e9
+    fallback_rank = 0  # selection's last resort: empty and incompressible data, nothing else eligible
 
     def compress(self, data: bytes) -> bytes:
         return bytes(data)

@@ -13,6 +13,15 @@ class ZstdCodec(Codec):
     description = "Zstandard, level 19, long window"
     speed = 3e6
     default_params = {"level": 19, "window_log": 27}
+    probe_rank = 0  # selection's incompressibility test (level 1)
+    _probe = None
+
+    @classmethod
+    def probe_size(cls, data: bytes) -> int:
+        # Not zlib: its 32 KiB window misses repeats further apart (e.g. a 40 KiB random block stored thrice).
+        if cls._probe is None:
+            cls._probe = zstandard.ZstdCompressor(level=1)
+        return len(cls._probe.compress(data))
 
     def compress(self, data: bytes) -> bytes:
         params = zstandard.ZstdCompressionParameters.from_level(

@@ -100,6 +100,7 @@ class _Fake(Codec):
 
 class SlowLM(_Fake):
     name, kind, speed, ratio = "slowlm", "lm", 2e3, 0.1
+    slow = True
 
 
 class FastClassical(_Fake):
@@ -108,6 +109,7 @@ class FastClassical(_Fake):
 
 class Store(_Fake):
     name, kind, speed, ratio = "store", "classical", 2e9, 1.0
+    fallback_rank = 0
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ class LlmCodec(Codec):
     """Causal LM + range coder over lossless byte-level BPE tokens (see :mod:`.coding`)."""
 
     kind = "lm"
+    slow = True
     #: 2: payload format 2 (growing cache, float32 probabilities); version-1 members still decode
     version = 2
     verify_by_default = True
@@ -67,6 +68,10 @@ class LlmCodec(Codec):
     @classmethod
     def info(cls) -> dict[str, Any]:
         return {"model_id": cls.card.get("id", ""), "model_bytes": int(cls.card.get("onnx_bytes", 0))}
+
+    @classmethod
+    def describe(cls, params: Mapping[str, Any] | None = None) -> str:
+        return _model_words(params, cls.card.get("id", ""))
 
     # -- coding ----------------------------------------------------------------------------------------
     @classmethod
@@ -117,6 +122,7 @@ class MissingLlmCodec(Codec):
     """Stands in for an ``llm-*`` codec whose model is not installed here."""
 
     kind = "lm"
+    slow = True
     verify_by_default = True
     source: ClassVar[str] = ""
     #: the id of the model last installed under this name (from a removal record), if known
@@ -128,8 +134,27 @@ class MissingLlmCodec(Codec):
         which = f"model {cls.model_id}" if cls.model_id else "its model (params: model_id)"
         return False, f"{which} is not installed; run `lmar model import {cls.source or 'SOURCE'}`"
 
+    @classmethod
+    def describe(cls, params: Mapping[str, Any] | None = None) -> str:
+        return _model_words(params, cls.model_id)
+
     def __init__(self, **params: Any) -> None:
         raise CodecUnavailable(_missing_message(self.name, str(params.get("model_id", "?")), self.source))
+
+
+def _model_words(params: Mapping[str, Any] | None, default_id: str) -> str:
+    """"model 3f2a9c1d0b4e": the id recorded in ``params``, else the one this name stands for here."""
+    model_id = (params or {}).get("model_id") or default_id
+    return f"model {model_id[:12]}" if isinstance(model_id, str) and model_id else ""
+
+
+def missing_hint(name: str, params: Mapping[str, Any]) -> str | None:
+    """For a ``llm-*`` name with no class here at all (no card, no removal record): the model to import."""
+    if not name.startswith("llm-"):
+        return None
+    model_id = params.get("model_id")
+    which = f"model {model_id}" if isinstance(model_id, str) and model_id else "its model"
+    return f"it needs {which}; run `lmar model import {KNOWN_SOURCES.get(name, 'SOURCE')}`"
 
 
 def _missing_message(name: str, model_id: str, source: str) -> str:
