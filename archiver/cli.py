@@ -19,7 +19,7 @@ from .grouping import DEFAULT_SOLID_LIMIT, DEFAULT_SOLID_SIZE, MAX_SOLID_SIZE, G
 from .console import error, make_progress, warn
 from .errors import LmarError
 from .members import MemberInfo
-from .registry import get_registry
+from .registry import describe, get_registry
 from .selection import LEVEL_BUDGET, SelectOptions
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_FATAL = 0, 1, 2
@@ -211,10 +211,9 @@ def cmd_codecs(args: argparse.Namespace) -> int:
         return EXIT_OK
     for r in rows:
         status = "yes" if r["available"] else f"no ({r['reason']})"
-        model_id = r.get("model_sha256") or r.get("model_id")
-        model = f"  model={model_id[:12]}" if isinstance(model_id, str) else ""
+        needs = describe(registry.codecs[r["name"]], None)  # the codec words it; the CLI reads no params
         print(f"{r['name']:<12} v{r['version']:<3} {r['kind']:<10} available={status:<5} "
-              f"from {r['provider'] or '?'}  {r['description']}{model}")
+              f"from {r['provider'] or '?'}  {r['description']}" + (f"  [{needs}]" if needs else ""))
     for f in failures:
         print(f"plugin {f['plugin']} (from {f['provider'] or '?'}) failed to load: {f['error']}")
     return EXIT_OK

@@ -8,6 +8,10 @@ from lmar.codec import Codec
 from lmar.errors import CodecError
 
 
+#: Decoder memory cap: preset 9's 64 MiB dictionary needs 65 MiB; a hostile header may not ask for more.
+MEMLIMIT = 128 << 20
+
+
 class LzmaCodec(Codec):
     name = "lzma"
     description = "xz/LZMA2, preset 9e"
@@ -20,7 +24,7 @@ class LzmaCodec(Codec):
 
     def decompress(self, payload: bytes, size: int) -> bytes:
         try:
-            d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=1 << 30)
+            d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=MEMLIMIT)
             return d.decompress(payload, size + 1)
         except (lzma.LZMAError, EOFError) as exc:
             raise CodecError(f"lzma: {exc}") from None

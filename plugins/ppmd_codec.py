@@ -1,6 +1,8 @@
 """PPMd variant H (pyppmd): the classical context model to beat on text."""
 from __future__ import annotations
 
+from typing import Any
+
 import pyppmd
 
 import lmar
@@ -16,6 +18,16 @@ class PpmdCodec(Codec):
     # bytes): have the archiver decode before committing, so such a payload is never written.
     verify_by_default = True
     default_params = {"order": 6, "mem_mb": 256}
+    #: Bounds on recorded parameters: a hostile header must not make the decoder allocate gigabytes.
+    MAX_MEM_MB = 1024
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        order, mem_mb = self.params["order"], self.params["mem_mb"]
+        if not (isinstance(order, int) and 2 <= order <= 64):
+            raise CodecError(f"ppmd: order {order!r} is outside 2..64")
+        if not (isinstance(mem_mb, int) and 1 <= mem_mb <= self.MAX_MEM_MB):
+            raise CodecError(f"ppmd: mem_mb {mem_mb!r} is outside 1..{self.MAX_MEM_MB}")
 
     def compress(self, data: bytes) -> bytes:
         enc = pyppmd.Ppmd7Encoder(self.params["order"], self.params["mem_mb"] << 20)

@@ -9,15 +9,18 @@ from lmar.errors import CodecError
 
 
 class ZlibCodec(Codec):
-    name = "zlib"
+    name = "zlib"                  # stable id written into archives; a name belongs to one package
+    version = 1                    # bump when old payloads would no longer decode
     description = "deflate (zlib), level 9"
-    speed = 15e6
-    default_params = {"level": 9}
+    speed = 15e6                   # rough bytes/s, used by time budgets (never a stopwatch)
+    default_params = {"level": 9}  # recorded in every member header, passed back to decode
 
     def compress(self, data: bytes) -> bytes:
         return zlib.compress(data, self.params["level"])
 
     def decompress(self, payload: bytes, size: int) -> bytes:
+        # Payloads are untrusted: bound the output (a few bytes of deflate can expand to gigabytes) and
+        # turn the library's errors into CodecError, which names the member for the user.
         try:
             d = zlib.decompressobj()
             out = d.decompress(payload, size + 1)
