@@ -206,11 +206,12 @@ def test_mismatch_hint_names_machine_flags_and_provider() -> None:
 
 def test_cpu_flags_follow_what_the_cpu_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     """/proc/cpuinfo may describe the host (qemu-user): a flag numpy's CPU detection denies is dropped."""
+    from lmar.plugins import ort_runtime
     from lmar.plugins.lmcore import runtime
 
-    monkeypatch.setattr(runtime, "_proc_cpu_flags", lambda: {"sse4_2", "avx", "avx2", "fma", "avx512f"})
-    monkeypatch.setattr(runtime, "_detected_cpu_features", lambda: {"SSE42": True, "AVX": False, "AVX2": False,
-                                                                    "FMA3": False, "AVX512F": False})
+    monkeypatch.setattr(ort_runtime, "_proc_cpu_flags", lambda: {"sse4_2", "avx", "avx2", "fma", "avx512f"})
+    monkeypatch.setattr(ort_runtime, "_detected_cpu_features", lambda: {"SSE42": True, "AVX": False, "AVX2": False,
+                                                                        "FMA3": False, "AVX512F": False})
     assert runtime._cpu_flags() == ["sse4_2"]
-    monkeypatch.setattr(runtime, "_detected_cpu_features", lambda: {})  # no numpy detection: /proc/cpuinfo
+    monkeypatch.setattr(ort_runtime, "_detected_cpu_features", lambda: {})  # no numpy detection: /proc/cpuinfo
     assert runtime._cpu_flags() == ["sse4_2", "avx", "avx2", "fma", "avx512f"]

@@ -8,13 +8,12 @@ models lean on) and a ring of ``W - sink`` recent tokens. Ring keys are rotated 
 appear just before the oldest ring token, the layout seen in training.
 
 Everything that decides a probability is computed the same way by encoder and decoder: same graph, same
-batch shape, same float64 rotary angles, same numpy ops.
+batch shape, same float64 rotary angles, same numpy ops. Sessions, their cache and the CPU flags of the
+numerics profile come from :mod:`lmar.plugins.ort_runtime` (shared with the byte model's ``lm`` codec).
 """
 from __future__ import annotations
 
 import os
-import platform
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,65 +21,55 @@ import numpy as np
 
 from lmar.errors import CodecError
 
-_MASK_EMPTY = np.float32(-1e9)
-_SESSIONS: dict[str, Any] = {}
-_LOCK = threading.Lock()
+from .. import ort_runtime
 
-#: CPU features that change which float kernels ONNX Runtime picks (and so its exact results).
+_MASK_EMPTY = np.float32(-1e9)
+_SESSIONS = ort_runtime.SessionCache()
+
+#: CPU features that change which float kernels ONNX Runtime picks (and so its exact results); the order
+#: is the order members record them in.
 _FLAG_NAMES = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
                "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "neon", "asimd", "sve")
 
 
 def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            have = set(line.split(":", 1)[1].split())
-            return [f for f in _FLAG_NAMES if f in have]
-    return []
+    return ort_runtime.cpu_flags(_FLAG_NAMES)
 
 
 def numerics_profile() -> dict[str, Any]:
-    """What determines the float results: provider, ORT and numpy versions, CPU architecture and flags."""
-    import onnxruntime as ort
+    """What determines the float results: provider, ORT and numpy versions, CPU architecture and flags.
 
-    return {"provider": "CPUExecutionProvider", "onnxruntime": ort.__version__, "numpy": np.__version__,
-            "machine": platform.machine(), "cpu_flags": cpu_flags()}
+    Always the CPU provider: the llm codecs have not been checked on CUDA, whose kernels differ.
+    """
+    return ort_runtime.machine_profile(ort_runtime.CPU, _FLAG_NAMES)
+
+
+def _settings(threads: int | None) -> ort_runtime.SessionSettings:
+    """ORT's default graph rewrites (the bitstreams written so far depend on them) and, unlike the byte
+    model, several threads (``LMAR_LLM_THREADS``, default all cores): the int8 and fp32 graphs give the
+    same payload with 1 or 2 threads (tested). Idle worker threads sleep instead of spinning
+    (``LMAR_LLM_SPIN=1`` to spin): with other processes on the cores (lmar's own -j workers, or anything
+    else) spinning threads steal the time the busy ones need (measured: 100 vs 147 tokens/s at load 4 on
+    2 cores). Scheduling only; the results are the same."""
+    return ort_runtime.SessionSettings(threads=threads or ort_runtime.env_threads("LMAR_LLM_THREADS"),
+                                       spinning=os.environ.get("LMAR_LLM_SPIN", "0"), log_severity=3)
 
 
 def session(onnx_path: Path, threads: int | None = None, cache: bool = True) -> Any:
-    """A CPU InferenceSession, cached per path (loading ~500 MB of weights takes seconds)."""
-    import onnxruntime as ort
+    """A CPU InferenceSession, cached per path and thread count (loading ~500 MB of weights takes seconds)."""
+    settings = _settings(threads)
 
-    key = f"{onnx_path}:{threads}"
-    with _LOCK:
-        if key not in _SESSIONS or not cache:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads or int(os.environ.get("LMAR_LLM_THREADS", 0)) or (os.cpu_count() or 1)
-            opts.inter_op_num_threads = 1
-            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            # Idle worker threads sleep instead of spinning: with other processes on the cores (lmar's own
-            # -j workers, or anything else) spinning threads steal the time the busy ones need (measured:
-            # 100 vs 147 tokens/s at load 4 on 2 cores). Scheduling only; the results are the same.
-            opts.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("LMAR_LLM_SPIN", "0"))
-            opts.log_severity_level = 3
-            try:
-                sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # onnxruntime raises its own exception types
-                raise CodecError(f"cannot load model graph {onnx_path}: {exc}".splitlines()[0]) from None
-            if not cache:
-                return sess
-            _SESSIONS[key] = sess
-        return _SESSIONS[key]
+    def make() -> Any:
+        return ort_runtime.create_session(onnx_path, ort_runtime.CPU, settings, "model graph", CodecError)
+
+    if not cache:
+        return make()
+    return _SESSIONS.get((str(onnx_path), threads), make)
 
 
 def forget_sessions() -> None:
     """Drop cached sessions (after a model is removed, or in tests)."""
-    with _LOCK:
-        _SESSIONS.clear()
+    _SESSIONS.clear()
 
 
 def rotary(positions: np.ndarray, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:

@@ -1,14 +1,14 @@
-"""onnxruntime sessions for the byte model, and the numerics profile of this machine.
+"""The byte model's onnxruntime settings and steppers, and the numerics profile its members record.
 
 Why fixed settings: a payload decodes only if the decoder sees bit-identical logits. Thread count, graph
 rewrites and non-deterministic kernels can all change float results, so they are pinned here, once, for
 both directions. What cannot be pinned (ORT build, CPU SIMD level, provider) is recorded as a profile so a
-failed decode can say what differs.
+failed decode can say what differs. Sessions, their cache and CPU flag detection are shared with the
+``llm`` codecs (:mod:`lmar.plugins.ort_runtime`); the values chosen here are this codec's own.
 """
 from __future__ import annotations
 
 import os
-import platform
 from functools import lru_cache
 from typing import Any, Mapping
 
@@ -16,64 +16,33 @@ import numpy as np
 
 from lmar.errors import CodecUnavailable
 
+from .. import ort_runtime
 from .model_files import ModelCard
 
 DEVICE_ENV = "LMAR_DEVICE"
 #: Pinned, whatever OMP_NUM_THREADS or the machine says: results must not depend on the thread count.
 INTRA_OP_THREADS = 1
+#: The CPU flags a profile records (spelled as /proc/cpuinfo spells them; the order is part of the profile).
 _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "amx_tile", "neon", "asimd", "sve")
-
-
-def _ort():  # imported lazily: listing codecs must not pay for onnxruntime
-    import onnxruntime
-
-    return onnxruntime
+#: Basic graph rewrites and deterministic kernels, one thread: extended/layout fusions pick kernels by CPU.
+SETTINGS = ort_runtime.SessionSettings(threads=INTRA_OP_THREADS, graph_optimization="basic", deterministic=True)
+_SESSIONS = ort_runtime.SessionCache(maxsize=8)
 
 
 def requested_device() -> str:
-    dev = os.environ.get(DEVICE_ENV, "auto").strip().lower() or "auto"
-    if dev not in ("auto", "cpu", "cuda"):
-        raise CodecUnavailable(f"{DEVICE_ENV}={dev!r}: expected auto, cpu or cuda")
-    return dev
+    """``LMAR_DEVICE`` as given (auto, cpu or cuda; checked by :func:`choose_provider`)."""
+    return os.environ.get(DEVICE_ENV, "auto").strip().lower() or "auto"
 
 
 def choose_provider() -> str:
     """The execution provider for this process, following ``LMAR_DEVICE``."""
-    dev = requested_device()
-    if dev == "cpu":
-        return "CPUExecutionProvider"
-    cuda_ok = "CUDAExecutionProvider" in _ort().get_available_providers()
-    if dev == "cuda" and not cuda_ok:
-        raise CodecUnavailable(
-            "--device cuda: onnxruntime has no CUDA execution provider here (install onnxruntime-gpu "
-            "with a matching CUDA runtime, or use --device cpu)"
-        )
-    return "CUDAExecutionProvider" if cuda_ok else "CPUExecutionProvider"
+    return ort_runtime.choose_provider(requested_device(), DEVICE_ENV)
 
 
-@lru_cache(maxsize=8)
-def _session(path: str, sha256: str, provider: str):
-    ort = _ort()
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = INTRA_OP_THREADS
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # Basic rewrites only: extended/layout fusions pick kernels by CPU and would add numerics variation.
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    so.use_deterministic_compute = True
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    providers: list[Any] = [provider]
-    if provider == "CUDAExecutionProvider":
-        providers = [(provider, {"cudnn_conv_algo_search": "DEFAULT", "use_tf32": "0"}), "CPUExecutionProvider"]
-    try:
-        return ort.InferenceSession(path, so, providers=providers)
-    except Exception as exc:  # a damaged ONNX file, missing CUDA libraries, an older ORT's option set
-        if provider == "CUDAExecutionProvider":
-            try:
-                return ort.InferenceSession(path, so, providers=[provider, "CPUExecutionProvider"])
-            except Exception:
-                pass
-        raise CodecUnavailable(f"cannot load language model {path}: {exc}") from None
+def _session(path: str, sha256: str, provider: str) -> Any:
+    """The cached session of one model file (``sha256`` keys it, so a replaced file gets a new session)."""
+    return _SESSIONS.get((path, sha256, provider),
+                         lambda: ort_runtime.create_session(path, provider, SETTINGS, "language model"))
 
 
 class StepModel:
@@ -134,50 +103,9 @@ def step_model(card: ModelCard, sha256: str) -> StepModel:
     return IntStepModel(card, sha256) if card.numerics == INTEGER else StepModel(card, sha256)
 
 
-#: numpy's names for the flags it detects at run time (see :func:`_cpu_flags`).
-_NUMPY_FLAG_NAMES = {"sse4_2": "SSE42", "avx": "AVX", "avx2": "AVX2", "fma": "FMA3", "avx512f": "AVX512F",
-                     "avx512bw": "AVX512BW", "avx512vl": "AVX512VL", "avx512_vnni": "AVX512VNNI",
-                     "asimd": "ASIMD", "sve": "SVE"}
-
-
-def _proc_cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def _detected_cpu_features() -> Mapping[str, bool]:
-    """numpy's run-time SIMD detection: it asks the CPU (CPUID on x86, the kernel's hwcaps on ARM)."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__  # numpy 1.x
-        except ImportError:
-            return {}
-    return __cpu_features__
-
-
 def _cpu_flags() -> list[str]:
-    """The SIMD flags of the CPU running this process, spelled as /proc/cpuinfo spells them.
-
-    Why not /proc/cpuinfo alone: under emulation (qemu-user) it describes the host, not the CPU the code
-    runs on, so a member made on an AVX-512 machine and decoded under ``-cpu Nehalem`` had the same
-    fingerprint and was called damaged. Where numpy detects a flag its answer wins; on real hardware
-    both agree, so the flags (and the fingerprints of earlier members) are unchanged there.
-    """
-    proc, seen = _proc_cpu_flags(), _detected_cpu_features()
-    flags = []
-    for flag in _SIMD_FLAGS:
-        name = _NUMPY_FLAG_NAMES.get(flag)
-        if (bool(seen[name]) if name in seen else flag in proc):
-            flags.append(flag)
-    return flags
+    """The SIMD flags of the CPU running this process (see :func:`ort_runtime.cpu_flags`)."""
+    return ort_runtime.cpu_flags(_SIMD_FLAGS)
 
 
 def host_cpu_name() -> str:
@@ -192,14 +120,9 @@ def host_cpu_name() -> str:
 
 @lru_cache(maxsize=4)
 def _profile(provider: str) -> tuple[tuple[str, Any], ...]:
-    return (
-        ("provider", provider),
-        ("onnxruntime", _ort().__version__),
-        ("numpy", np.__version__),
-        ("machine", platform.machine()),
-        ("cpu_flags", ",".join(_cpu_flags())),
-        ("intra_op_threads", INTRA_OP_THREADS),
-    )
+    prof = ort_runtime.machine_profile(provider, _SIMD_FLAGS)
+    prof["cpu_flags"] = ",".join(prof["cpu_flags"])  # a string: how lm members have always recorded it
+    return (*prof.items(), ("intra_op_threads", INTRA_OP_THREADS))
 
 
 def numerics_profile(provider: str | None = None) -> dict[str, Any]:
