@@ -37,7 +37,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     grouping = GroupingOptions(solid=not args.no_solid, solid_limit=args.solid_limit, solid_size=args.solid_size,
                                dedup=not args.no_dedup)
     options = CreateOptions(select=select, jobs=args.jobs, excludes=args.exclude, time_budget=args.time_budget,
-                            grouping=grouping, record_trials=args.record_trials)
+                            grouping=grouping, record_trials=args.record_trials, executor=args.executor,
+                            ray_address=args.ray_address)
     archive = args.archive if args.archive == "-" else os.path.abspath(args.archive)
     if args.directory:
         try:
@@ -101,10 +102,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
     with _open_reader(args.archive) as reader:
         progress = make_progress(args.quiet or args.to_stdout)
         if args.to_stdout:
-            report = reader.extract_to_stream(sys.stdout.buffer, args.members, on_member=on_member, progress=progress)
+            report = reader.extract_to_stream(sys.stdout.buffer, args.members, on_member=on_member, progress=progress,
+                                              **_parallel(args))
         else:
             report = reader.extractall(args.directory or ".", args.members, overwrite=args.overwrite,
-                                       on_member=on_member, progress=progress)
+                                       on_member=on_member, progress=progress, **_parallel(args))
     for p in report.unmatched:
         error(f"{p}: not found in archive")
     return EXIT_OK if report.ok else EXIT_SOME_FAILED
@@ -182,7 +184,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     with _open_reader(args.archive) as reader:
         progress = make_progress(args.quiet)
-        report = reader.test(on_member=on_member, progress=progress)
+        report = reader.test(on_member=on_member, progress=progress, **_parallel(args))
     failed = len(report.failures)
     if not args.quiet:
         print(f"{report.visited - failed} of {report.visited} members OK" + (f", {failed} FAILED" if failed else ""),
@@ -220,6 +222,17 @@ def cmd_codecs(args: argparse.Namespace) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------------------
+def _parallel(args: argparse.Namespace) -> dict[str, Any]:
+    return {"jobs": args.jobs, "executor": args.executor, "ray_address": args.ray_address}
+
+
+def _add_executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where tasks run: local processes (default) or a Ray cluster (needs lmar[ray])")
+    p.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to join (default: RAY_ADDRESS; "
+                   "neither: Ray starts on this machine)")
+
+
 def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -267,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--time-budget", type=_positive_float, metavar="SECONDS",
                    help="approximate total compression time allowed; slow codecs are skipped to fit")
     c.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    _add_executor_args(c)
     c.add_argument("--no-verify", action="store_true", help="do not decode LM-coded members before committing them")
     c.add_argument("--no-solid", action="store_true", help="code every file on its own (no solid blocks)")
     c.add_argument("--solid-size", type=_solid_bytes, default=DEFAULT_SOLID_SIZE, metavar="N",
@@ -291,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("-O", "--to-stdout", action="store_true", help="write file contents to stdout")
     x.add_argument("-v", "--verbose", action="store_true")
     x.add_argument("-q", "--quiet", action="store_true")
+    x.add_argument("-j", "--jobs", type=int, default=None,
+                   help="workers decoding blocks (default: 1 locally, every CPU of a Ray cluster)")
+    _add_executor_args(x)
     x.set_defaults(func=cmd_extract)
 
     ls = sub.add_parser("list", help="list members")
@@ -303,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("archive")
     t.add_argument("-v", "--verbose", action="store_true")
     t.add_argument("-q", "--quiet", action="store_true")
+    t.add_argument("-j", "--jobs", type=int, default=None,
+                   help="workers decoding blocks (default: 1 locally, every CPU of a Ray cluster)")
+    _add_executor_args(t)
     t.set_defaults(func=cmd_test)
 
     k = sub.add_parser("codecs", help="list the codec registry")
@@ -315,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub: Any) -> None:
     try:
-        from . import bench_cli
+        from .bench import cli as bench_cli
     except ImportError:
         bench_cli = None  # type: ignore[assignment]
     if bench_cli is not None:

@@ -18,8 +18,9 @@ import pytest
 from lmar.bench import (ALL_GROUP, DECLINED, ERROR, MISMATCH, OK, SCHEMA_VERSION, TIMEOUT, BenchRun,
                         Machine, Settings, adjusted_rate_pct, bits_per_byte, collect_files, discover_contenders,
                         interleave, iter_results, measure, rate_pct, sample, split, summarize)
-from lmar.bench_cli import add_parser, run
-from lmar.bench_report import render_markdown, to_json_dict
+from lmar.bench.cli import add_parser, run
+from lmar.bench.outputs import to_json_dict
+from lmar.bench.tables import render_markdown
 from lmar.codec import Codec
 from lmar.errors import LmarError
 from lmar.registry import Registry
@@ -134,7 +135,7 @@ def bench_args(*argv: str) -> argparse.Namespace:
 def run_all(root: Path, chunk_size: int | None = 2048) -> BenchRun:
     files, skipped_files = collect_files([str(root)])
     contenders, skipped = discover_contenders(make_registry(*ALL_FAKES), which=no_tools)
-    settings = Settings((str(root),), 2, chunk_size)
+    settings = Settings(paths=(str(root),), repeat=2, chunk_size=chunk_size)
     results = list(iter_results(files, contenders, settings))
     return BenchRun(settings, Machine("cpu", 1, None, "test", "3"), tuple(contenders),
                     tuple(skipped + skipped_files), tuple(files), tuple(results))
@@ -213,7 +214,7 @@ def test_unavailable_codecs_and_missing_tools_are_reported_not_dropped() -> None
     contenders, skipped = discover_contenders(make_registry(*ALL_FAKES), which=no_tools)
     names = [c.name for c in contenders]
     assert "missing" not in names and {"hdr", "fakelm", "boom", "fakeimage"} <= set(names)
-    reasons = {s.name: s.reason for s in skipped}
+    reasons = {s.path: s.reason for s in skipped}
     assert reasons["missing"] == "unavailable: needs a model file"
     for tool in ("ext:xz", "ext:zstd", "ext:brotli", "ext:bzip2", "ext:gzip"):
         assert "not found on PATH" in reasons[tool]
@@ -227,10 +228,11 @@ def test_selecting_an_unknown_codec_fails_before_measuring() -> None:
     assert [c.name for c in contenders] == ["hdr"]
 
 
-def test_collect_files_walks_in_order_and_names_modalities(tree: Path) -> None:
+def test_collect_files_walks_in_archive_order_and_names_modalities(tree: Path) -> None:
+    """The archiver's walker: sorted names at every level, as ``create`` stores them."""
     files, skipped = collect_files([str(tree)])
     assert [(f.name, f.modality) for f in files] == [
-        ("top.bin", "data"), ("image/p.ppm", "image"), ("text/a.txt", "text")]
+        ("image/p.ppm", "image"), ("text/a.txt", "text"), ("top.bin", "data")]
     assert skipped == []
     only_text, _ = collect_files([str(tree / "text"), str(tree / "top.bin")], excludes=["*.ppm"])
     assert [(f.name, f.modality) for f in only_text] == [("a.txt", "text"), ("top.bin", "data")]
@@ -288,7 +290,7 @@ def test_json_follows_the_documented_schema(tree: Path) -> None:
     assert by[("a.txt", "boom")]["whole"]["status"] == "error"
     assert by[("a.txt", "lossy")]["chunked"]["status"] == "mismatch"
     assert by[("a.txt", "fakeimage")]["whole"]["status"] == "declined"
-    assert [g["group"] for g in data["summary"]] == [ALL_GROUP, "data", "image", "text"]
+    assert [g["group"] for g in data["summary"]] == [ALL_GROUP, "image", "text", "data"]
 
 
 def test_markdown_shows_declines_and_every_failure_reason(tree: Path) -> None:
@@ -368,21 +370,21 @@ def test_ctrl_c_prints_what_was_measured_and_exits_130(tree: Path, tmp_path: Pat
     args = bench_args(str(tree), "--chunk-size", "0", "--repeat", "1", "--json", str(out_json), "-q")
     assert run(args, registry=make_registry(InterruptOnSecondFile)) == 130
     captured = capsys.readouterr()
-    assert "Interrupted" in captured.out and "top.bin" in captured.out
+    assert "Interrupted" in captured.out and "p.ppm" in captured.out  # the first file measured
     assert "interrupted" in captured.err and not out_json.exists()
 
 
 def test_files_are_measured_round_robin_across_modalities(tree: Path) -> None:
     (tree / "text" / "b.txt").write_bytes(b"b")
     files, _ = collect_files([str(tree)])
-    assert [f.name for f in interleave(files)] == ["top.bin", "image/p.ppm", "text/a.txt", "text/b.txt"]
+    assert [f.name for f in interleave(files)] == ["image/p.ppm", "text/a.txt", "top.bin", "text/b.txt"]
 
 
 def test_max_time_reports_the_rest_as_not_measured(tree: Path) -> None:
     files, _ = collect_files([str(tree)])
     contenders, _ = discover_contenders(make_registry(HeaderCodec), which=no_tools)
     ticks = iter(range(100))
-    results = list(iter_results(files, contenders, Settings((str(tree),), 1, None, max_time=2.5),
+    results = list(iter_results(files, contenders, Settings(paths=(str(tree),), repeat=1, chunk_size=None, max_time=2.5),
                                 clock=lambda: next(ticks)))
     assert [r.whole.status for r in results] == [OK, OK, TIMEOUT]  # clock: 0 at start, then 1, 2, 3 > 2.5
     assert "--max-time" in results[2].whole.reason and results[2].chunked is None

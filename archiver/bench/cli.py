@@ -2,7 +2,7 @@
 
 Why a sub-command instead of a script: it measures exactly the codecs the archiver would choose from
 (the plugin registry), so a plugin author can see where their codec stands with one command. The core
-CLI adds it with :func:`add_parser`; ``python -m lmar.bench_cli PATH...`` runs it on its own.
+CLI adds it with :func:`add_parser`; ``python -m lmar.bench PATH...`` runs it on its own.
 """
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .bench import (BenchFile, BenchRun, Contender, FileResult, Settings, Skipped, collect_files, command_line,
-                    describe_machine, discover_contenders, iter_results)
-from .bench_report import print_terminal, read_reuse, require_matplotlib, write_outputs
-from .errors import LmarError
-from .registry import Registry, get_registry
+from ..errors import LmarError
+from ..registry import Registry, get_registry
+from ..walk import Skipped
+from .contenders import Contender, discover_contenders
+from .inputs import BenchFile, collect_files
+from .outputs import read_reuse, require_matplotlib, write_outputs
+from .results import BenchRun, command_line, describe_machine
+from .run import FileResult, Settings, iter_results
+from .tables import print_terminal
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -164,9 +168,10 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
             skipped += [Skipped(n, f"chunked setting ({chunk_size}-byte chunks) not measured: --whole-only")
                         for n in whole_only]
         only = _only_rules(args.only, contenders)
-        skipped += [Skipped(c, f"measured only on files matching {g} (--only)") for c, g in only]
-        settings = Settings(tuple(args.paths), args.repeat, chunk_size, command_line(), args.chunk_sample, args.timeout,
-                            tuple(whole_only), args.max_time, only)
+        skipped += [Skipped(c, f"measured only on files matching {g} (--only)", is_error=False) for c, g in only]
+        settings = Settings(paths=tuple(args.paths), repeat=args.repeat, chunk_size=chunk_size, command=command_line(),
+                            chunk_sample=args.chunk_sample, timeout=args.timeout, whole_only=tuple(whole_only),
+                            max_time=args.max_time, only=tuple(only))
         reuse = read_reuse(args.reuse, settings, contenders) if args.reuse else None
     except LmarError as exc:
         print(f"lmar: {exc}", file=sys.stderr)
@@ -209,12 +214,9 @@ def run(args: argparse.Namespace, registry: Registry | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lmar.bench_cli PATH...``: the same as ``lmar bench PATH...``."""
+    """``python -m lmar.bench PATH...``: the same as ``lmar bench PATH...``."""
     parser = argparse.ArgumentParser(prog="lmar")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
     return args.func(args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
