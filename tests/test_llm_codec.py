@@ -150,9 +150,9 @@ def tiny_home(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     home = tmp_path_factory.mktemp("lmar-home")
     mp = pytest.MonkeyPatch()
     mp.setenv("LMAR_HOME", str(home))
-    from lmar.plugins.llmcore import store
+    from lmar.plugins.llmcore.importer import import_model
 
-    card = store.import_model(str(src), context=64, show_progress=False)
+    card = import_model(str(src), context=64)
     yield card
     mp.undo()
 
@@ -332,12 +332,41 @@ def test_model_commands_list_and_remove(tiny_home, tmp_path: Path, capsys) -> No
         args.func(args)
 
 
+@needs_import
+def test_import_pipeline_reports_steps_and_prints_nothing(tiny_home, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The pipeline only calls its progress callback; the same source again gives the stored model back."""
+    from lmar.plugins.llmcore.importer import import_model
+
+    steps: list[str] = []
+    card = import_model(tiny_home["source"], context=64, progress=steps.append)
+    assert card["id"] == tiny_home["id"] and card["path"] == tiny_home["path"]
+    assert steps[0] == "loading tokenizer" and "checking the ONNX graph against the source model" in steps
+    assert steps[-1] == "hashing"  # already installed: nothing stored
+    assert capsys.readouterr().out == ""
+
+
+@needs_import
+def test_model_import_command_prints_result_and_progress(tiny_home, capsys) -> None:  # type: ignore[no-untyped-def]
+    from lmar.plugins import llm_codec
+
+    parser = argparse.ArgumentParser(prog="lmar")
+    llm_codec.register_commands(subparsers=parser.add_subparsers())
+    args = parser.parse_args(["model", "import", tiny_home["source"], "--context", "64"])
+    assert args.func(args) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{tiny_home['codec_name']}  {tiny_home['id']}") and "context 64" in out
+    assert "done" in err and "hashing" in err
+    with pytest.raises(LmarError, match="at least 2"):
+        args = parser.parse_args(["model", "import", tiny_home["source"], "--context", "1"])
+        args.func(args)
+
+
 @pytest.fixture(scope="module")
 def tiny_int8(tiny_home):  # type: ignore[no-untyped-def]
     """The same tiny model imported again with int8 weights: another model id and codec name."""
-    from lmar.plugins.llmcore import store
+    from lmar.plugins.llmcore.importer import import_model
 
-    return store.import_model(str(Path(tiny_home["source"])), context=64, show_progress=False, quantize="int8")
+    return import_model(str(Path(tiny_home["source"])), context=64, quantize="int8")
 
 
 @needs_import

@@ -1,8 +1,14 @@
-"""``lmar model import|list|remove``: manage the models behind the ``llm-*`` codecs."""
+"""``lmar model import|list|remove``: manage the models behind the ``llm-*`` codecs.
+
+Why the screen lives here: the store and the import pipeline are library code (tests and tools call them
+silently); everything the user sees (the import spinner, the tables, the one-line results) is printed by
+these commands.
+"""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from lmar.errors import LmarError
 
@@ -47,8 +53,11 @@ def _reset() -> None:
 def _import(args: argparse.Namespace) -> int:
     if args.context < 2:
         raise LmarError("--context must be at least 2 tokens")
-    card = store.import_model(args.source, name=args.name, context=args.context, license=args.license,
-                              quantize=args.quantize)
+    from .importer import import_model
+
+    with _progress() as progress:
+        card = import_model(args.source, name=args.name, context=args.context, license=args.license,
+                            quantize=args.quantize, progress=progress)
     _reset()
     print(f"{card['codec_name']}  {card['id']}  {card['parameters'] / 1e6:.1f}M parameters  "
           f"{card['onnx_bytes'] / 1e6:.0f} MB  context {card['context_length']}")
@@ -76,3 +85,29 @@ def _remove(args: argparse.Namespace) -> int:
     _reset()
     print(f"removed {card['codec_name']} ({card['id']})")
     return 0
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str], None]]:
+    """Rich spinner + elapsed time on stderr; yields the import pipeline's ``progress(step)`` callback.
+
+    Each finished step stays on screen as a "done" line; the running one spins.
+    """
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=False) as prog:
+        task = prog.add_task("model import", total=None)
+        last = [""]
+
+        def step(what: str) -> None:
+            if last[0]:
+                console.print(f"  [green]done[/green] {last[0]}")
+            last[0] = what
+            prog.update(task, description=what)
+
+        yield step
+        if last[0]:
+            console.print(f"  [green]done[/green] {last[0]}")

