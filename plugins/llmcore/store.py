@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from lmar.filehash import file_sha256 as sha256_file  # noqa: F401 - shared with the lm codec
+from lmar.filehash import file_sha256 as sha256_file  # noqa: F401 - the id of a model file (importer, tests)
 from lmar.errors import LmarError
 
 CARD = "card.json"
