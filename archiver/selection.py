@@ -262,7 +262,7 @@ def _verify(codec: Codec, data: bytes, blocks: list[EncodedBlock]) -> None:
 
 
 #: Bytes that text hardly contains (controls other than tab, newline, form feed, carriage return, escape).
-_CONTROL_BYTES = [c for c in range(32) if c not in (9, 10, 12, 13, 27)] + [127]
+_CONTROL_BYTES = bytes([c for c in range(32) if c not in (9, 10, 12, 13, 27)] + [127])
 
 
 def classify_small_file(registry: Registry, data: bytes, opts: SelectOptions) -> str:
@@ -291,7 +291,7 @@ def classify_small_file(registry: Registry, data: bytes, opts: SelectOptions) ->
     probe = data[: 1 << 18]
     if len(data) >= 512 and _incompressible(registry, probe):
         return "raw"
-    controls = sum(probe.count(bytes([c])) for c in _CONTROL_BYTES)
+    controls = len(probe) - len(probe.translate(None, _CONTROL_BYTES))  # one C pass, not one per byte value
     return "binary" if controls > 0.01 * len(probe) else "solid"
 
 
