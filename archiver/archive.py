@@ -100,23 +100,28 @@ class ArchiveReader:
         raise LmarError(f"{name}: not found in archive")
 
     def extractall(self, path: str = ".", members: Sequence[str] | None = None, overwrite: bool = False,
-                   on_member: OnMember | None = None, progress: Progress | None = None) -> RunReport:
+                   on_member: OnMember | None = None, progress: Progress | None = None,
+                   **parallel: Any) -> RunReport:
         """Extract members (all, or those matching the paths/globs in ``members``) under ``path``.
 
         Unsafe paths and links are refused, existing files kept unless ``overwrite``; a member that fails
         (damage, checksum, unsafe, disk error) is named in the report and the others still extract. Raises
-        only when the archive cannot be read on at all."""
-        return extract_all(self, path, members, overwrite, on_member=on_member, progress=progress)
+        only when the archive cannot be read on at all. ``parallel``: ``jobs``, ``executor`` ("local" or
+        "ray"), ``ray_address``: where blocks are decoded ahead (default: here, one by one)."""
+        return extract_all(self, path, members, overwrite, on_member=on_member, progress=progress, **parallel)
 
     def extract_to_stream(self, stream: IO[bytes], members: Sequence[str] | None = None,
-                          on_member: OnMember | None = None, progress: Progress | None = None) -> RunReport:
+                          on_member: OnMember | None = None, progress: Progress | None = None,
+                          **parallel: Any) -> RunReport:
         """Write matching regular files' verified bytes to ``stream`` one after another (``extract -O``)."""
-        return extract_all(self, members=members, to_stream=stream, on_member=on_member, progress=progress)
+        return extract_all(self, members=members, to_stream=stream, on_member=on_member, progress=progress,
+                           **parallel)
 
     def test(self, members: Sequence[str] | None = None, on_member: OnMember | None = None,
-             progress: Progress | None = None) -> RunReport:
-        """Decode members and verify every checksum without writing anything; failures are named in the report."""
-        return check_all(self, members, on_member=on_member, progress=progress)
+             progress: Progress | None = None, **parallel: Any) -> RunReport:
+        """Decode members and verify every checksum without writing anything; failures are named in the report
+        (``parallel`` as for :meth:`extractall`)."""
+        return check_all(self, members, on_member=on_member, progress=progress, **parallel)
 
 
 def open_archive(path: str | os.PathLike | BinaryIO, mode: str = "r", **kwargs: Any) -> Any:

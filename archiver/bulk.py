@@ -9,6 +9,7 @@ collects, and this module knows no screen.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Callable, Iterable, Sequence
@@ -16,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Callable, Iterable, Sequence
 from .errors import LmarError
 from .extract import Extractor
 from .members import MemberInfo
+from .prefetch import parallel_decoding
 
 if TYPE_CHECKING:
     from .archive import ArchiveReader
@@ -71,15 +73,21 @@ def _total(reader: "ArchiveReader") -> int:
 
 def extract_all(reader: "ArchiveReader", dest: str = ".", members: Sequence[str] | None = None,
                 overwrite: bool = False, to_stream: IO[bytes] | None = None,
-                on_member: OnMember | None = None, progress: "Progress | None" = None) -> RunReport:
-    """Extract matching members under ``dest`` (or write regular files' bytes to ``to_stream``)."""
+                on_member: OnMember | None = None, progress: "Progress | None" = None, jobs: int | None = None,
+                executor: str = "local", ray_address: str | None = None) -> RunReport:
+    """Extract matching members under ``dest`` (or write regular files' bytes to ``to_stream``).
+
+    ``jobs``/``executor``/``ray_address``: where blocks are decoded ahead (:mod:`lmar.prefetch`); members
+    are still visited, checked and written here, in archive order."""
     wanted = MemberFilter(members)
     report = RunReport()
     on_member = on_member or _noop
     extractor = None if to_stream is not None else Extractor(dest, overwrite=overwrite)
     if progress is not None:
         progress.start(_total(reader), "extracting")
+    decoding = contextlib.ExitStack()
     try:
+        decoding.enter_context(parallel_decoding(reader, members, jobs, executor, ray_address))
         for info, read in reader.iter_members():
             if not wanted(info.path):
                 continue
@@ -104,6 +112,7 @@ def extract_all(reader: "ArchiveReader", dest: str = ".", members: Sequence[str]
             if progress is not None:
                 progress.advance(info.size, info.path)
     finally:
+        decoding.close()
         if extractor is not None:
             extractor.finish()
         if progress is not None:
@@ -115,14 +124,18 @@ def extract_all(reader: "ArchiveReader", dest: str = ".", members: Sequence[str]
 
 
 def check_all(reader: "ArchiveReader", members: Sequence[str] | None = None,
-             on_member: OnMember | None = None, progress: "Progress | None" = None) -> RunReport:
-    """Decode matching members and verify every checksum, writing nothing."""
+             on_member: OnMember | None = None, progress: "Progress | None" = None, jobs: int | None = None,
+             executor: str = "local", ray_address: str | None = None) -> RunReport:
+    """Decode matching members and verify every checksum, writing nothing (blocks decoded ahead as in
+    :func:`extract_all`)."""
     wanted = MemberFilter(members)
     report = RunReport()
     on_member = on_member or _noop
     if progress is not None:
         progress.start(_total(reader), "testing")
+    decoding = contextlib.ExitStack()
     try:
+        decoding.enter_context(parallel_decoding(reader, members, jobs, executor, ray_address))
         for info, read in reader.iter_members():
             if not wanted(info.path):
                 continue
@@ -141,6 +154,7 @@ def check_all(reader: "ArchiveReader", members: Sequence[str] | None = None,
             if progress is not None:
                 progress.advance(info.size, info.path)
     finally:
+        decoding.close()
         if progress is not None:
             progress.stop()
     report.unmatched = wanted.unmatched

@@ -6,16 +6,15 @@ submission order, so parallelism never changes the archive's bytes.
 """
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import xxhash
 
 from .errors import CodecError, LmarError
+from .executors import default_jobs, open_executor  # noqa: F401 - default_jobs: part of this module's API
 from .registry import get_registry
 from .selection import WHOLE_LIMIT, Choice, EncodedBlock, SelectOptions, block_size_of, choose, encode_block
 
@@ -83,31 +82,25 @@ def code_block(codec_name: str, params: dict[str, Any], chunk: bytes, verify: bo
     return encode_block(codec, chunk, verify and codec.verify_by_default)
 
 
-class _InlineExecutor:
-    """Runs tasks at submit time: ``-j 1`` needs no processes (and tracebacks stay readable)."""
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        fut: Future = Future()
-        try:
-            fut.set_result(fn(*args))
-        except Exception as exc:  # re-raised by result(), like a real executor
-            fut.set_exception(exc)
-        # KeyboardInterrupt (Ctrl-C) propagates now: parked in a future it waited for the next task to finish.
-        return fut
-
-    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        pass
-
-
 def make_executor(jobs: int) -> Any:
-    if jobs <= 1:
-        return _InlineExecutor()
-    # spawn: no inherited threads or half-initialised runtimes (progress bars, ONNX Runtime) in workers.
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    """The local executor for ``jobs`` workers (kept for callers of this module; see :mod:`lmar.executors`)."""
+    return open_executor("local", max(1, jobs))
 
 
-def default_jobs() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+def submit_file(executor: Any, path: str, size: int, opts: SelectOptions) -> Future:
+    """Plan a large file: by path where workers share this machine's files, else read here and ship its bytes
+    (the same bytes ``plan_file`` would read, so the plan is the same)."""
+    if executor.reads_paths:
+        return executor.submit(plan_file, path, size, opts)
+    try:
+        data = _read_file(path, WHOLE_LIMIT + 1)
+    except OSError as exc:
+        done: Future = Future()
+        done.set_result(failed_plan(f"cannot read: {exc.strerror or exc}"))
+        return done
+    whole = len(data) <= WHOLE_LIMIT
+    total = len(data) if whole else max(size, len(data))
+    return executor.submit(plan_bytes, data if whole else data[:WHOLE_LIMIT], total, opts)
 
 
 def iter_blocks_of_large_file(executor: Any, path: str, plan: Plan, window: int, verify: bool,

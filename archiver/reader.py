@@ -67,6 +67,8 @@ class ArchiveReaderV2:
         self._codecs: dict[int, Any] = {}
         self._retained = _Retained()
         self._consumed = False
+        #: A read-ahead decoder (:mod:`lmar.prefetch`) while a parallel extract or test runs, else None.
+        self.prefetch: Any = None
         if self._index is not None:
             try:
                 self._c.load_descriptors(self._index)
@@ -253,7 +255,9 @@ def _file_hashes(table: Table, end: GroupEnd, what: str) -> dict[int, int]:
     return dict(zip(files, end.hashes))
 
 
-def _decode_block(codec: Any, block: Block, info: MemberInfo, k: int) -> bytes:
+def _decode_block(owner: ArchiveReaderV2, group: int, codec: Any, block: Block, info: MemberInfo, k: int) -> bytes:
+    if owner.prefetch is not None:  # decoded ahead by a worker: the checks below stay here
+        codec = owner.prefetch.codec_for_block(group, k, block, codec)
     return decode_checked(codec, block.stored, block.raw_len, block.raw_xxh64, block.intact, info, k)
 
 
@@ -287,7 +291,7 @@ class _StreamGroup:
             if isinstance(rec, GroupEnd):
                 self._set_end(rec)
                 break
-            raw = _decode_block(codec, rec, info, n)
+            raw = _decode_block(self.o, self.t.group, codec, rec, info, n)
             n += 1
             total += len(raw)
             h.update(raw)
@@ -391,7 +395,7 @@ class _SolidGroup:
         k = max(first, 0)
         while k < len(self.blocks) and self.starts[k] < start + size:
             if k not in self.cache:
-                self.cache[k] = _decode_block(codec, self.blocks[k], info, k)
+                self.cache[k] = _decode_block(self.o, self.t.group, codec, self.blocks[k], info, k)
             lo = max(start - self.starts[k], 0)
             hi = min(start + size - self.starts[k], self.blocks[k].raw_len)
             parts.append(self.cache[k][lo:hi])

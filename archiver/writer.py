@@ -20,7 +20,8 @@ from lmar.formats.member_table import Table, TableMember
 from .errors import CodecError, LmarError
 from .grouping import Group, GroupingOptions, plan_groups
 from .members import FILE
-from .pipeline import Plan, default_jobs, failed_plan, iter_blocks_of_large_file, make_executor, plan_bytes, plan_file
+from .executors import open_executor
+from .pipeline import Plan, failed_plan, iter_blocks_of_large_file, plan_bytes, submit_file
 from .progress import NoProgress, Progress
 from .registry import get_registry
 from .selection import SelectOptions, classify_small_file
@@ -40,6 +41,10 @@ class CreateOptions:
     grouping: GroupingOptions = field(default_factory=GroupingOptions)
     #: Keep every candidate codec's trial size in the archive (``lmar list -l`` shows them).
     record_trials: bool = False
+    #: Where tasks run: "local" (this machine's process pool) or "ray" (a Ray cluster; needs ``lmar[ray]``).
+    executor: str = "local"
+    #: The Ray cluster to join (default: ``RAY_ADDRESS``; neither: Ray starts on this machine).
+    ray_address: str | None = None
 
 
 @dataclass
@@ -88,9 +93,9 @@ class ArchiveWriter:
         results = [MemberResult(e.path, "skipped", error=e.reason if e.is_error else None,
                                 warnings=[] if e.is_error else [e.reason]) for e in entries if isinstance(e, Skipped)]
         total = sum(s.info.size for s in sources if s.info.isfile())
-        jobs = self.options.jobs or default_jobs()
+        executor = open_executor(self.options.executor, self.options.jobs, self.options.ray_address)
+        jobs = executor.workers
         self.progress.start(total, "compressing")
-        executor = make_executor(jobs)
         registry = get_registry()
         select = self.options.select
         try:
@@ -114,7 +119,7 @@ class ArchiveWriter:
             return executor.submit(plan_bytes, group.data, len(group.data), self._select_options(len(group.data), total))
         if group.kind == "large":
             src = group.members[0]
-            return executor.submit(plan_file, src.fs_path, src.info.size, self._select_options(src.info.size, total))
+            return submit_file(executor, src.fs_path, src.info.size, self._select_options(src.info.size, total))
         return None
 
     def _write_groups(self, groups: Iterator[Group], executor: Any, jobs: int, total: int) -> Iterator[MemberResult]:

@@ -1,0 +1,83 @@
+"""Where coding and decoding tasks run: in this process, a local process pool, or a Ray cluster.
+
+Create, extract and test hand work to an executor through one small interface (``submit`` returning a
+``concurrent.futures.Future``, ``shutdown``) and consume results strictly in submission order, so the
+archive's bytes never depend on which executor ran or how many workers it had. Task functions are
+module-level functions of the core that take bytes and options, never paths, whenever the executor's
+workers cannot see this machine's files (``reads_paths`` is False): a Ray worker shares no file system.
+Ray is imported only when asked for (``lmar[ray]`` is an optional extra).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Callable, Protocol
+
+from .errors import LmarError
+
+EXECUTORS = ("local", "ray")
+
+
+class Executor(Protocol):
+    """What the pipelines need from a pool of workers."""
+
+    #: How many tasks can run at once (sets the window of in-flight tasks).
+    workers: int
+    #: True when workers share this machine's files (a task may be handed a path instead of its bytes).
+    reads_paths: bool
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future: ...
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None: ...
+
+
+class InlineExecutor:
+    """Runs tasks at submit time: ``-j 1`` needs no processes (and tracebacks stay readable)."""
+
+    workers = 1
+    reads_paths = True
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except Exception as exc:  # re-raised by result(), like a real executor
+            fut.set_exception(exc)
+        # KeyboardInterrupt (Ctrl-C) propagates now: parked in a future it waited for the next task to finish.
+        return fut
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+class LocalPool(ProcessPoolExecutor):
+    """A process pool on this machine; workers read large files by path themselves."""
+
+    reads_paths = True
+
+    def __init__(self, workers: int) -> None:
+        # spawn: no inherited threads or half-initialised runtimes (progress bars, ONNX Runtime) in workers.
+        super().__init__(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self.workers = workers
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def open_executor(kind: str = "local", jobs: int = 0, address: str | None = None, **ray_options: Any) -> Any:
+    """An executor of ``kind`` with ``jobs`` workers (0: all local cores, or all of the Ray cluster's CPUs).
+
+    ``address`` is the Ray cluster's (default: ``RAY_ADDRESS``; neither: Ray starts on this machine)."""
+    if kind == "local":
+        jobs = jobs or default_jobs()
+        return InlineExecutor() if jobs <= 1 else LocalPool(jobs)
+    if kind == "ray":
+        try:
+            from .ray_executor import RayExecutor
+        except ImportError as exc:
+            raise LmarError(f"--executor ray needs Ray ({exc.name or exc} is not installed): "
+                            f"pip install 'lmar[ray]'") from None
+        return RayExecutor(jobs=jobs, address=address, **ray_options)
+    raise LmarError(f"unknown executor {kind!r} (choose from {', '.join(EXECUTORS)})")
