@@ -33,6 +33,7 @@ _FLAG_NAMES = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx
 
 
 def cpu_flags() -> list[str]:
+    """Which of :data:`_FLAG_NAMES` this CPU has (detected as the lm codec does: :func:`ort_runtime.cpu_flags`)."""
     return ort_runtime.cpu_flags(_FLAG_NAMES)
 
 
@@ -46,11 +47,11 @@ def numerics_profile() -> dict[str, Any]:
 
 def _settings(threads: int | None) -> ort_runtime.SessionSettings:
     """ORT's default graph rewrites (the bitstreams written so far depend on them) and, unlike the byte
-    model, several threads (``LMAR_LLM_THREADS``, default all cores): the int8 and fp32 graphs give the
-    same payload with 1 or 2 threads (tested). Idle worker threads sleep instead of spinning
-    (``LMAR_LLM_SPIN=1`` to spin): with other processes on the cores (lmar's own -j workers, or anything
-    else) spinning threads steal the time the busy ones need (measured: 100 vs 147 tokens/s at load 4 on
-    2 cores). Scheduling only; the results are the same."""
+    model, several threads (``LMAR_LLM_THREADS``, default all cores): payloads do not depend on the
+    thread count (tests/test_llm_codec.py checks 1 vs 2 threads on the int8 graph). Idle worker threads
+    sleep instead of spinning (``LMAR_LLM_SPIN=1`` to spin): with other processes on the cores (lmar's
+    own -j workers, or anything else) spinning threads steal the time the busy ones need (measured: 100
+    vs 147 tokens/s at load 4 on 2 cores). Scheduling only; the results are the same."""
     return ort_runtime.SessionSettings(threads=threads or ort_runtime.env_threads("LMAR_LLM_THREADS"),
                                        spinning=os.environ.get("LMAR_LLM_SPIN", "0"), log_severity=3)
 
