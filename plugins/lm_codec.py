@@ -1,6 +1,8 @@
-"""``lm``: a byte-level GRU mixed with adaptive context statistics, driven through a range coder.
+"""``lm``: a byte-level GRU mixed with adaptive context statistics, driven through binary arithmetic coding.
 
-The plugin file only adapts :mod:`lmar.plugins.lmcore` to the codec contract; the scheme lives there.
+The plugin file only adapts :mod:`lmar.plugins.lmcore` to the codec contract; the schemes live there.
+New members are coded with the live scheme (:data:`ENCODE_SCHEMES`); every older scheme only decodes,
+and the frozen ones of :mod:`lmar.plugins.lmcore.legacy` are imported only when such a member is read.
 """
 from __future__ import annotations
 
@@ -9,9 +11,8 @@ from typing import Any, Mapping
 import lmar
 from lmar.codec import Codec
 from lmar.errors import CodecError, CodecUnavailable
-from lmar.plugins.lmcore import coding, model_files, prior, runtime
+from lmar.plugins.lmcore import model_files, prior, runtime
 from lmar.plugins.lmcore.payload import SCHEME_FORMATS
-from lmar.plugins.lmcore.predictor import PredictorConfig
 from lmar.plugins.lmcore.segments import plan_segments
 
 #: The network new members are coded with. Older ones stay shipped: a member records the model it was
@@ -30,13 +31,24 @@ MAX_BLOCK = 1 << 30
 #: cm4 starting every block from the network's mixer prior instead of cold tables, cm6 is cm5's
 #: arithmetic driven by the integer network, whose outputs are the same on every machine).
 SCHEMES = tuple(SCHEME_FORMATS)
+#: Schemes new members may be coded with; the others only decode (their members came from older lmar).
+ENCODE_SCHEMES = ("cm6",)
+#: Schemes of :mod:`lmar.plugins.lmcore.legacy` (frozen, decode only, their own code).
+LEGACY_SCHEMES = ("cm1",)
 
 
-def _cm2():
-    """The compiled scheme, imported on first use: numba costs ~0.5 s, which ``lmar list`` should not pay."""
-    from lmar.plugins.lmcore import cm2_block
+def _blocks():
+    """The compiled block coder, imported on first use: numba costs ~0.5 s, which ``lmar list`` should not pay."""
+    from lmar.plugins.lmcore import block_coder
 
-    return cm2_block
+    return block_coder
+
+
+def _legacy():
+    """The frozen decode-only schemes, imported only when a member of one of them is decoded."""
+    from lmar.plugins.lmcore import legacy
+
+    return legacy
 
 
 class LmCodec(Codec):
@@ -133,20 +145,22 @@ class LmCodec(Codec):
         data = bytes(data)
         if len(data) > MAX_BLOCK:
             raise CodecError(f"lm: block of {len(data)} bytes exceeds {MAX_BLOCK}")
+        scheme = self.params["scheme"]
+        if scheme not in ENCODE_SCHEMES:
+            raise CodecError(f"lm: scheme {scheme} only decodes (members of older lmar versions); new members "
+                             f"use {'/'.join(ENCODE_SCHEMES)}")
         net = self._network() if data else None
         plan = self._plan(len(data))
-        if self.params["scheme"] == "cm1":
-            return coding.encode_block(data, plan, net, PredictorConfig(), self._fingerprint())
-        return _cm2().encode_block(data, plan, net, self._fingerprint(), self.params["scheme"], self._prior)
+        return _blocks().encode_block(data, plan, net, self._fingerprint(), self.params["scheme"], self._prior)
 
     def decompress(self, payload: bytes, size: int) -> bytes:
         if not 0 <= size <= MAX_BLOCK:
             raise CodecError(f"lm: block size {size} is out of range (0..{MAX_BLOCK})")
         net = self._network() if size else None
         plan = self._plan(size)
-        if self.params["scheme"] == "cm1":
-            return coding.decode_block(bytes(payload), plan, net, PredictorConfig(), self._fingerprint())
-        return _cm2().decode_block(bytes(payload), plan, net, self._fingerprint(), self.params["scheme"],
+        if self.params["scheme"] in LEGACY_SCHEMES:
+            return _legacy().decode_block(self.params["scheme"], bytes(payload), plan, net, self._fingerprint())
+        return _blocks().decode_block(bytes(payload), plan, net, self._fingerprint(), self.params["scheme"],
                                    self._prior)
 
     def estimate(self, sample: bytes) -> float | None:

@@ -12,8 +12,7 @@ from lmar.errors import CodecError
 from lmar.plugins.lmcore import intnet, model_files
 
 INT_MODEL = "bytegru-v3i"
-SHIPPED = model_files.SHIPPED_DIR / f"{INT_MODEL}.onnx"
-pytestmark = pytest.mark.skipif(not SHIPPED.is_file(), reason=f"integer model {SHIPPED} is absent")
+SHIPPED = model_files.SHIPPED_DIR / f"{INT_MODEL}.onnx"  # package data (test_lm_codec checks it is there)
 CORPUS_TEXT = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "text" / "alice29.txt"
 FIXTURE = Path(__file__).parent / "data" / "lm_v6_cm6_payload.bin"
 INT16_MAX = 32767
@@ -180,14 +179,14 @@ def test_cm6_damaged_payload_is_reported_as_damage() -> None:
 
 def test_cm6_bits_do_not_depend_on_the_lane_split(monkeypatch: pytest.MonkeyPatch) -> None:
     """The integer network's rows ignore their batch, so cm6 overlaps network and mixer from two segments
-    on (cm2_block.MIN_LANES_EXACT) and the stream equals the one-lane stream."""
-    from lmar.plugins.lmcore import cm2_block
+    on (block_coder.MIN_LANES_EXACT) and the stream equals the one-lane stream."""
+    from lmar.plugins.lmcore import block_coder
 
     data = _fixture_input()[:2000]
     c = _codec(min_segment=300, max_segments=6)
-    assert 2 <= c._plan(len(data)).count < cm2_block.MIN_LANES_SEGMENTS
+    assert 2 <= c._plan(len(data)).count < block_coder.MIN_LANES_SEGMENTS
     two = c.compress(data)
-    monkeypatch.setattr(cm2_block, "MIN_LANES_EXACT", 10**9)
+    monkeypatch.setattr(block_coder, "MIN_LANES_EXACT", 10**9)
     assert c.compress(data) == two
     assert c.decompress(two, len(data)) == data
 

@@ -222,7 +222,7 @@ def test_importing_the_coder_and_its_users_does_not_import_numba() -> None:
     import subprocess
     import sys
 
-    mods = ["rangecoder", "media.intcoder", "media.residual_coder", "lmcore.coding", "llmcore.coding"]
+    mods = ["rangecoder", "media.intcoder", "media.residual_coder", "lmcore.legacy.cm1_block", "llmcore.coding"]
     code = "import sys\n" + "".join(f"import lmar.plugins.{m}\n" for m in mods) + "print('numba' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 

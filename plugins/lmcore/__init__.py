@@ -3,15 +3,17 @@
 Split into small modules so each concern can be read (and trusted) on its own:
 
 * :mod:`.model_files` finds the shipped ONNX model and proves it is the exact file a payload needs;
-* :mod:`.runtime` owns the onnxruntime sessions and the numerics profile of this machine;
-* :mod:`.fixedpoint` builds the integer lookup tables (squash/stretch/exp) in a platform-independent way;
-* :mod:`.segments` plans the lockstep segments of a block;
-* :mod:`.nnprob` turns model logits into integer distributions and bitwise node probabilities;
-* scheme ``cm2`` (the default): :mod:`.cm2` is the compiled (numba) context mixer that codes one
-  lockstep step of every segment per call, :mod:`.bitcoder` its binary arithmetic coder, and
-  :mod:`.cm2_block` the block loop (network step, then compiled step) shared by encoder and decoder;
-* scheme ``cm1`` (archives of lmar 0.1, still decoded): :mod:`.counters`, :mod:`.match`, :mod:`.mixer` are
-  its numpy context-mixing pieces, :mod:`.predictor` assembles them, :mod:`.engine` drives model +
-  predictor + range coder (:mod:`.coding`) identically for encoding and decoding;
-* :mod:`.payload` frames a block's coded bytes for both schemes.
+* :mod:`.runtime` owns the onnxruntime sessions and the numerics profile of this machine; :mod:`.intnet`
+  is the numpy reference of the integer network (``bytegru-v3i``) and hands its outputs to the mixer;
+* :mod:`.network` is what a block coder needs from a network, :mod:`.segments` plans a block's lockstep
+  segments, :mod:`.fixedpoint` builds the integer lookup tables (squash/stretch/exp) portably,
+  :mod:`.payload` frames a block's coded bytes (every scheme);
+* the compiled schemes ``cm2``-``cm6``: :mod:`.mixer_step` is the compiled (numba) context mixer that
+  codes one lockstep step of every segment per call, :mod:`.mixer_layout` each scheme's frozen table
+  layout and rates, :mod:`.mixer_tables` the tables built from a layout, :mod:`.prior` the learnt tables
+  a scheme may start from, :mod:`.bitcoder` the binary arithmetic coder, and :mod:`.block_coder` the
+  block loop (network step, then compiled step) shared by encoder and decoder. New members use ``cm6``
+  (cm4's layout started from the integer network's mixer prior); ``cm2``-``cm5`` only decode;
+* :mod:`.legacy`: frozen decode-only schemes with their own code (``cm1``, lmar 0.1), imported only when
+  such a member is decoded.
 """

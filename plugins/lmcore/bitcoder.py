@@ -1,7 +1,7 @@
 """A 32-bit binary arithmetic coder in integer arithmetic, compiled with numba.
 
-Why not constriction here: the ``cm2`` scheme decides every bit inside one compiled loop (the next
-prediction needs the bit just decoded), so the coder must be callable from compiled code. The coder is
+Why not constriction here: the compiled schemes (``cm2``-``cm6``) decide every bit inside one compiled
+loop (the next prediction needs the bit just decoded), so the coder must be callable from compiled code. The coder is
 the classic carry-less design: the interval [x1, x2] is split in proportion to P(1), the decoder compares
 its code word against the split point, and leading bytes are shifted out once x1 and x2 agree on them.
 All arithmetic is on unsigned 64-bit integers holding 32-bit values, identical on every machine.

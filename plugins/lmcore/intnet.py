@@ -44,9 +44,9 @@ SHIFT = 24
 #: Weight range: int8 within [W_MIN, W_MAX]; activations uint8 within [A_MIN, A_MAX] (zero point 128).
 W_MIN, W_MAX = -64, 63
 A_ZERO, A_MIN, A_MAX = 128, 1, 255
-#: Logits come out in 1/LOGIT_SCALE nats (the mixer's quantisation of float logits, cm2.code_step).
+#: Logits come out in 1/LOGIT_SCALE nats (the mixer's quantisation of float logits, mixer_step.code_step).
 LOGIT_SCALE = 16
-#: The mixer reads the hidden state in 1/HID_SCALE units, clipped to +-127 (cm2.code_step).
+#: The mixer reads the hidden state in 1/HID_SCALE units, clipped to +-127 (mixer_step.code_step).
 HID_SCALE = 64
 
 
@@ -180,8 +180,8 @@ def step(p: IntParams, byte: np.ndarray, state: np.ndarray) -> tuple[np.ndarray,
 def mixer_inputs(logits: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The float32 arrays the mixer reads, holding exact integers' values.
 
-    The mixer rounds ``logit * 16`` and ``hidden * 64`` to integers (:func:`cm2.code_step`); handing it
-    ``q / 16`` and ``k / 64`` (exact in float32 for |q|, |k| < 2^24) makes it read back q and k exactly.
+    The mixer rounds ``logit * 16`` and ``hidden * 64`` to integers (:func:`.mixer_step.code_step`);
+    handing it ``q / 16`` and ``k / 64`` (exact in float32 for |q|, |k| < 2^24) makes it read back q and k exactly.
     """
     lg = logits.astype(np.float32) / np.float32(LOGIT_SCALE)
     top = state[-1].astype(np.int64)

@@ -40,8 +40,8 @@ QUANTA = {"mw": 1024, "apm": 64, "nn_apm": 64, "cmap": 64}
 
 @dataclass(frozen=True)
 class Prior:
-    """Changes from a cold :class:`~.cm2.Cm2State` for one (model, scheme): per table, its shape, the flat
-    indices that moved and by how much."""
+    """Changes from a cold :class:`~.mixer_tables.MixerTables` for one (model, scheme): per table, its
+    shape, the flat indices that moved and by how much."""
 
     sha256: str
     shapes: dict[str, tuple[int, ...]]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lmar.plugins.lm_codec import DEFAULT_MODEL, LmCodec
-from lmar.plugins.lmcore import cm2, cm2_block, model_files, prior, runtime
+from lmar.plugins.lmcore import block_coder, mixer_layout, mixer_tables, model_files, prior, runtime
 from lmar.plugins.lmcore.segments import plan_segments
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,15 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     params = LmCodec.default_params
     plan = plan_segments(len(data), int(params["min_segment"]), int(params["max_segments"]))
     net = runtime.step_model(card, model_files.file_sha256(card.path))
-    lay = cm2.layout(args.scheme)
+    lay = mixer_layout.layout(args.scheme)
     hidden = int(net.zero_state(1).shape[-1])
-    cold = cm2.Cm2State(plan.count, plan.size, hidden, lay)
+    cold = mixer_tables.MixerTables(plan.count, plan.size, hidden, lay)
     none = np.zeros(0, dtype=np.int64)
     zero = prior.Prior("", {name: getattr(cold, name).shape for name in prior.TABLES},
                        {name: (none, none) for name in prior.TABLES})  # starts cold
-    learnt: list[cm2.Cm2State] = []
+    learnt: list[mixer_tables.MixerTables] = []
     t0 = time.monotonic()
-    coded = len(cm2_block.encode_block(data, plan, net, 0, args.scheme, zero, learnt))
+    coded = len(block_coder.encode_block(data, plan, net, 0, args.scheme, zero, learnt))
     sha = prior.save_prior(out, learnt[0], cold)
     card_path = card.path.with_suffix(".json")
     raw = json.loads(card_path.read_text())

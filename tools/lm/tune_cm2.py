@@ -1,9 +1,11 @@
-"""Measure the ``cm2`` context mixer with some of its constants overridden, without re-running the network.
+"""Measure the compiled context mixer with some of its layout's rates overridden, without re-running the network.
 
 The network's outputs (logits and top hidden state for every lockstep step) are computed once per file
 and segment plan and cached under ``work-data/cm2-cache``; each trial then only re-runs the compiled
-mixer (a few seconds per file). Constants are module globals of :mod:`lmar.plugins.lmcore.cm2`, frozen
-into the compiled code, so each trial compiles a fresh copy of ``code_step`` after setting them.
+mixer (a few seconds per file). What a trial changes is a field of the scheme's frozen
+:class:`lmar.plugins.lmcore.mixer_layout.Layout` (``mix_shift``, ``apm_w``, ``sets``, ``extra``, ...; names
+are case-insensitive): the tool builds its own layout with :func:`dataclasses.replace` and hands it to the
+codec's block coder, so nothing in the product is patched and nothing is recompiled.
 
     .venv/bin/python tools/lm/tune_cm2.py MIX_SHIFT=15 FAST_SHIFT=3     # one trial
     .venv/bin/python tools/lm/tune_cm2.py --files alice29.txt --prefix 0 # whole file, defaults
@@ -16,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields, replace
 from pathlib import Path
 
-import numba
 import numpy as np
 
 from lmar.plugins.lm_codec import DEFAULT_MODEL, LmCodec
-from lmar.plugins.lmcore import cm2, cm2_block, model_files, prior, runtime
+from lmar.plugins.lmcore import block_coder, mixer_layout, model_files, prior, runtime
 from lmar.plugins.lmcore.payload import HEADER_BYTES
 from lmar.plugins.lmcore.segments import plan_segments
 
@@ -80,31 +82,37 @@ def save(net, key: str) -> None:
         np.save(CACHE / f"{key}.hidden.npy", np.stack(net.hidden))
 
 
+def tuned_layout(scheme: str, overrides: list[str]) -> mixer_layout.Layout:
+    """``scheme``'s layout with ``NAME=INT`` (or ``NAME=INT,INT,...`` for a tuple field) applied."""
+    base = mixer_layout.layout(scheme)
+    names = [f.name for f in fields(base)]
+    changes: dict[str, object] = {}
+    for item in overrides:
+        name, _, value = item.partition("=")
+        key = name.strip().lower()
+        if key not in names:
+            raise SystemExit(f"tune_cm2: the mixer layout has no field {name!r} (fields: {', '.join(names)})")
+        ints = [int(v) for v in value.split(",") if v]
+        changes[key] = tuple(ints) if isinstance(getattr(base, key), tuple) else ints[0]
+    return replace(base, **changes)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("overrides", nargs="*",
-                    help="NAME=INT (or NAME=INT,INT,... for a tuple) constants of lmar.plugins.lmcore.cm2")
+                    help="NAME=INT (or NAME=INT,INT,... for a tuple) fields of the scheme's mixer layout")
     ap.add_argument("--files", nargs="*", default=list(DEFAULT_FILES))
     ap.add_argument("--prefix", type=int, default=120_000, help="bytes of each file (0: whole file)")
     ap.add_argument("--min-segment", type=int, default=32768)
     ap.add_argument("--max-segments", type=int, default=256)
     ap.add_argument("--no-net", action="store_true", help="the mixer alone (uniform network input)")
-    ap.add_argument("--scheme", default=LmCodec.default_params["scheme"], choices=sorted(cm2_block.FORMATS))
+    ap.add_argument("--scheme", default=LmCodec.default_params["scheme"], choices=sorted(block_coder.FORMATS))
     ap.add_argument("--model", default=DEFAULT_MODEL, help="shipped network whose outputs are cached and replayed")
     args = ap.parse_args(argv)
     warm = None
     if args.scheme in prior.PRIOR_SCHEMES:  # the shipped prior of --model
         warm = prior.require_prior(model_files.require_model(args.model, None), args.scheme, None)
-    for item in args.overrides:
-        name, _, value = item.partition("=")
-        if not hasattr(cm2, name):
-            ap.error(f"cm2 has no constant {name}")
-        setattr(cm2, name, tuple(int(v) for v in value.split(",") if v) if "," in value else int(value))
-    cm2._MATCH_MASK = np.uint64((1 << (8 * min(cm2.MATCH_MIN, 8))) - 1)
-    # The codec's own block loop, with code_step compiled now (with the overridden globals) and one lane,
-    # so every network call is one whole step (what the cache holds).
-    cm2_block.code_step = numba.njit(nogil=True)(cm2.code_step.py_func)
-    cm2_block.MIN_LANES_SEGMENTS = 1 << 30
+    lay = tuned_layout(args.scheme, args.overrides)
     total, rows = 0, []
     for name in args.files:
         data = (CORPUS / name).read_bytes()
@@ -112,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         plan = plan_segments(len(data), args.min_segment, args.max_segments)
         key = f"{name}.{len(data)}.{args.min_segment}.{args.max_segments}.{args.model}"
         net = None if args.no_net else network(key, args.model)
-        n = len(cm2_block.encode_block(data, plan, net, 0, args.scheme, warm)) - HEADER_BYTES
+        # The codec's own block loop, with one lane, so every network call is one whole step (what the
+        # cache holds).
+        n = len(block_coder.encode_block(data, plan, net, 0, args.scheme, warm, lay=lay, one_lane=True)) - HEADER_BYTES
         save(net, key)
         total += n
         rows.append(f"{name} {n * 8 / len(data):.3f}")

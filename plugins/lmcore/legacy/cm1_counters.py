@@ -1,5 +1,7 @@
 """Adaptive bit probabilities addressed by hashed contexts, shared by all segments.
 
+Part of scheme ``cm1`` (lmar 0.1 archives): frozen bitstream, never change, decode only.
+
 Why one flat table: every context order (and the small direct maps) lives in its own region of a single
 int32 array, so one gather and one scatter per binary decision serve all of them for all segments.
 

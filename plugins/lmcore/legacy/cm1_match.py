@@ -1,5 +1,7 @@
 """Match model: find the latest earlier occurrence of the current context and predict its next byte.
 
+Part of scheme ``cm1`` (lmar 0.1 archives): frozen bitstream, never change, decode only.
+
 Why it matters: long repeats (URLs, boilerplate, repeated lines) are where a small network and finite
 context orders lose most; following a pointer predicts them almost for free.
 

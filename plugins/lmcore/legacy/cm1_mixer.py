@@ -1,5 +1,7 @@
 """Gated logistic mixing and adaptive probability maps (APM/SSE), in fixed point.
 
+Part of scheme ``cm1`` (lmar 0.1 archives): frozen bitstream, never change, decode only.
+
 Why fixed point: the mixer's weights are learned online by encoder and decoder separately; integer
 arithmetic makes their updates identical on every machine. Weights are shared by all segments; when
 several segments update the same weight row in one step their updates are summed (order-free) after
@@ -14,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .fixedpoint import STRETCH_LIMIT, squash_table
+from ..fixedpoint import STRETCH_LIMIT, squash_table
 
 _MAXDUP = 8192
 

@@ -1,9 +1,11 @@
 """The bitwise context-mixing predictor that turns the network's guess into a sharper one.
 
+Part of scheme ``cm1`` (lmar 0.1 archives): frozen bitstream, never change, decode only.
+
 Per binary decision and per live segment it gathers: the network's bit probability, an order-0 map,
 hashed order-1..6 and word contexts, and the match model; a gated mixer (weight sets chosen by different
 contexts, then a small final mixer) combines their stretched probabilities, and APMs refine the result.
-All state is integer and all segments share it; see :mod:`.counters` for why sharing is safe.
+All state is integer and all segments share it; see :mod:`.cm1_counters` for why sharing is safe.
 """
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .counters import CounterBank
-from .fixedpoint import stretch_table
-from .match import MatchModel, len_bucket
-from .mixer import Apm, Mixer, clamp
+from .cm1_counters import CounterBank
+from ..fixedpoint import stretch_table
+from .cm1_match import MatchModel, len_bucket
+from .cm1_mixer import Apm, Mixer, clamp
 
 _G1 = np.uint64(0x9E3779B97F4A7C15)
 _G2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -23,7 +25,7 @@ _G3 = np.uint64(0x94D049BB133111EB)
 
 @dataclass(frozen=True)
 class PredictorConfig:
-    """Scheme parameters; part of the bitstream (recorded through the codec params)."""
+    """cm1's parameters; part of its bitstream (members were only ever written with the defaults)."""
 
     orders: tuple[int, ...] = (1, 2, 3, 4, 6)
     hash_bits_max: int = 23

@@ -1,4 +1,4 @@
-"""Schemes ``cm2``, ``cm3`` and ``cm4``: the network's byte distribution mixed with adaptive context statistics, compiled.
+"""The compiled context mixer of schemes ``cm2``-``cm6``: one lockstep step codes one byte of every live segment.
 
 Why compiled (numba): a context mixer makes ~30 small decisions per bit; in numpy every one is a call
 whose overhead dwarfs the arithmetic, so ``cm1`` could only afford a few contexts and stayed slow. Here
@@ -29,65 +29,26 @@ last), then a final mixer per partial byte, then three APMs (order 0, 1, hashed 
   which learns on the data being coded what the network's fixed output layer misses;
 * the match model's learned probability and a length-signed confidence.
 
-Scheme ``cm3`` is ``cm2`` with a larger mixer (see :func:`layout`): two more weight sets, chosen by the
-previous byte and by the byte before last, each with the partial byte; a final mixer per partial byte and
-match-length bucket; a faster weight rate. One compiled function serves both: what differs is the shape
-of the tables it is handed and ``opts``, so cm2 keeps its exact bits (``tests/data/lm_v2_cm2_payload.bin``).
+What differs between schemes is not this code but the :class:`.mixer_layout.Layout` it is handed: the
+shapes of the tables (:mod:`.mixer_tables`) and the rates in ``opts``. The network's distribution
+enters as float logits (the float networks of cm2-cm5) or as exact integers handed over as floats (the
+integer network of cm6, :func:`.intnet.mixer_inputs`).
 
-Scheme ``cm4`` is ``cm3`` with contexts on the *shape* of the text rather than its bytes, because that is
-what predicts the parts of URLs, numbers and verse the byte contexts have never seen: every byte has a
-class (:func:`_class_table`), and cm4 adds five hashed contexts (the classes of the last 8 bytes with
-the previous byte, of the last 12 with it, of the last 16; the line so far as a sequence of class runs
-with the current run's length; the column with the previous byte), two weight sets (classes x partial
-byte, class-run length x partial byte), a fourth APM by classes, 32-bit weights and skipped small
-updates (:data:`SKIP_CM4`).
-
-Scheme ``cm5`` is ``cm4`` started from the network's mixer prior (:mod:`.prior`): the same arithmetic,
-but every block's weights, calibration curves and hidden-state regression begin where coding held-out
-training text left them, instead of cold.
-
-Any change to the arithmetic below is a new bitstream: give it a new scheme name.
+Any change to the arithmetic below changes the bitstream of every scheme above, whose members must keep
+decoding (``tests/data/lm_v*_payload.bin``): a new arithmetic needs a new function and a new scheme name.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
 from .bitcoder import decode_bit, encode_bit
-from .fixedpoint import STRETCH_LIMIT, exp_table, squash_table, stretch_table
-
-#: Hashed contexts every scheme has (o2 o3 o4 o5 o6 o8 word word-bigram sparse above trigram) after the two
-#: direct ones (o0, o1); a layout may add more (:attr:`Layout.extra`).
-N_HASHED = 11
-N_CTX = 2 + N_HASHED
-#: Mixer inputs: bias, three per context, network x3, hidden-state regression, match x2 (cm2/cm3: 46).
-PER_CTX = 3
-#: Weight-set sizes: partial byte, match state, previous byte, seen-orders x bit position, network
-#: confidence, byte before last; cm3 adds previous byte x partial byte, byte before last x partial byte.
-SETS = (256, 33, 256, 56, 32, 256)
-SETS_CM3 = SETS + (65536, 65536)
-MATCH_MIN = 6
-MATCH_VERIFY = 32
-MATCH_MAX = 65535
-#: Rates, part of the bitstream. Chosen by coordinate search on prefixes of six text files of
-#: ../shared/corpus/text (not on any single file); see tools/lm/README.md.
-MIX_LR = 5          # weight-set mixers: err * MIX_LR >> MIX_SHIFT per unit input (cm2)
-MIX_LR_CM3 = 6      # the same for cm3, whose sparser weight sets learn better a little faster
-MIX_SHIFT = 14
-MIX_BOOST = 8       # extra rate in the first steps: MIX_LR * MIX_BOOST / (1 + t / 64)
-FIN_LR = 1          # final mixer
-FIN_SHIFT = 13
-APM_RATE = 6        # APMs move 1/64 of the way to each bit
-APM_W = 3           # final P: (mixer + APM_W * each of the three APMs) / (1 + 3 APM_W)
-CMAP_RATE = 7       # indirect count/history maps
-FAST_SHIFT = 6      # fast slot probability: 1/64 per bit
-HID_LR = 1          # hidden-state regression
-HID_SHIFT = 9
-LIM_DIRECT = 255    # count caps (slow probability's rate is 1/(count + 1.5))
-LIM_HASHED = 255
-EMPTY_SLOT = 32768 | (32768 << 16)
+from .fixedpoint import STRETCH_LIMIT
+from .mixer_layout import (CLASS_BITS, KIND_CLASSES_C1, KIND_COLUMN, KIND_SHAPE, N_HASHED, N_OPTS, OPT_APM_RATE,
+                           OPT_APM_W, OPT_CMAP_RATE, OPT_FAST_SHIFT, OPT_FIN_LR, OPT_FIN_SHIFT, OPT_FLAGS,
+                           OPT_HID_LR, OPT_HID_SHIFT, OPT_MATCH_MAX, OPT_MATCH_MIN, OPT_MATCH_VERIFY, OPT_MIX_BOOST,
+                           OPT_MIX_LR, OPT_MIX_SHIFT, OPT_SKIP_ERR, PER_CTX)
+from .mixer_tables import EMPTY_SLOT
 
 _G1 = np.uint64(0x9E3779B97F4A7C15)
 _G2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -96,148 +57,6 @@ _S29 = np.uint64(29)
 _S32 = np.uint64(32)
 _B8 = np.uint64(8)
 _M8 = np.uint64(255)
-_MATCH_MASK = np.uint64((1 << (8 * min(MATCH_MIN, 8))) - 1)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """What one scheme's tables look like; part of the bitstream, fixed per scheme name."""
-
-    sets: tuple[int, ...]
-    #: Final-mixer rows: 256 (one per partial byte) or 1024 (x match-length bucket: none, <16, <32, more).
-    final_rows: int
-    mix_lr: int
-    #: Hashed contexts after the eleven every scheme has, by kind (``KIND_*``, or 1CB for classes+bytes).
-    extra: tuple[int, ...] = ()
-    #: Bit 0: a fourth APM keyed by the classes of the last two bytes; bit 1: 32-bit mixer weights and
-    #: inputs (the same sums, products are taken in 64 bits, but the weights take half the memory
-    #: traffic: the mixer runs ~17 % faster).
-    flags: int = 0
-    #: Weight sets whose own error is at most this (of 4096) skip their update: a confident right guess
-    #: teaches little, and skipping it saves a pass over the weights.
-    skip_err: int = 0
-
-
-#: Kinds of extra hashed context (cm4). A three-digit kind 1CB is the classes of the last C bytes (at
-#: most 16) with the last B bytes themselves: the shape of what came before (a number of five digits,
-#: then ``_``, in a URL), which tells what comes next where the bytes themselves were never seen.
-KIND_CLASSES_C1 = 3   # the classes of the last 8 bytes with the previous byte
-KIND_SHAPE = 6        # the line so far as a sequence of class runs, with the current run's length
-KIND_COLUMN = 9       # the column with the previous byte (verse, tables, fixed-width lines)
-#: Bits of one byte's class in ``classes`` (see :func:`_class_table`).
-CLASS_BITS = 4
-#: cm4 = cm3 plus five class/shape contexts, weight sets by (classes of the last 1.5 bytes x partial
-#: byte) and (class run length x partial byte), a fourth APM, 32-bit weights, skipped small updates.
-#: Chosen trial by trial on the whole text set (tools/lm/README.md): 485,309 -> 475,722 payload bytes.
-EXTRA_CM4: tuple[int, ...] = (KIND_CLASSES_C1, 221, 310, KIND_SHAPE, KIND_COLUMN)
-SETS_CM4 = SETS_CM3 + (16384, 4096)
-FLAGS_CM4 = 3
-SKIP_CM4 = 120
-
-
-def layout(scheme: str) -> Layout:
-    """The table layout of ``scheme`` (read at call time, so the tuning tool's overrides apply)."""
-    if scheme == "cm2":
-        return Layout(SETS, 256, MIX_LR)
-    if scheme == "cm3":
-        return Layout(SETS_CM3, 1024, MIX_LR_CM3)
-    if scheme in ("cm4", "cm5", "cm6"):  # cm5, cm6: cm4's tables, started from a prior (prior.PRIOR_SCHEMES)
-        return Layout(SETS_CM4, 1024, MIX_LR_CM3, EXTRA_CM4, FLAGS_CM4, SKIP_CM4)
-    raise ValueError(f"no layout for scheme {scheme!r}")
-
-
-def _class_table() -> np.ndarray:
-    """cm4's class of each byte value: letter case, digits, spaces, and the punctuation that shapes text,
-    code and URLs, each its own class (the shape of a line is its sequence of classes)."""
-    t = np.zeros(256, dtype=np.int64)  # 0: other printable ASCII
-    # Control characters first, so that newline (one of them) then gets its own class.
-    groups = {14: [*range(32), 127], 1: range(97, 123), 2: range(65, 91), 3: range(48, 58), 4: b" ", 5: b"\n",
-              6: b".", 7: b",", 8: b"/", 9: b"-_", 10: b":;", 11: b"=&?", 12: b"\"'`", 13: b"()[]{}<>",
-              15: range(128, 256)}
-    for cls, members in groups.items():
-        t[list(members)] = cls
-    return t
-
-
-def _rate_table() -> np.ndarray:
-    """rate[n] = 65536 / (n + 1.5): a slot seen n times moves by 1/(n+1.5) toward each new bit."""
-    n = np.arange(256, dtype=np.int64)
-    return (131072 // (2 * n + 3)).astype(np.int64)
-
-
-def _apm_init(contexts: int) -> np.ndarray:
-    knots = (np.arange(33, dtype=np.int64) - 16) * 128
-    sq = squash_table()[np.clip(knots, -STRETCH_LIMIT, STRETCH_LIMIT) + STRETCH_LIMIT] * 16
-    return np.tile(sq, contexts).astype(np.int64)
-
-
-def _mixer_init(n_ctx: int) -> np.ndarray:
-    w = np.full(1 + PER_CTX * n_ctx + 6, int(0.12 * 65536), dtype=np.int64)
-    w[0] = 0
-    nn = 1 + PER_CTX * n_ctx
-    w[nn] = int(0.45 * 65536)
-    w[nn + 1] = int(0.2 * 65536)
-    return w
-
-
-class Cm2State:
-    """Every table of one block's predictor plus per-segment histories; sized from the block."""
-
-    def __init__(self, segments: int, size: int, hidden: int, lay: Layout) -> None:
-        hb = int(min(22, max(16, (size * 8).bit_length())))
-        self.hash_bits = hb
-        n_hashed = N_HASHED + len(lay.extra)
-        n_ctx = 2 + n_hashed
-        total = 256 + 65536 + n_hashed * (1 << hb)
-        # One 64-bit word per slot (one cache miss per lookup): slow P(1) | fast P(1) << 16 | count << 32 |
-        # check byte << 40 | last four bits seen << 48. A fresh slot is 1/2, 1/2, unseen.
-        self.slots = np.full(total, EMPTY_SLOT, dtype=np.int64)
-        self.limits = np.array([LIM_DIRECT, LIM_DIRECT] + [LIM_HASHED] * n_hashed, dtype=np.int64)
-        rows = sum(lay.sets)
-        self.mw = np.tile(_mixer_init(n_ctx), (rows, 1)).astype(np.int32 if lay.flags & 2 else np.int64)
-        self.set_off = np.concatenate([[0], np.cumsum(lay.sets)[:-1]]).astype(np.int64)
-        fin = np.full(len(lay.sets) + 1, int(65536 / len(lay.sets)), dtype=np.int64)
-        fin[-1] = 0
-        self.fw = np.tile(fin, (lay.final_rows, 1))
-        self.opts = np.array([lay.mix_lr, lay.flags, lay.skip_err, *lay.extra], dtype=np.int64)
-        self.apm = _apm_init(256 + 65536 + 65536 + (65536 if lay.flags & 1 else 0))
-        self.nn_apm = _apm_init(2 * 65536)
-        self.cmap = _apm_init(n_ctx * 64)
-        # Online logistic regression from the network's last hidden state to each bit (one row per
-        # partial byte): learns on this very data what the network's fixed output layer misses.
-        self.hw = np.zeros((256, hidden), dtype=np.int64)
-        self.msm = np.full(64, 32768, dtype=np.int64)
-        self.msn = np.zeros(64, dtype=np.int64)
-        mb = int(min(22, max(12, size.bit_length() + 1)))
-        self.match_bits = mb
-        self.mt = np.zeros(1 << mb, dtype=np.int64)
-        self.hist = np.zeros(segments, dtype=np.uint64)
-        # The classes (:func:`_class_table`) of the last 16 bytes, 4 bits each (cm4's contexts).
-        self.classes = np.zeros(segments, dtype=np.uint64)
-        # The current line's class runs (hash of the sequence of classes, run lengths dropped) and the
-        # length of the current run.
-        self.shape = np.zeros((segments, 2), dtype=np.uint64)
-        self.w0 = np.zeros(segments, dtype=np.uint64)
-        self.w1 = np.zeros(segments, dtype=np.uint64)
-        self.w2 = np.zeros(segments, dtype=np.uint64)
-        # Line geometry per segment: where the current and the previous line start (absolute positions).
-        self.lines = np.full((segments, 2), -1, dtype=np.int64)
-        self.mptr = np.zeros(segments, dtype=np.int64)
-        self.mlen = np.zeros(segments, dtype=np.int64)
-        self.stretch = stretch_table().astype(np.int64)
-        self.squash = squash_table().astype(np.int64)
-        self.expt = exp_table().astype(np.int64)
-        self.rate = _rate_table()
-        self.ctab = _class_table()
-
-    def args(self, lo: int = 0, hi: int | None = None) -> tuple:
-        """Arguments of :func:`code_step` after the coder's: the shared tables, and segments [lo, hi)."""
-        seg = slice(lo, hi)
-        return (self.slots, self.limits, np.int64(self.hash_bits), self.mw, self.set_off, self.fw, self.opts, self.apm,
-                self.nn_apm, self.hw, self.cmap, self.msm, self.msn, self.mt, np.int64(self.match_bits),
-                self.hist[seg], self.classes[seg], self.shape[seg], self.w0[seg], self.w1[seg], self.w2[seg],
-                self.lines[seg], self.mptr[seg], self.mlen[seg], self.stretch, self.squash, self.expt, self.rate,
-                self.ctab)
 
 
 @njit(inline="always")
@@ -275,8 +94,8 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
 
     ``stream`` is the coder's output (encoding) or input (decoding) byte array; ``coder`` its state.
     The scheme is in the tables' shapes (weight sets in ``set_off``, final-mixer rows in ``fw``) and in
-    ``opts`` (the weight-set learning rate, the layout flags, the update-skip threshold, then the kind of
-    each extra hashed context).
+    ``opts`` (:meth:`.mixer_layout.Layout.opts`: the rates, the layout flags, the update-skip threshold,
+    then the kind of each extra hashed context).
     """
     size = buf.shape[0]
     hshift = np.uint64(64 - hash_bits)
@@ -300,12 +119,21 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
     x2 = np.zeros(nset + 1, dtype=np.int64)
     x2[nset] = 256
     nn_in = 1 + PER_CTX * n_ctx
-    apm4 = (opts[1] & 1) != 0
+    apm4 = (opts[OPT_FLAGS] & 1) != 0
     k4 = np.int64(0)
     cbits = np.uint64(CLASS_BITS)
     cmask = np.uint64((1 << CLASS_BITS) - 1)
+    skip_err = opts[OPT_SKIP_ERR]
+    mix_shift, fin_lr, fin_shift = opts[OPT_MIX_SHIFT], opts[OPT_FIN_LR], opts[OPT_FIN_SHIFT]
+    apm_rate, apm_w, cmap_rate = opts[OPT_APM_RATE], opts[OPT_APM_W], opts[OPT_CMAP_RATE]
+    fast_shift, hid_lr, hid_shift = opts[OPT_FAST_SHIFT], opts[OPT_HID_LR], opts[OPT_HID_SHIFT]
+    match_min, match_verify, match_max = opts[OPT_MATCH_MIN], opts[OPT_MATCH_VERIFY], opts[OPT_MATCH_MAX]
+    # The match model hashes the last min(match_min, 8) bytes.
+    match_mask = np.uint64(0xFFFFFFFFFFFFFFFF)
+    if match_min < 8:
+        match_mask = (np.uint64(1) << np.uint64(8 * match_min)) - np.uint64(1)
     # Mixer learning rate: faster while the weights are still far from trained (the first steps).
-    mlr = opts[0] + (opts[0] * MIX_BOOST) // (1 + t // 64)
+    mlr = opts[OPT_MIX_LR] + (opts[OPT_MIX_LR] * opts[OPT_MIX_BOOST]) // (1 + t // 64)
     for s in range(live):
         pos = starts[s] + t
         # --- the network's distribution as integer weights, summed up the bit tree
@@ -353,7 +181,7 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
         ctxh[9] = _hash(np.uint64(above | (c1 << 9)), np.uint64(10 << 56))
         ctxh[10] = _hash(w0[s] + w1[s] * _G3 + w2[s] * _G1, np.uint64(12 << 56))
         for e in range(n_hashed - N_HASHED):
-            kind = opts[3 + e]
+            kind = opts[N_OPTS + e]
             if kind == KIND_SHAPE:
                 v = _hash(shape[s, 0], np.uint64(min(shape[s, 1], 15)))
             elif kind == KIND_COLUMN:
@@ -472,9 +300,9 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             a3, k3 = _apm_read(apm, 256 + 65536 + (h12 | c0), sf)
             if apm4:
                 a4, k4 = _apm_read(apm, 256 + 65536 + 65536 + ((np.int64(classes[s]) & 255) << 8 | c0), sf)
-                p16 = (pf * 16 + (a1 + a2 + a3 + a4) * APM_W) // (1 + 4 * APM_W)
+                p16 = (pf * 16 + (a1 + a2 + a3 + a4) * apm_w) // (1 + 4 * apm_w)
             else:
-                p16 = (pf * 16 + (a1 + a2 + a3) * APM_W) // (1 + 3 * APM_W)
+                p16 = (pf * 16 + (a1 + a2 + a3) * apm_w) // (1 + 3 * apm_w)
             p16 = min(max(p16, 16), 65535 - 16)
             # --- the bit
             if decode:
@@ -491,32 +319,32 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
                 p = v & 0xFFFF
                 q = (v >> 16) & 0xFFFF
                 p += ((target - p) * rate[n]) >> 16
-                q += (target - q) >> FAST_SHIFT
+                q += (target - q) >> fast_shift
                 bits4 = (((v >> 48) << 1) | bit) & 15
                 slots[sl] = p | (q << 16) | (min(n + 1, limits[k]) << 32) | (((v >> 40) & 255) << 40) | (bits4 << 48)
             for m in range(nset):
                 row = set_off[m] + sel[m]
                 e12 = (bit << 12) - pk[m]
-                if abs(e12) <= opts[2]:
+                if abs(e12) <= skip_err:
                     continue
                 err = e12 * mlr
                 for i in range(n_in):
-                    mw[row, i] += (x[i] * err) >> MIX_SHIFT
-            err = ((bit << 12) - pf) * FIN_LR
+                    mw[row, i] += (x[i] * err) >> mix_shift
+            err = ((bit << 12) - pf) * fin_lr
             for i in range(nset + 1):
-                fw[frow, i] += (x2[i] * err) >> FIN_SHIFT
-            _apm_learn(apm, k1, bit, APM_RATE)
-            _apm_learn(apm, k2, bit, APM_RATE)
-            _apm_learn(apm, k3, bit, APM_RATE)
+                fw[frow, i] += (x2[i] * err) >> fin_shift
+            _apm_learn(apm, k1, bit, apm_rate)
+            _apm_learn(apm, k2, bit, apm_rate)
+            _apm_learn(apm, k3, bit, apm_rate)
             if apm4:
-                _apm_learn(apm, k4, bit, APM_RATE)
-            _apm_learn(nn_apm, nknot, bit, APM_RATE)
-            herr = ((bit << 12) - ph) * HID_LR
+                _apm_learn(apm, k4, bit, apm_rate)
+            _apm_learn(nn_apm, nknot, bit, apm_rate)
+            herr = ((bit << 12) - ph) * hid_lr
             for i in range(nh):
-                hw[c0, i] += (hq[i] * herr) >> HID_SHIFT
-            _apm_learn(nn_apm, nknot2, bit, APM_RATE)
+                hw[c0, i] += (hq[i] * herr) >> hid_shift
+            _apm_learn(nn_apm, nknot2, bit, apm_rate)
             for k in range(n_ctx):
-                _apm_learn(cmap, cknot[k], bit, CMAP_RATE)
+                _apm_learn(cmap, cknot[k], bit, cmap_rate)
             if msi >= 0:
                 n = msn[msi]
                 msm[msi] += ((target - msm[msi]) * rate[n]) >> 16
@@ -548,20 +376,20 @@ def code_step(decode, live, t, logits, hid, starts, src, buf, coder, stream,
             w0[s] = np.uint64(0)
         if ml > 0:
             if (expected & 255) == byte and mptr[s] + 1 < size:
-                mlen[s] = min(ml + 1, MATCH_MAX)
+                mlen[s] = min(ml + 1, match_max)
                 mptr[s] += 1
             else:
                 mlen[s] = 0
-        if t + 1 >= MATCH_MIN:
-            key = _hash(h & _MATCH_MASK, np.uint64(11 << 56))
+        if t + 1 >= match_min:
+            key = _hash(h & match_mask, np.uint64(11 << 56))
             hm = np.int64(key >> mshift)
             if mlen[s] == 0:
                 cand = mt[hm] - 2
                 if cand >= 0:
                     r = 0
-                    while r < MATCH_VERIFY and r <= t and cand - r >= 0 and buf[cand - r] == buf[pos - r]:
+                    while r < match_verify and r <= t and cand - r >= 0 and buf[cand - r] == buf[pos - r]:
                         r += 1
-                    if r >= MATCH_MIN and cand + 1 < size:
+                    if r >= match_min and cand + 1 < size:
                         mlen[s] = r
                         mptr[s] = cand + 1
             mt[hm] = pos + 2

@@ -1,4 +1,8 @@
-"""Block coding for schemes ``cm2``-``cm6``: the network stepped in lockstep, each step coded by :func:`cm2.code_step`.
+"""Block coding for schemes ``cm2``-``cm6``: the network stepped in lockstep, each step by :func:`.mixer_step.code_step`.
+
+New members use only the live scheme (``lm_codec.ENCODE_SCHEMES``); the codec refuses to encode the
+older ones, which still decode here. Tools may encode any of them, with its own layout or another, to
+measure (``tools/lm/tune_cm2.py``, ``tools/lm/build_prior.py``).
 
 Why the loop is in Python: one network call and one compiled call per byte position serve every
 segment (or half of them, see :func:`_walk`), so the interpreter's cost per step is shared by many
@@ -15,14 +19,16 @@ import numpy as np
 from lmar.errors import CodecError
 
 from . import bitcoder
-from .cm2 import Cm2State, code_step, layout
-from .engine import PAD_BYTE, Network
+from .mixer_layout import Layout, layout
+from .mixer_step import code_step
+from .mixer_tables import MixerTables
+from .network import PAD_BYTE, Network
 from .payload import SCHEME_FORMATS, Payload
 from .prior import PRIOR_SCHEMES, Prior
 from .segments import SegmentPlan
 
 #: Payload format per compiled scheme (the header says which scheme wrote a payload, so a mislabeled one
-#: fails early); every scheme but the numpy ``cm1``.
+#: fails early); every scheme but the legacy numpy ``cm1``.
 FORMATS = {scheme: fmt for scheme, fmt in SCHEME_FORMATS.items() if scheme != "cm1"}
 
 
@@ -37,7 +43,7 @@ MIN_LANES_EXACT = 2
 class _Lane:
     """Segments [lo, hi) stepped by the network as one batch; the per-segment tables are views."""
 
-    def __init__(self, lo: int, hi: int, net: Network | None, state: Cm2State, starts: np.ndarray) -> None:
+    def __init__(self, lo: int, hi: int, net: Network | None, state: MixerTables, starts: np.ndarray) -> None:
         self.lo, self.hi, self.net = lo, hi, net
         n = hi - lo
         self.prev = np.full(n, net.bos if net is not None else 256, dtype=np.int64)
@@ -61,10 +67,11 @@ class _Lane:
         return min(max(live - self.lo, 0), self.hi - self.lo)
 
 
-def _state(plan: SegmentPlan, net: Network | None, scheme: str, prior: Prior | None) -> Cm2State:
+def _state(plan: SegmentPlan, net: Network | None, scheme: str, prior: Prior | None,
+           lay: Layout | None = None) -> MixerTables:
     """A block's tables: cold, or started from the network's mixer prior when the scheme has one."""
     hidden_units = int(net.zero_state(1).shape[-1]) if net is not None else 1
-    state = Cm2State(plan.count, plan.size, hidden_units, layout(scheme))
+    state = MixerTables(plan.count, plan.size, hidden_units, lay if lay is not None else layout(scheme))
     if scheme in PRIOR_SCHEMES:
         if prior is None:
             raise CodecError(f"lm: scheme {scheme} starts from a mixer prior and none was given")
@@ -73,7 +80,7 @@ def _state(plan: SegmentPlan, net: Network | None, scheme: str, prior: Prior | N
 
 
 def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray, stream: np.ndarray,
-          coder: np.ndarray, state: Cm2State) -> tuple[np.ndarray, np.ndarray]:
+          coder: np.ndarray, state: MixerTables, one_lane: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Code every step; return (reconstruction buffer, coder stream, possibly grown when encoding).
 
     Why two lanes: the network (onnxruntime) and the compiled mixer both release the GIL, so while the
@@ -85,7 +92,7 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     buf = np.zeros(plan.size, dtype=np.uint8)
     starts = plan.starts.astype(np.int64)
     exact = bool(getattr(net, "batch_exact", False))
-    half = S // 2 if S >= (MIN_LANES_EXACT if exact else MIN_LANES_SEGMENTS) else S
+    half = S // 2 if S >= (MIN_LANES_EXACT if exact else MIN_LANES_SEGMENTS) and not one_lane else S
     lanes = [_Lane(0, half, net, state, starts)] + ([_Lane(half, S, net, state, starts)] if half < S else [])
     direction = 1 if decode else 0
     live = S
@@ -120,14 +127,20 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
 
 
 def encode_block(data: bytes, plan: SegmentPlan, net: Network | None, fingerprint: int, scheme: str,
-                 prior: Prior | None = None, learnt: list[Cm2State] | None = None) -> bytes:
-    """``learnt``, when given, receives the block's tables after coding (how a prior is built)."""
+                 prior: Prior | None = None, learnt: list[MixerTables] | None = None, *,
+                 lay: Layout | None = None, one_lane: bool = False) -> bytes:
+    """Code one block; the payload is marked with ``scheme``'s format.
+
+    For tools only: ``learnt``, when given, receives the block's tables after coding (how a prior is
+    built); ``lay`` replaces the scheme's layout (how rates are tuned: the payload then belongs to no
+    scheme); ``one_lane`` steps every segment in one network call (so a recorded network replays).
+    """
     src = np.frombuffer(data, dtype=np.uint8).copy()  # writable: one compiled signature for both directions
     coder = bitcoder.new_state()
     stream = np.zeros(len(data) // 2 + 1024, dtype=np.uint8)
     if plan.count:
-        state = _state(plan, net, scheme, prior)
-        buf, stream = _walk(plan, net, False, src, stream, coder, state)
+        state = _state(plan, net, scheme, prior, lay)
+        buf, stream = _walk(plan, net, False, src, stream, coder, state, one_lane)
         if learnt is not None:
             learnt.append(state)
         if buf.tobytes() != data:  # cheap self-check of the reconstruction logic

@@ -1,5 +1,7 @@
 """Network logits -> integer byte weights -> probability of every binary decision of the next byte.
 
+Part of scheme ``cm1`` (lmar 0.1 archives): frozen bitstream, never change, decode only.
+
 Why integers right away: the float logits are the only thing allowed to depend on the machine. They are
 rounded to 1/16 nat, turned into integer weights through a fixed exp table, and every later step is exact
 integer arithmetic, so encoder and decoder agree whenever the logits agree (and usually even when they
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fixedpoint import EXP_RANGE, LOGIT_SCALE, exp_table
+from ..fixedpoint import EXP_RANGE, LOGIT_SCALE, exp_table
 
 
 def byte_weights(logits: np.ndarray) -> np.ndarray:
