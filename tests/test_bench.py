@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import random
 import shutil
 import sys
 import zlib
@@ -118,7 +118,7 @@ def tree(tmp_path: Path) -> Path:
     (root / "image").mkdir()
     (root / "text" / "a.txt").write_bytes(b"hello world " * 400)  # 4800 bytes: 3 chunks of 2048
     (root / "image" / "p.ppm").write_bytes(b"P6\n4 4\n255\n" + bytes(range(48)))  # 59 bytes
-    (root / "top.bin").write_bytes(os.urandom(1000))
+    (root / "top.bin").write_bytes(random.Random(3).randbytes(1000))
     return root
 
 

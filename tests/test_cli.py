@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def tree(tmp_path):
     (root / "sub" / "deeper").mkdir(parents=True)
     (root / "empty_dir").mkdir()
     (root / "text.txt").write_bytes(TEXT)
-    (root / "random.bin").write_bytes(os.urandom(4000))
+    (root / "random.bin").write_bytes(random.Random(1).randbytes(4000))
     (root / "runs.dat").write_bytes(RUNS)
     (root / "empty").write_bytes(b"")
     (root / "sub" / "notes.md").write_bytes(b"# notes\n" * 50)
@@ -366,7 +367,7 @@ def test_codec_failing_midway_through_a_large_file_leaves_nothing(tmp_path, tree
     reg.register(FailsLater, "tests")
     try:
         big = tmp_path / "big.bin"
-        big.write_bytes(os.urandom(500 << 10))
+        big.write_bytes(random.Random(2).randbytes(500 << 10))
         arc = tmp_path / "x.lmar"
         with pytest.raises(LmarError, match="big.bin.*disk on fire"):
             options = fast_options(codec="failslater")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -235,7 +235,7 @@ def test_registry_lists_codec(tiny_home) -> None:  # type: ignore[no-untyped-def
 
 @needs_import
 def test_roundtrip_text_binary_escapes_and_sliding_window(codec) -> None:  # type: ignore[no-untyped-def]
-    cases = [b"", b"a", SAMPLE * 2, os.urandom(700), b"<|endoftext|>\x04\xff\xc0" * 20 + SAMPLE[:100],
+    cases = [b"", b"a", SAMPLE * 2, random.Random(7).randbytes(700), b"<|endoftext|>\x04\xff\xc0" * 20 + SAMPLE[:100],
              bytes(range(256)) * 2]
     # SAMPLE * 2 is 3 segments of > 24 tokens: the sink + ring window wraps around
     payloads = [codec.compress(data) for data in cases]
@@ -381,7 +381,7 @@ def test_int8_import_is_a_separate_model_that_roundtrips(tiny_home, tiny_int8) -
     assert reg.codecs[card["codec_name"]].speed > reg.codecs[tiny_home["codec_name"]].speed
     fp32 = reg.create(tiny_home["codec_name"], {"segments": 3, "min_segment": 200, "context": 24})
     int8 = reg.create(card["codec_name"], {"segments": 3, "min_segment": 200, "context": 24})
-    data = SAMPLE * 2 + os.urandom(100)
+    data = SAMPLE * 2 + random.Random(8).randbytes(100)
     p8, p32 = int8.compress(data), fp32.compress(data)
     assert p8 != p32 and int8.decompress(p8, len(data)) == data and fp32.decompress(p32, len(data)) == data
     with pytest.raises(CodecError):  # a wrong parameter set still fails loudly

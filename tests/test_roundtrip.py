@@ -74,7 +74,7 @@ def test_large_file_is_split_into_blocks_and_round_trips(monkeypatch, tmp_path):
     monkeypatch.setattr(lmar.pipeline, "WHOLE_LIMIT", 1 << 20)
     zlib_cls = get_registry().codecs["zlib"]
     monkeypatch.setattr(zlib_cls, "block_size", 256 << 10)
-    data = os.urandom(200_000) + b"text " * 160_000 + bytes(300_000)
+    data = random.Random(4).randbytes(200_000) + b"text " * 160_000 + bytes(300_000)
     src = tmp_path / "big.bin"
     src.write_bytes(data)
     os.utime(src, ns=(1, 1_234_567_891_234_567_891))
@@ -94,7 +94,7 @@ def test_large_file_is_split_into_blocks_and_round_trips(monkeypatch, tmp_path):
 
 def test_a_few_megabytes_through_small_file_path(tmp_path):
     """A few MB read whole, coded in several blocks (4 MiB default block size)."""
-    data = os.urandom(1 << 20) + b"abcdefgh" * (512 << 10)  # 5 MiB
+    data = random.Random(5).randbytes(1 << 20) + b"abcdefgh" * (512 << 10)  # 5 MiB
     arc = archive_bytes({"big": data}, codec="zlib")
     assert read_all(arc) == {"big": data}
 
@@ -222,7 +222,7 @@ def test_random_tree_round_trips_with_auto_selection(entries):
 def test_same_tree_twice_gives_identical_archives():
     """Determinism: same input and options, byte-identical archive."""
     entries = [("d", "dir", None, 0o755, 10**18), ("d/t.txt", "file", b"hello " * 500, 0o644, 5),
-               ("r.bin", "file", os.urandom(5000), 0o600, 7), ("l", "symlink", "d/t.txt", None, 9),
+               ("r.bin", "file", random.Random(6).randbytes(5000), 0o600, 7), ("l", "symlink", "d/t.txt", None, 9),
                ("h", "hardlink", "d/t.txt", None, None), ("e", "dir", None, 0o700, 3)]
     assert _archive_and_extract(entries) == _archive_and_extract(entries)
 
