@@ -6,8 +6,8 @@ one compiled call codes one lockstep step (one byte of every live segment), so t
 checked hash slots, two adaptation speeds per context, word contexts and a match model, and still run
 much faster than the network beside it.
 
-Why it is exact: after the network's float logits are rounded to integers (the only float step, rounded
-as in :mod:`.nnprob`), everything is integer arithmetic on integer tables built once in
+Why it is exact: after the network's float logits are rounded to integers (the only float step: to 1/16
+nat, as cm1 did), everything is integer arithmetic on integer tables built once in
 :mod:`.fixedpoint`; segments are processed in a fixed order within a step, so the shared tables see the
 same updates in the same order in encoder and decoder. Encoder and decoder run this same function; the
 only difference is where a bit comes from (the data, or the arithmetic decoder).
@@ -17,7 +17,8 @@ which holds exactly the bytes already coded (zeros elsewhere) on both sides.
 
 Inputs per binary decision, mixed by six weight sets (chosen by partial byte, match state, previous
 byte, how many context orders have been seen x bit position, the network's confidence, the byte before
-last), then a final mixer per partial byte, then three APMs (order 0, 1, hashed 2):
+last; later layouts add more), then a final mixer per partial byte, then three APMs (order 0, 1, hashed
+2; cm4 adds a fourth):
 
 * bias;
 * per context (order 0, 1 direct; orders 2, 3, 4, 5, 6, 8, current word, word bigram and the sparse bytes
