@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: Makefile pyproject.toml tests/plugin_example/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,import,plot]" -e tests/plugin_example
+	$(PY) -m pip install -q -e ".[test,import,plot,ray]" -e tests/plugin_example
 	touch $@
 
 demo: $(VENV)/.installed
