@@ -20,6 +20,8 @@ from lmar.errors import CodecError, CodecUnavailable
 from lmar.plugins.lm_codec import DEFAULT_MODEL as MODEL  # the network new members are coded with
 from lmar.plugins.lm_codec import ENCODE_SCHEMES, FLOAT_MODEL, SCHEMES
 from lmar.plugins.lmcore import model_files
+from lm_fixtures import (FIXTURE_MODEL, FIXTURE_PARAMS, SCHEME_FIXTURES, TEXT, binary_sample, fixture_input,
+                         fixture_payload)
 
 SHIPPED = model_files.SHIPPED_DIR / f"{MODEL}.onnx"
 #: The float network of schemes cm2-cm5 (its numerics profile is the machine's).
@@ -28,9 +30,6 @@ FLOAT_SHIPPED = model_files.SHIPPED_DIR / f"{FLOAT_MODEL}.onnx"
 SHIPPED_MODELS = ("bytegru-v1", "bytegru-v2", FLOAT_MODEL, MODEL)
 SHIPPED_PRIORS = ((FLOAT_MODEL, "cm5"), (MODEL, "cm6"))
 
-TEXT = (b"The quick brown fox jumps over the lazy dog. " * 8
-        + b"Alice was beginning to get very tired of sitting by her sister on the bank, and of having "
-          b"nothing to do: once or twice she had peeped into the book her sister was reading.\n") * 3
 
 
 def _codec(**params):
@@ -53,19 +52,13 @@ def test_shipped_models_and_priors_are_installed() -> None:
         assert path.is_file(), f"package data missing: {path}"
 
 
-def _binary() -> bytes:
-    rng = np.random.default_rng(7)
-    ints = np.cumsum(rng.integers(0, 40, 150)).astype("<u4").tobytes()
-    return ints + bytes(range(256)) + b"\x00\xff" * 100
-
-
 CASES = {
     "empty": b"",
     "one": b"Q",
     "run": b"\x00" * 1500,
     "random": np.random.default_rng(1).integers(0, 256, 700, dtype=np.uint8).tobytes(),
     "text": TEXT,
-    "binary": _binary(),
+    "binary": binary_sample(),
 }
 
 
@@ -308,25 +301,7 @@ def test_archive_written_by_lm_version_1_still_extracts() -> None:
             assert hashlib.sha256(ar.read(path)).hexdigest() == digest
 
 
-#: A payload of every scheme: (scheme, network, file). Each codes ``_fixture_input()`` in 40 segments (two
-#: lanes), so a change that alters any scheme's bits fails. cm2-cm6 were written by the lmar version that
-#: introduced the scheme; cm1's by the cm1 encoder as it stood before it was removed (it writes the same
-#: bits as lmar 0.1, whose archive ``lm_v1_cm1.lmar`` is checked above).
-SCHEME_FIXTURES = [("cm1", "bytegru-v1", "lm_v1_cm1_payload.bin"),
-                   ("cm2", "bytegru-v1", "lm_v2_cm2_payload.bin"), ("cm3", "bytegru-v2", "lm_v3_cm3_payload.bin"),
-                   ("cm4", "bytegru-v2", "lm_v4_cm4_payload.bin"), ("cm5", "bytegru-v3", "lm_v5_cm5_payload.bin"),
-                   ("cm6", "bytegru-v3i", "lm_v6_cm6_payload.bin")]
-FIXTURE_MODEL = {scheme: model for scheme, model, _ in SCHEME_FIXTURES}
-
-
-def _fixture_input() -> bytes:
-    return (TEXT * 2)[:2400] + CASES["binary"]
-
-
-def _fixture(name: str) -> bytes:
-    return (Path(__file__).parent / "data" / name).read_bytes()
-
-
+# A payload of every scheme (lm_fixtures.SCHEME_FIXTURES): a change that alters any scheme's bits fails.
 def test_every_scheme_has_a_fixture() -> None:
     assert sorted(FIXTURE_MODEL) == sorted(SCHEMES)
 
@@ -340,9 +315,9 @@ def test_scheme_fixture_decodes_and_the_compiled_schemes_reencode_it(scheme: str
     from lmar.plugins.lmcore import block_coder
     from lmar.plugins.lmcore.payload import SCHEME_FORMATS, Payload
 
-    data = _fixture_input()
-    payload = _fixture(name)
-    c = _codec(min_segment=64, max_segments=40, scheme=scheme, model=model)
+    data = fixture_input()
+    payload = fixture_payload(scheme)
+    c = _codec(**FIXTURE_PARAMS, scheme=scheme, model=model)
     assert c.decompress(payload, len(data)) == data
     if scheme in ENCODE_SCHEMES:
         assert c.compress(data) == payload
@@ -354,10 +329,10 @@ def test_scheme_fixture_decodes_and_the_compiled_schemes_reencode_it(scheme: str
 
 @pytest.mark.parametrize("scheme,model,name", SCHEME_FIXTURES)
 def test_every_scheme_refuses_another_schemes_payload(scheme: str, model: str, name: str) -> None:
-    data = _fixture_input()
-    payload = _fixture(name)
+    data = fixture_input()
+    payload = fixture_payload(scheme)
     for other in sorted(set(SCHEMES) - {scheme}):
-        c = _codec(min_segment=64, max_segments=40, scheme=other, model=FIXTURE_MODEL[other])
+        c = _codec(**FIXTURE_PARAMS, scheme=other, model=FIXTURE_MODEL[other])
         with pytest.raises(CodecError, match="format"):
             c.decompress(payload, len(data))
 
@@ -394,8 +369,8 @@ def test_two_lanes_give_the_same_stream_as_one(monkeypatch: pytest.MonkeyPatch) 
     """The network/mixer overlap must not change a bit: the mixer visits segments in the same order."""
     from lmar.plugins.lmcore import block_coder
 
-    data = (TEXT * 2)[:2400] + CASES["binary"]
-    c = _codec(min_segment=64, max_segments=40)
+    data = fixture_input()
+    c = _codec(**FIXTURE_PARAMS)
     assert c._plan(len(data)).count >= block_coder.MIN_LANES_SEGMENTS
     two = c.compress(data)
     monkeypatch.setattr(block_coder, "MIN_LANES_SEGMENTS", 10**9)

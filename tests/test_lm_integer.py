@@ -10,11 +10,11 @@ import pytest
 
 from lmar.errors import CodecError
 from lmar.plugins.lmcore import intnet, model_files
+from lm_fixtures import FIXTURE_PARAMS, fixture_input, fixture_payload
 
 INT_MODEL = "bytegru-v3i"
 SHIPPED = model_files.SHIPPED_DIR / f"{INT_MODEL}.onnx"  # package data (test_lm_codec checks it is there)
 CORPUS_TEXT = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "text" / "alice29.txt"
-FIXTURE = Path(__file__).parent / "data" / "lm_v6_cm6_payload.bin"
 INT16_MAX = 32767
 
 
@@ -126,15 +126,6 @@ def _codec(**params):
     return LmCodec(**params)
 
 
-def _fixture_input() -> bytes:
-    text = (b"The quick brown fox jumps over the lazy dog. " * 8
-            + b"Alice was beginning to get very tired of sitting by her sister on the bank, and of having "
-              b"nothing to do: once or twice she had peeped into the book her sister was reading.\n") * 3
-    rng = np.random.default_rng(7)
-    binary = np.cumsum(rng.integers(0, 40, 150)).astype("<u4").tobytes() + bytes(range(256)) + b"\x00\xff" * 100
-    return (text * 2)[:2400] + binary
-
-
 def test_cm6_is_the_default_and_records_a_portable_profile() -> None:
     from lmar.plugins.lm_codec import LmCodec
 
@@ -161,15 +152,15 @@ def test_scheme_and_network_numerics_must_agree() -> None:
 def test_cm6_fixture_decodes_and_reencodes_to_the_same_bytes() -> None:
     """A cm6 payload is a function of the data alone: decoding it and coding the data again give the
     same bytes here as on the machine that wrote it (40 segments, two lanes)."""
-    data = _fixture_input()
-    payload = FIXTURE.read_bytes()
-    c = _codec(min_segment=64, max_segments=40, scheme="cm6", model=INT_MODEL)
+    data = fixture_input()
+    payload = fixture_payload("cm6")
+    c = _codec(**FIXTURE_PARAMS, scheme="cm6", model=INT_MODEL)
     assert c.decompress(payload, len(data)) == data
     assert c.compress(data) == payload
 
 
 def test_cm6_damaged_payload_is_reported_as_damage() -> None:
-    data = _fixture_input()[:1200]
+    data = fixture_input()[:1200]
     c = _codec(min_segment=200)
     payload = bytearray(c.compress(data))
     payload[len(payload) // 2] ^= 0x10
@@ -182,7 +173,7 @@ def test_cm6_bits_do_not_depend_on_the_lane_split(monkeypatch: pytest.MonkeyPatc
     on (block_coder.MIN_LANES_EXACT) and the stream equals the one-lane stream."""
     from lmar.plugins.lmcore import block_coder
 
-    data = _fixture_input()[:2000]
+    data = fixture_input()[:2000]
     c = _codec(min_segment=300, max_segments=6)
     assert 2 <= c._plan(len(data)).count < block_coder.MIN_LANES_SEGMENTS
     two = c.compress(data)

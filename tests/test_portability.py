@@ -96,12 +96,15 @@ def lm_is_portable() -> bool:
 
 
 def _float_lm_payload(data: bytes) -> dict:
-    """A payload of the float network's scheme (cm5: what lm wrote before the integer network), made here."""
+    """A payload of the float network's scheme (cm5: what lm wrote before the integer network), made here
+    (by the block coder: the codec only decodes cm5)."""
     from lmar.plugins.lm_codec import LmCodec
+    from lmar.plugins.lmcore import block_coder
 
     codec = LmCodec(scheme="cm5")
-    return {"params": dict(codec.params), "info": codec.header_info(), "data": data.hex(),
-            "payload": codec.compress(data).hex()}
+    payload = block_coder.encode_block(data, codec._plan(len(data)), codec._network(), codec._fingerprint(), "cm5",
+                                       codec._prior)
+    return {"params": dict(codec.params), "info": codec.header_info(), "data": data.hex(), "payload": payload.hex()}
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -179,12 +182,17 @@ FINGERPRINT_AT = 12
 def test_foreign_payload_is_left_to_the_profile_check(scheme: str) -> None:
     """A payload that ran out (or decodes wrong) under another profile is not called truncated or damaged:
     its bytes go back so the archive's checksum fails and the core names what differs."""
+    from lm_fixtures import FIXTURE_MODEL, FIXTURE_PARAMS, fixture_input, fixture_payload
+
     from lmar.errors import CodecError
     from lmar.plugins.lm_codec import LmCodec
 
-    data = _text()[:700]
-    codec = LmCodec(scheme=scheme, min_segment=256)
-    payload = codec.compress(data)
+    data = fixture_input()
+    codec = LmCodec(**FIXTURE_PARAMS, scheme=scheme, model=FIXTURE_MODEL[scheme])
+    # The scheme's fixture, marked as made here (these schemes no longer encode).
+    payload = fixture_payload(scheme)
+    here = codec._fingerprint().to_bytes(4, "little")
+    payload = payload[:FINGERPRINT_AT] + here + payload[FINGERPRINT_AT + 4:]
     cut = payload[: 16 + (len(payload) - 16) // 8 * 4]  # half the coder output, in whole 32-bit words (cm1)
     with pytest.raises(CodecError):
         codec.decompress(cut, len(data))  # made here: damaged
