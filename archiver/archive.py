@@ -20,10 +20,12 @@ from .errors import LmarError
 from .grouping import GroupingOptions  # noqa: F401 - part of the API (CreateOptions.grouping)
 from .members import MemberInfo
 from .progress import Progress
+from .member_codec import machine_binding
 from .registry import Registry, get_registry
 from .writer import ArchiveWriter, CreateOptions, MemberResult
 
 __all__ = ["ArchiveReader", "ArchiveWriter", "CreateOptions", "GroupingOptions", "MemberFilter", "MemberResult",
+           "machine_bound",
            "RunReport", "open_archive"]
 
 
@@ -207,3 +209,9 @@ def _umask() -> int:
 
 def stdout_writer(**kwargs: Any) -> ArchiveWriter:
     return ArchiveWriter(sys.stdout.buffer, **kwargs)
+
+
+def machine_bound(info: MemberInfo, registry: Registry | None = None) -> str:
+    """The machines a member decodes on when its codec's float numerics bind it ("x86_64 CPUs with avx2,
+    fma (float numerics)"); "" when it decodes anywhere. Asked of the member's codec, from what it recorded."""
+    return machine_binding(registry or get_registry(), info)

@@ -14,7 +14,7 @@ import time
 from typing import Any, Sequence
 
 from . import __version__
-from .archive import ArchiveReader, CreateOptions, MemberResult, open_archive, stdout_writer
+from .archive import ArchiveReader, CreateOptions, MemberResult, machine_bound, open_archive, stdout_writer
 from .grouping import DEFAULT_SOLID_LIMIT, DEFAULT_SOLID_SIZE, MAX_SOLID_SIZE, GroupingOptions
 from .console import error, make_progress, warn
 from .errors import LmarError
@@ -74,6 +74,7 @@ def _report_create(results: list[MemberResult], args: argparse.Namespace, second
             error(f"{r.path}: {r.error}")
         elif args.verbose and r.type != "skipped":
             print(f"{r.path}  {r.codec or r.type}  {r.size} -> {r.stored_size}", file=sys.stderr)
+    _note_machine_bound(results)
     if args.json:
         raw = sum(r.size for r in results if r.type == "file")
         stored = sum(r.stored_size for r in results if r.type == "file")
@@ -82,6 +83,18 @@ def _report_create(results: list[MemberResult], args: argparse.Namespace, second
         json.dump(doc, sys.stdout if args.archive != "-" else sys.stderr, indent=2)
         print(file=sys.stdout if args.archive != "-" else sys.stderr)
     return failed
+
+
+def _note_machine_bound(results: list[MemberResult]) -> None:
+    """Say once which members only decode on machines like this one (float numerics), and on which."""
+    bound: dict[str, list[str]] = {}
+    for r in results:
+        if r.machine_bound and not r.error:
+            bound.setdefault(r.machine_bound, []).append(r.path)
+    for where, paths in bound.items():
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        warn(f"{len(paths)} member(s) decode only on {where}, like this machine: {shown} "
+             f"(`lmar list -l` marks them)")
 
 
 # -- reading -----------------------------------------------------------------------------------------------
@@ -148,7 +161,8 @@ def _member_json(m: MemberInfo) -> dict[str, Any]:
             "codec_version": m.codec.version if m.codec else None,
             "codec_params": m.codec.params if m.codec else None,
             "candidates": {k: {"size": v[0], "how": v[1] if len(v) > 1 else None} for k, v in m.candidates.items()},
-            "group": m.group, "solid": m.solid, "dedup_of": m.dedup_of, "damage": m.damage}
+            "group": m.group, "solid": m.solid, "dedup_of": m.dedup_of, "damage": m.damage,
+            "machine_bound": machine_bound(m) or None}
 
 
 def _long_line(m: MemberInfo) -> str:
@@ -172,6 +186,9 @@ def _long_line(m: MemberInfo) -> str:
         notes.append(cands)
     elif m.isfile() and not m.trials_recorded and m.dedup_of is None:
         notes.append("trials not recorded")
+    bound = machine_bound(m) if m.isfile() else ""
+    if bound:
+        notes.append(f"decodes only on {bound}")
     return line + (f"  [{'; '.join(notes)}]" if notes else "")
 
 

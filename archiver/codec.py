@@ -107,6 +107,14 @@ class Codec:
         """Facts to record beside the parameters that help explain a failed decode (model id, numerics)."""
         return {}
 
+    @classmethod
+    def machine_binding(cls, recorded_info: Mapping[str, Any]) -> str:
+        """"" when a member decodes identically on any machine (integer or classical coding). Otherwise, in a
+        few words, the machines it is bound to ("x86_64 CPUs with avx2, fma (float numerics)"), from the facts
+        the member recorded (:meth:`header_info`). ``lmar list -l`` shows it; ``lmar create`` says it once.
+        """
+        return ""
+
     def mismatch_hint(self, recorded_info: Mapping[str, Any]) -> str:
         """Explain why decoded bytes may differ from what was encoded (e.g. a different numerics profile)."""
         return ""

@@ -122,6 +122,19 @@ def describe(cls: type[Codec], params: Mapping[str, Any] | None) -> str:
     return text if isinstance(text, str) else ""
 
 
+def machine_binding(registry: "Registry", name: str, recorded_info: Mapping[str, Any]) -> str:
+    """What machines a member of codec ``name`` with ``recorded_info`` is bound to ("" for any machine, or
+    when the codec is not installed here or its method fails: this only words a note)."""
+    cls = registry.codecs.get(name)
+    if cls is None:
+        return ""
+    try:
+        text = cls.machine_binding(dict(recorded_info))
+    except Exception:
+        return ""
+    return text if isinstance(text, str) else ""
+
+
 def normalize(name: str) -> str:
     """A distribution name as packaging compares them (``Lmar_Example.codec`` == ``lmar-example-codec``)."""
     return re.sub(r"[-_.]+", "-", name).lower()

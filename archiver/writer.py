@@ -23,7 +23,7 @@ from .members import FILE
 from .executors import open_executor
 from .pipeline import Plan, failed_plan, iter_blocks_of_large_file, plan_bytes, submit_file
 from .progress import NoProgress, Progress
-from .registry import get_registry
+from .registry import get_registry, machine_binding
 from .selection import SelectOptions, classify_small_file
 from .walk import Skipped, Source, collect
 
@@ -61,11 +61,14 @@ class MemberResult:
     error: str | None = None
     group: int | None = None
     dedup_of: str | None = None
+    #: The machines this member decodes on, when its codec's numerics bind it (float LLM graphs); "" for any.
+    machine_bound: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "type": self.type, "size": self.size, "stored_size": self.stored_size,
                 "codec": self.codec, "candidates": {k: {"size": v[0], "how": v[1]} for k, v in self.candidates.items()},
-                "warnings": self.warnings, "error": self.error, "group": self.group, "dedup_of": self.dedup_of}
+                "warnings": self.warnings, "error": self.error, "group": self.group, "dedup_of": self.dedup_of,
+                "machine_bound": self.machine_bound or None}
 
 
 class ArchiveWriter:
@@ -232,6 +235,7 @@ class ArchiveWriter:
             if plan is not None and info.type == FILE:
                 r.codec = plan.codec_name
                 r.candidates = plan.candidates
+                r.machine_bound = machine_binding(get_registry(), plan.codec_name, plan.info)
                 if i in group.refs:
                     r.dedup_of = group.members[group.refs[i]].info.path
                 else:

@@ -183,6 +183,15 @@ class LmCodec(Codec):
         prof = runtime.numerics_profile(self._network().provider)
         return {"model": self.params["model"], **prof}
 
+    @classmethod
+    def machine_binding(cls, recorded_info: Mapping[str, Any]) -> str:
+        """Members of the integer network (cm6) decode anywhere; float ones (cm1-cm5) where they were coded."""
+        if recorded_info.get("numerics") == runtime.PORTABLE or "cpu_flags" not in recorded_info:
+            return ""
+        from lmar.plugins.ort_runtime import float_binding
+
+        return float_binding(recorded_info)
+
     def mismatch_hint(self, recorded_info: Mapping[str, Any]) -> str:
         return runtime.describe_mismatch(recorded_info, runtime.numerics_profile())
 

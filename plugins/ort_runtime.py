@@ -90,6 +90,20 @@ def machine_profile(provider: str, flag_names: Sequence[str]) -> dict[str, Any]:
             "machine": platform.machine(), "cpu_flags": cpu_flags(flag_names)}
 
 
+def float_binding(recorded: Mapping[str, Any]) -> str:
+    """The machines a float-numerics member decodes on, in words, from the profile it recorded."""
+    flags = recorded.get("cpu_flags")
+    if isinstance(flags, str):  # lm records "sse4_2,avx,avx2,fma"; llm a list
+        flags = [f for f in flags.split(",") if f]
+    words = f"{recorded.get('machine') or 'unknown'} CPUs"
+    if isinstance(flags, (list, tuple)) and flags:
+        words += " with " + ", ".join(str(f) for f in flags)
+    provider = recorded.get("provider")
+    if isinstance(provider, str) and provider and provider != CPU:
+        words += f" on {provider}"
+    return words + " (float numerics)"
+
+
 # -- execution provider ------------------------------------------------------------------------------------
 def choose_provider(device: str, env: str = "LMAR_DEVICE") -> str:
     """The provider for ``device``: CUDA when requested (``cuda``) or allowed (``auto``) and present, else CPU.

@@ -114,3 +114,20 @@ def test_member_filter_matches_like_tar():
 
 def test_reader_api_is_public():
     assert hasattr(ArchiveReader, "extractall") and hasattr(ArchiveReader, "test")
+
+
+def test_machine_bound_names_float_members_and_spares_portable_ones(tmp_path):
+    """Float lm members (cm1) are bound to the CPU family that coded them; classical members to nothing."""
+    from pathlib import Path
+
+    from lmar.archive import machine_bound
+
+    fixture = Path(__file__).parent / "data" / "lm_v1_cm1.lmar"
+    with lmar.open(str(fixture)) as reader:
+        files = [m for m in reader.getmembers() if m.isfile()]
+    assert files and all("x86_64 CPUs with sse4_2, avx, avx2, fma (float numerics)" == machine_bound(m) for m in files)
+    (tmp_path / "t.txt").write_text("plain text\n" * 50)
+    with lmar.open(str(tmp_path / "z.lmar"), "w", options=fast_options(codec="zlib")) as w:
+        w.add([str(tmp_path / "t.txt")])
+    with lmar.open(str(tmp_path / "z.lmar")) as reader:
+        assert [machine_bound(m) for m in reader.getmembers() if m.isfile()] == [""]

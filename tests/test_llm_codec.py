@@ -287,6 +287,29 @@ def test_numerics_profile_and_hint(codec) -> None:  # type: ignore[no-untyped-de
 
 
 @needs_import
+def test_members_are_marked_bound_to_this_cpu_family(tiny_home, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Float graphs bind a member to the CPU family it was coded on: create says so once, list -l per member."""
+    import os
+    import platform
+
+    from conftest import assert_clean, run_lmar
+
+    (tmp_path / "a.txt").write_text("the quick brown fox jumps over the lazy dog\n" * 20)
+    (tmp_path / "b.txt").write_text("a second file, coded with the same model\n" * 20)
+    env = {"LMAR_HOME": os.environ["LMAR_HOME"]}
+    run = run_lmar("create", "-q", "-j", "1", "--codec", tiny_home["codec_name"], "--no-solid", "x.lmar",
+                   "a.txt", "b.txt", cwd=tmp_path, env=env)
+    assert_clean(run)
+    assert run.rc == 0, run.err
+    notes = [line for line in run.err.splitlines() if "decode only on" in line]
+    assert len(notes) == 1 and "2 member(s)" in notes[0] and f"{platform.machine()} CPUs" in notes[0], run.err
+    listing = run_lmar("list", "-l", "x.lmar", cwd=tmp_path, env=env)
+    assert listing.text.count(f"decodes only on {platform.machine()} CPUs") == 2, listing.text
+    doc = json.loads(run_lmar("list", "--json", "x.lmar", cwd=tmp_path, env=env).out)
+    assert all("float numerics" in m["machine_bound"] for m in doc if m["type"] == "file")
+
+
+@needs_import
 def test_wrong_or_missing_model_names_id_and_import_command(tiny_home) -> None:  # type: ignore[no-untyped-def]
     from lmar.registry import load_registry
 

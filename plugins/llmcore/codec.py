@@ -73,6 +73,10 @@ class LlmCodec(Codec):
     def describe(cls, params: Mapping[str, Any] | None = None) -> str:
         return _model_words(params, cls.card.get("id", ""))
 
+    @classmethod
+    def machine_binding(cls, recorded_info: Mapping[str, Any]) -> str:
+        return _binding(recorded_info)
+
     # -- coding ----------------------------------------------------------------------------------------
     @classmethod
     def tokenizer(cls):  # type: ignore[no-untyped-def]
@@ -138,8 +142,20 @@ class MissingLlmCodec(Codec):
     def describe(cls, params: Mapping[str, Any] | None = None) -> str:
         return _model_words(params, cls.model_id)
 
+    @classmethod
+    def machine_binding(cls, recorded_info: Mapping[str, Any]) -> str:
+        return _binding(recorded_info)
+
     def __init__(self, **params: Any) -> None:
         raise CodecUnavailable(_missing_message(self.name, str(params.get("model_id", "?")), self.source))
+
+
+def _binding(recorded_info: Mapping[str, Any]) -> str:
+    """Float graphs (fp32 and int8 alike: attention, norms and softmax are float): a member decodes only
+    where the float results are the same, i.e. on the CPU family and provider it recorded."""
+    from lmar.plugins.ort_runtime import float_binding
+
+    return float_binding(recorded_info)
 
 
 def _model_words(params: Mapping[str, Any] | None, default_id: str) -> str:
