@@ -8,16 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import stat
 import sys
 import time
 from typing import Any, Sequence
 
 from . import __version__
-from .archive import ArchiveReader, CreateOptions, MemberResult, machine_bound, open_archive, stdout_writer
+from .archive import ArchiveReader, CreateOptions, MemberResult, open_archive, stdout_writer
 from .grouping import DEFAULT_SOLID_LIMIT, DEFAULT_SOLID_SIZE, MAX_SOLID_SIZE, GroupingOptions
 from .console import error, make_progress, warn
 from .errors import LmarError
+from .listing import json_value, long_line, member_json
 from .members import MemberInfo
 from .registry import describe, get_registry
 from .selection import LEVEL_BUDGET, SelectOptions
@@ -134,62 +134,20 @@ def cmd_list(args: argparse.Namespace) -> int:
             for m in members:
                 listed.append(m)
                 if not args.json:
-                    print(_long_line(m) if args.long else m.path + ("/" if m.isdir() else ""))
+                    print(long_line(m) if args.long else m.path + ("/" if m.isdir() else ""))
         except LmarError as exc:
             if args.json:
-                json.dump([_member_json(m) for m in listed], sys.stdout, indent=2, default=_json_value)
+                json.dump([member_json(m) for m in listed], sys.stdout, indent=2, default=json_value)
                 print()
             error(str(exc))
             return EXIT_SOME_FAILED if listed else EXIT_FATAL
     if args.json:
-        json.dump([_member_json(m) for m in listed], sys.stdout, indent=2, default=_json_value)
+        json.dump([member_json(m) for m in listed], sys.stdout, indent=2, default=json_value)
         print()
     damaged = [m for m in listed if m.damage]
     for m in damaged:
         error(m.damage or m.path)
     return EXIT_SOME_FAILED if damaged else EXIT_OK
-
-
-def _json_value(value: Any) -> Any:
-    """JSON for what msgpack allows and JSON does not (e.g. bytes in codec params, from an archive or a plugin)."""
-    return value.hex() if isinstance(value, (bytes, bytearray)) else repr(value)
-
-
-def _member_json(m: MemberInfo) -> dict[str, Any]:
-    return {"path": m.path, "type": m.type, "size": m.size, "codec": m.codec.name if m.codec else None,
-            "stored_size": m.stored_size, "mode": m.mode, "mtime_ns": m.mtime_ns, "link": m.link or None,
-            "codec_version": m.codec.version if m.codec else None,
-            "codec_params": m.codec.params if m.codec else None,
-            "candidates": {k: {"size": v[0], "how": v[1] if len(v) > 1 else None} for k, v in m.candidates.items()},
-            "group": m.group, "solid": m.solid, "dedup_of": m.dedup_of, "damage": m.damage,
-            "machine_bound": machine_bound(m) or None}
-
-
-def _long_line(m: MemberInfo) -> str:
-    kind = {"file": "-", "dir": "d", "symlink": "l", "hardlink": "h"}.get(m.type, "?")
-    mode = kind + stat.filemode(m.mode)[1:]
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.mtime_ns / 1e9))
-    stored = "-" if m.stored_size is None else str(m.stored_size)
-    codec = m.codec.name if m.codec else "-"
-    name = m.path + (f" -> {m.link}" if m.issym() else f" link to {m.link}" if m.islnk() else "")
-    cands = " ".join(f"{k}={v[0]}" for k, v in sorted(m.candidates.items(), key=lambda kv: (kv[1][0] is None, kv[1][0] or 0))
-                     if v and v[0] is not None)
-    line = f"{mode} {m.size:>12} {stored:>12} {codec:<8} {when} {name}"
-    if m.damage:
-        return f"?????????? {m.path}  [damaged: {m.damage}]"
-    notes = []
-    if m.dedup_of is not None:
-        notes.append(f"= {m.dedup_of}")
-    if m.group is not None and m.isfile() and m.dedup_of is None:
-        notes.append(f"solid block {m.group}" if m.solid else f"block {m.group}")
-    if cands:
-        notes.append(cands)
-    elif m.isfile() and not m.trials_recorded and m.dedup_of is None:
-        notes.append("trials not recorded")
-    bound = machine_bound(m) if m.isfile() else ""
-    if bound:
-        notes.append(f"decodes only on {bound}")
-    return line + (f"  [{'; '.join(notes)}]" if notes else "")
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -225,7 +183,7 @@ def cmd_codecs(args: argparse.Namespace) -> int:
     failures = [{"plugin": f.plugin, "provider": f.provider, "error": f.error} for f in registry.failures]
     if args.json:
         json.dump(rows if not failures else rows + [{"name": None, "plugin_failure": f} for f in failures],
-                  sys.stdout, indent=2, default=_json_value)
+                  sys.stdout, indent=2, default=json_value)
         print()
         return EXIT_OK
     for r in rows:
