@@ -20,8 +20,8 @@ from lmar.plugins.lmcore.segments import plan_segments
 #: bytegru-v2: versions 3-4; bytegru-v3 with its mixer prior: version 5; the integer bytegru-v3i with
 #: its own prior: version 6).
 DEFAULT_MODEL = "bytegru-v3i"
-#: The network a scheme codes with when the caller names none: cm6 needs an integer network, the older
-#: schemes a float one (their members always record the model, so this only serves new encodes).
+#: The network a scheme gets when the caller names none: cm6 needs an integer network, the older
+#: schemes a float one (their members always record the model, so this only serves tools and tests).
 FLOAT_MODEL = "bytegru-v3"
 INTEGER_SCHEMES = ("cm6",)
 #: Largest block this codec will decode; a corrupt header must not make it allocate without bound.
@@ -33,7 +33,8 @@ MAX_BLOCK = 1 << 30
 SCHEMES = tuple(SCHEME_FORMATS)
 #: Schemes new members may be coded with; the others only decode (their members came from older lmar).
 ENCODE_SCHEMES = ("cm6",)
-#: Schemes of :mod:`lmar.plugins.lmcore.legacy` (frozen, decode only, their own code).
+#: Schemes of :mod:`lmar.plugins.lmcore.legacy` (frozen, decode only, their own code; named here so that
+#: choosing a decoder does not import the package).
 LEGACY_SCHEMES = ("cm1",)
 
 
