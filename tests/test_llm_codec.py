@@ -212,7 +212,7 @@ def test_sliding_window_keeps_sink_and_latest_tokens(tmp_path: Path, sink: int, 
     caps = []
     for i in ids:
         got = runner.step(np.array([i]))[0]
-        caps.append(runner.k.shape[3])
+        caps.append(runner.capacity)
     assert caps[:9] == ([2, 2, 4, 4, 8, 8, 8, 8, 8] if grow else [W] * 9) and caps[-1] == W
     t = len(ids) - 1
     kept = ids[:sink] + ids[t - (W - sink): t + 1]

@@ -1,9 +1,10 @@
 """ONNX Runtime step session plus a sliding-window KV cache over a batch of segments.
 
-Why the cache lives in numpy: the step graph returns only the current token's keys/values, and the
-runtime writes them into preallocated ``[L, B, K, W, D]`` arrays, so nothing of size ``W`` is copied per
-step. The window keeps ``sink`` attention-sink slots (the first tokens of each segment, which Llama-style
-models lean on) and a ring of ``W - sink`` recent tokens. Ring keys are rotated at their absolute positions
+Why the cache is written outside the graph: the step graph returns only the current token's keys/values,
+and the runtime writes them into preallocated ``[L, B, K, W, D]`` buffers that the graph reads through IO
+binding (host memory on the CPU provider, the provider's memory on CUDA: :mod:`.kv_cache`), so nothing of
+size ``W`` is copied per step. The window keeps ``sink`` attention-sink slots (the first tokens of each
+segment, which Llama-style models lean on) and a ring of ``W - sink`` recent tokens. Ring keys are rotated at their absolute positions
 (only differences matter to RoPE); once the window slides, the sink keys are re-rotated each step so they
 appear just before the oldest ring token, the layout seen in training.
 
@@ -22,6 +23,7 @@ import numpy as np
 from lmar.errors import CodecError
 
 from .. import ort_runtime
+from .kv_cache import DeviceCache, HostCache
 
 _MASK_EMPTY = np.float32(-1e9)
 _SESSIONS = ort_runtime.SessionCache()
@@ -56,16 +58,19 @@ def _settings(threads: int | None) -> ort_runtime.SessionSettings:
                                        spinning=os.environ.get("LMAR_LLM_SPIN", "0"), log_severity=3)
 
 
-def session(onnx_path: Path, threads: int | None = None, cache: bool = True) -> Any:
-    """A CPU InferenceSession, cached per path and thread count (loading ~500 MB of weights takes seconds)."""
+def session(onnx_path: Path, threads: int | None = None, cache: bool = True,
+            provider: str = ort_runtime.CPU) -> Any:
+    """An InferenceSession (CPU unless ``provider`` says otherwise: the codec itself only runs on the CPU,
+    tools/llm/gpu_check.py on CUDA), cached per path, thread count and provider (loading ~500 MB of
+    weights takes seconds)."""
     settings = _settings(threads)
 
     def make() -> Any:
-        return ort_runtime.create_session(onnx_path, ort_runtime.CPU, settings, "model graph", CodecError)
+        return ort_runtime.create_session(onnx_path, provider, settings, "model graph", CodecError)
 
     if not cache:
         return make()
-    return _SESSIONS.get((str(onnx_path), threads), make)
+    return _SESSIONS.get((str(onnx_path), threads, provider), make)
 
 
 def forget_sessions() -> None:
@@ -95,13 +100,20 @@ class WindowRunner:
     cache every step, so this halves its cost on segments shorter than the window. The capacity is a
     function of the position only, so encoder and decoder run the same shapes; it changes the float
     results (another reduction length), which is why payload format 1 runs with ``grow=False``.
+
+    ``device``: where the cache lives (:mod:`.kv_cache`): "cpu" keeps it in numpy arrays that ORT reads in
+    place, "cuda" in the provider's memory; ``device_cache=True`` runs the device path on the CPU too
+    (tests). The graph is fed through IO binding either way: token ids, cos/sin and the mask in, logits and
+    the current token's keys/values out; the cache inputs are bound by pointer, never copied.
+    A slot's write is deferred to the start of the next step (nothing reads the cache in between), so
+    the new token's keys and the re-rotated sink keys go to the cache in one write.
     """
 
     #: first cache capacity when growing (slots)
     GROW_FROM = 32
 
     def __init__(self, sess: Any, shape: dict[str, Any], batch: int, window: int, sink: int = 4,
-                 grow: bool = False) -> None:
+                 grow: bool = False, device: str = "cpu", device_cache: bool | None = None) -> None:
         if window < 2 or not 0 <= sink < window:
             raise CodecError(f"bad window {window} / sink {sink}")
         self.sess = sess
@@ -110,26 +122,34 @@ class WindowRunner:
         self.B, self.W, self.S = batch, window, sink
         self.grow = grow
         cap = min(window, self.GROW_FROM) if grow else window
-        self.k = np.zeros((L, batch, K, cap, D), np.float32)
-        self.v = np.zeros((L, batch, K, cap, D), np.float32)
+        if device_cache or (device_cache is None and device != "cpu"):
+            provider = sess.get_providers()[0]
+            self.cache: HostCache | DeviceCache = DeviceCache(L, batch, K, cap, D, device, provider)
+        else:
+            self.cache = HostCache(L, batch, K, cap, D)
         self.sink_raw = np.zeros((L, batch, K, max(sink, 1), D), np.float32)
+        self.sink_v = np.zeros_like(self.sink_raw)
         self.mask = np.full((batch, cap), _MASK_EMPTY, np.float32)
         self.t = 0
         self.names = [f"past_{kv}_{i}" for i in range(L) for kv in ("k", "v")]
+        self.binding = sess.io_binding()
+        for out in ("logits", "new_k", "new_v"):
+            self.binding.bind_output(out, "cpu")
+        self._pending: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def capacity(self) -> int:
+        return self.cache.capacity
 
     def _ensure_capacity(self, t: int) -> None:
         """Double the cache until slot ``t`` fits (only while ``t < W``: slots fill in order until then)."""
-        cap = self.k.shape[3]
+        cap = self.cache.capacity
         if t < cap or cap >= self.W:
             return
+        old = cap
         while cap <= t:
             cap = min(self.W, 2 * cap)
-        old = self.k.shape[3]
-        for name in ("k", "v"):
-            a = getattr(self, name)
-            b = np.zeros(a.shape[:3] + (cap, self.D), np.float32)
-            b[:, :, :, :old, :] = a
-            setattr(self, name, b)
+        self.cache.grow(cap)
         mask = np.full((self.B, cap), _MASK_EMPTY, np.float32)
         mask[:, :old] = self.mask
         self.mask = mask
@@ -139,28 +159,50 @@ class WindowRunner:
             return t
         return self.S + (t - self.S) % (self.W - self.S)
 
+    def _write_cache(self, t: int) -> None:
+        """The previous step's slot and, once the window has slid, the sink keys re-placed just before the
+        oldest ring entry (values unchanged), in one write."""
+        slots, ks, vs = [], [], []
+        if self._pending is not None:
+            slot, k, v = self._pending
+            slots.append(slot)
+            ks.append(k[:, :, :, None, :])
+            vs.append(v[:, :, :, None, :])
+            self._pending = None
+        if self.S and t > self.W:
+            scos, ssin = rotary(np.arange(self.S) + (t - self.W), self.D, self.theta)
+            slots.extend(range(self.S))
+            ks.append(_rotate(self.sink_raw[:, :, :, : self.S, :], scos, ssin))
+            vs.append(self.sink_v[:, :, :, : self.S, :])  # rewritten unchanged: one write holds k and v
+        if not slots:
+            return
+        self.cache.write(np.array(slots), np.concatenate(ks, axis=3), np.concatenate(vs, axis=3))
+
     def step(self, input_ids: np.ndarray) -> np.ndarray:
         """Feed one token per segment (position ``self.t``); return logits [B, V] for the next token."""
         t = self.t
         if self.grow:
             self._ensure_capacity(t)
+        self._write_cache(t)
         cos, sin = rotary(np.array([t]), self.D, self.theta)
-        if self.S and t > self.W:  # re-place sink keys just before the oldest ring entry
-            scos, ssin = rotary(np.arange(self.S) + (t - self.W), self.D, self.theta)
-            self.k[:, :, :, : self.S, :] = _rotate(self.sink_raw[:, :, :, : self.S, :], scos, ssin)
-        feeds: dict[str, np.ndarray] = {
-            "input_ids": input_ids.astype(np.int64, copy=False),
-            "cos": np.repeat(cos, self.B, axis=0), "sin": np.repeat(sin, self.B, axis=0), "mask": self.mask,
-        }
+        b = self.binding
+        b.bind_cpu_input("input_ids", np.ascontiguousarray(input_ids, np.int64))
+        b.bind_cpu_input("cos", np.repeat(cos, self.B, axis=0))
+        b.bind_cpu_input("sin", np.repeat(sin, self.B, axis=0))
+        b.bind_cpu_input("mask", self.mask)
+        kp, vp = self.cache.pointers()
+        layer = (self.B, self.K, self.cache.capacity, self.D)
+        nbytes = 4 * self.B * self.K * self.cache.capacity * self.D
         for i in range(self.L):
-            feeds[self.names[2 * i]] = self.k[i]
-            feeds[self.names[2 * i + 1]] = self.v[i]
-        logits, new_k, new_v = self.sess.run(None, feeds)
+            b.bind_input(self.names[2 * i], self.cache.device, 0, np.float32, layer, kp + i * nbytes)
+            b.bind_input(self.names[2 * i + 1], self.cache.device, 0, np.float32, layer, vp + i * nbytes)
+        self.sess.run_with_iobinding(b)
+        logits, new_k, new_v = b.copy_outputs_to_cpu()
         slot = self._slot(t)
         if t < self.S:
             self.sink_raw[:, :, :, t, :] = new_k
-        self.k[:, :, :, slot, :] = _rotate(new_k, cos[0], sin[0])
-        self.v[:, :, :, slot, :] = new_v
+            self.sink_v[:, :, :, t, :] = new_v
+        self._pending = (slot, _rotate(new_k, cos[0], sin[0]), new_v)
         self.mask[:, slot] = 0.0
         self.t = t + 1
         return logits

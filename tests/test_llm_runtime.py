@@ -1,0 +1,90 @@
+"""llm runtime: the KV cache read through IO binding, in host memory or in the provider's (the CUDA path,
+run here on the CPU provider), gives the same logits and payloads; GPU checks skip without a GPU."""
+from __future__ import annotations
+
+import importlib.util
+import random
+
+import numpy as np
+import pytest
+
+from test_llm_codec import SAMPLE, codec, needs_import, tiny_home  # noqa: F401  (fixtures)
+
+
+def test_cache_write_graph_is_valid_onnx_and_scatters_exactly() -> None:
+    from lmar.plugins.llmcore import cache_graph
+
+    if importlib.util.find_spec("onnx"):
+        import onnx
+
+        onnx.checker.check_model(onnx.load_from_string(cache_graph.model_bytes()), full_check=True)
+    rng = np.random.default_rng(2)
+    k = rng.standard_normal((2, 3, 2, 8, 4), dtype=np.float32)
+    ku = rng.standard_normal((2, 3, 2, 3, 4), dtype=np.float32)
+    slots = np.array([5, 0, 7])
+    ko, vo = cache_graph.session("CPUExecutionProvider").run(
+        None, {"k": k, "v": -k, "k_upd": ku, "v_upd": -ku, "slots": slots})
+    want = k.copy()
+    want[:, :, :, slots, :] = ku
+    assert np.array_equal(ko, want) and np.array_equal(vo, -want)
+
+
+@needs_import
+@pytest.mark.parametrize("grow", [False, True])
+def test_device_cache_path_matches_host_cache_bit_for_bit(codec, grow: bool) -> None:  # type: ignore[no-untyped-def]
+    """Same logits at every step (window slides, sink re-rotated, cache grows) and the same cache contents."""
+    from lmar.plugins.llmcore.runtime import WindowRunner
+
+    sess = codec._runner_factory()(1, False).sess
+    runners = [WindowRunner(sess, codec.card, 3, 12, 4, grow, device_cache=d) for d in (False, True)]
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        ids = rng.integers(2, 50, 3)
+        a, b = (r.step(ids) for r in runners)
+        assert np.array_equal(a, b)
+    for x, y in zip(runners[0].cache.host(), runners[1].cache.host()):
+        assert np.array_equal(x, y)
+
+
+@needs_import
+def test_payload_same_with_device_cache(codec, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from lmar.plugins.llmcore import runtime
+
+    data = SAMPLE * 2 + random.Random(4).randbytes(200)
+    host = codec.compress(data)
+    real = runtime.WindowRunner.__init__
+
+    def device_init(self, *a, **kw):  # type: ignore[no-untyped-def]
+        kw["device_cache"] = True
+        real(self, *a, **kw)
+
+    monkeypatch.setattr(runtime.WindowRunner, "__init__", device_init)
+    assert codec.compress(data) == host and codec.decompress(host, len(data)) == data
+
+
+def _have_cuda() -> bool:
+    try:
+        import onnxruntime
+
+        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    except ImportError:
+        return False
+
+
+@needs_import
+@pytest.mark.skipif(not _have_cuda(), reason="no CUDA execution provider (onnxruntime-gpu and a GPU)")
+def test_cuda_roundtrip_with_cache_on_the_device(codec) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from lmar.plugins.llmcore import coding, store
+    from lmar.plugins.llmcore.runtime import WindowRunner, session
+
+    sess = session(Path(codec.card["path"]) / store.ONNX, provider="CUDAExecutionProvider", cache=False)
+    p = codec.params
+
+    def make(batch: int, grow: bool) -> WindowRunner:
+        return WindowRunner(sess, codec.card, batch, p["context"], p["sink"], grow, device="cuda")
+
+    data = SAMPLE * 3
+    payload = coding.encode(data, codec.tokenizer(), make, 3, 200)
+    assert coding.decode(payload, len(data), codec.tokenizer(), make, 3) == data
