@@ -120,11 +120,13 @@ class RayExecutor:
             if address:
                 _check_reachable(address)
             try:
-                ray.init(address=address, num_cpus=None if address else (jobs or None), include_dashboard=False,
-                         log_to_driver=False, logging_level="ERROR", configure_logging=True)
+                # "local": a new instance here, never one a stale /tmp/ray/ray_current_cluster points at
+                ray.init(address=address or "local", num_cpus=None if address else (jobs or None),
+                         include_dashboard=False, log_to_driver=False, logging_level="ERROR")
             except Exception as exc:
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-                raise LmarError(f"cannot start or join {where}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+                why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise LmarError(f"cannot start or join {where}: {why}") from None
             self._started_here = True
         try:
             self._start_actors(jobs, num_gpus, worker_env)

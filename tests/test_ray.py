@@ -114,6 +114,9 @@ def cluster(tmp_path_factory):
             ray.shutdown()
         for p in reversed(procs):
             _stop(p)
+        current = Path("/tmp/ray/ray_current_cluster")  # what `ray stop` would remove: ours only
+        if current.exists() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -1,0 +1,83 @@
+"""The executor interface without Ray: blocks decoded ahead by a local pool give what one process gives.
+
+``extract -j N`` and ``test -j N`` decode blocks on workers (lmar.prefetch) while this process still
+checks and writes every member in order, so the output, the report and every message must be those of
+``-j 1``, damage included.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import lmar
+from lmar import prefetch
+from lmar.archive import CreateOptions, GroupingOptions
+from lmar.errors import LmarError
+from lmar.executors import InlineExecutor, LocalPool, open_executor
+from lmar.selection import SelectOptions
+
+from conftest import classical_codecs
+
+
+def _archive(tmp_path) -> str:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(5):
+        (src / f"f{i}.txt").write_bytes(b"some words to code %d " % i * (3000 + 500 * i))
+    (src / "dup.txt").write_bytes((src / "f2.txt").read_bytes())
+    path = str(tmp_path / "a.lmar")
+    opts = CreateOptions(select=SelectOptions(candidates=classical_codecs()), jobs=1,
+                         grouping=GroupingOptions(solid_limit=4 << 10))
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with lmar.open(path, "w", options=opts) as w:
+            w.add(["src"])
+    finally:
+        os.chdir(here)
+    return path
+
+
+def _served(monkeypatch) -> list[int]:
+    served: list[int] = []
+    close = prefetch.BlockPrefetcher.close
+    monkeypatch.setattr(prefetch.BlockPrefetcher, "close", lambda self: (served.append(self.served), close(self))[1])
+    return served
+
+
+def test_open_executor_kinds():
+    assert isinstance(open_executor("local", 1), InlineExecutor)
+    pool = open_executor("local", 2)
+    try:
+        assert isinstance(pool, LocalPool) and pool.workers == 2 and pool.reads_paths
+    finally:
+        pool.shutdown()
+    with pytest.raises(LmarError, match="unknown executor"):
+        open_executor("spark", 2)
+
+
+def test_extract_with_a_local_pool_matches_one_process(tmp_path, monkeypatch):
+    path = _archive(tmp_path)
+    served = _served(monkeypatch)
+    with lmar.open(path) as r:
+        assert r.extractall(str(tmp_path / "one")).ok
+    with lmar.open(path) as r:
+        assert r.extractall(str(tmp_path / "two"), jobs=2).ok
+    assert len(served) == 1 and served[0] >= 3
+    for name in os.listdir(tmp_path / "src"):
+        one = (tmp_path / "one" / "src" / name).read_bytes()
+        assert one == (tmp_path / "two" / "src" / name).read_bytes() == (tmp_path / "src" / name).read_bytes()
+
+
+def test_damage_reads_the_same_with_a_pool(tmp_path):
+    path = _archive(tmp_path)
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0x40  # inside some block's stored bytes or a table: either way, reported
+    open(path, "wb").write(bytes(data))
+    reports = []
+    for jobs in (1, 2):
+        with lmar.open(path) as r:
+            rep = r.test(jobs=jobs)
+        reports.append((rep.visited, rep.failures))
+    assert reports[0] == reports[1] and reports[0][1], reports
