@@ -17,7 +17,8 @@ def test_cache_write_graph_is_valid_onnx_and_scatters_exactly() -> None:
     if importlib.util.find_spec("onnx"):
         import onnx
 
-        onnx.checker.check_model(onnx.load_from_string(cache_graph.model_bytes()), full_check=True)
+        for graph in (cache_graph.model_bytes(), cache_graph.zeros_bytes(), cache_graph.pad_bytes()):
+            onnx.checker.check_model(onnx.load_from_string(graph), full_check=True)
     rng = np.random.default_rng(2)
     k = rng.standard_normal((2, 3, 2, 8, 4), dtype=np.float32)
     ku = rng.standard_normal((2, 3, 2, 3, 4), dtype=np.float32)
@@ -31,17 +32,22 @@ def test_cache_write_graph_is_valid_onnx_and_scatters_exactly() -> None:
 
 @needs_import
 @pytest.mark.parametrize("grow", [False, True])
-def test_device_cache_path_matches_host_cache_bit_for_bit(codec, grow: bool) -> None:  # type: ignore[no-untyped-def]
-    """Same logits at every step (window slides, sink re-rotated, cache grows) and the same cache contents."""
+def test_device_cache_path_matches_host_cache_bit_for_bit(codec, grow: bool, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Same logits at every step (window slides, sink re-rotated, cache grows 2 -> 12 by Pad on the device's
+    side) and the same cache contents."""
     from lmar.plugins.llmcore.runtime import WindowRunner
 
+    monkeypatch.setattr(WindowRunner, "GROW_FROM", 2)
     sess = codec._runner_factory()(1, False).sess
     runners = [WindowRunner(sess, codec.card, 3, 12, 4, grow, device_cache=d) for d in (False, True)]
     rng = np.random.default_rng(3)
+    caps = []
     for _ in range(40):
         ids = rng.integers(2, 50, 3)
         a, b = (r.step(ids) for r in runners)
         assert np.array_equal(a, b)
+        caps.append(runners[1].capacity)
+    assert caps[:9] == ([2, 2, 4, 4, 8, 8, 8, 8, 12] if grow else [12] * 9)
     for x, y in zip(runners[0].cache.host(), runners[1].cache.host()):
         assert np.array_equal(x, y)
 

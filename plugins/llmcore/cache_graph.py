@@ -7,7 +7,9 @@ axis copies the cache with ``n`` slots replaced, for keys and values in one run.
 arithmetic), so the cache holds exactly the bytes the host computed, on any provider.
 
 Why written by hand: the ``onnx`` package is an import-time extra, not a runtime dependency, and this
-graph is six nodes; :func:`model_bytes` encodes the protobuf directly (field numbers from onnx.proto3).
+graphs are a few nodes; :func:`_model` encodes the protobuf directly (field numbers from onnx.proto3).
+Two more one-node graphs make a zeroed cache (``ConstantOfShape``) and grow one (``Pad``) on the device,
+so the cache never passes through host memory (at thousands of segments it would not fit there).
 """
 from __future__ import annotations
 
@@ -56,9 +58,18 @@ def _node(op: str, inputs: list[str], outputs: list[str], attrs: bytes = b"") ->
             + _str(3, outputs[0]) + _str(4, op) + attrs)
 
 
+def _model(name: str, nodes: list[bytes], inputs: list[bytes], outputs: list[bytes]) -> bytes:
+    graph = (b"".join(_len(1, n) for n in nodes) + _str(2, name)
+             + b"".join(_len(11, i) for i in inputs) + b"".join(_len(12, o) for o in outputs))
+    opset = _str(1, "") + _int(2, 13)
+    return _int(1, 8) + _str(2, "lmar") + _len(7, graph) + _len(8, opset)  # ir_version 8, opset 13
+
+
+_CACHE = ["l", "b", "h", "c", "d"]
+
+
 def model_bytes() -> bytes:
-    """The ModelProto: ``k_out, v_out = k, v`` with slots ``slots`` [n] replaced by ``k_upd, v_upd``."""
-    cache = ["l", "b", "h", "c", "d"]
+    """The write graph: ``k_out, v_out = k, v`` with slots ``slots`` [n] replaced by ``k_upd, v_upd``."""
     upd = ["l", "b", "h", "n", "d"]
     shape5 = np.array([1, 1, 1, -1, 1], "<i8")
     tensor = _int(1, 5) + _int(2, _INT64) + _len(9, shape5.tobytes())  # TensorProto { dims, data_type, raw_data }
@@ -72,22 +83,35 @@ def model_bytes() -> bytes:
         _node("ScatterElements", ["k", "idx", "k_upd"], ["k_out"], _len(5, axis_attr)),
         _node("ScatterElements", ["v", "idx", "v_upd"], ["v_out"], _len(5, axis_attr)),
     ]
-    inputs = [_value_info("k", _FLOAT, cache), _value_info("v", _FLOAT, cache), _value_info("k_upd", _FLOAT, upd),
+    inputs = [_value_info("k", _FLOAT, _CACHE), _value_info("v", _FLOAT, _CACHE), _value_info("k_upd", _FLOAT, upd),
               _value_info("v_upd", _FLOAT, upd), _value_info("slots", _INT64, ["n"])]
-    outputs = [_value_info("k_out", _FLOAT, cache), _value_info("v_out", _FLOAT, cache)]
-    graph = (b"".join(_len(1, n) for n in nodes) + _str(2, "kv_cache_write")
-             + b"".join(_len(11, i) for i in inputs) + b"".join(_len(12, o) for o in outputs))
-    opset = _str(1, "") + _int(2, 13)
-    return _int(1, 8) + _str(2, "lmar") + _len(7, graph) + _len(8, opset)  # ir_version 8, opset 13
+    outputs = [_value_info("k_out", _FLOAT, _CACHE), _value_info("v_out", _FLOAT, _CACHE)]
+    return _model("kv_cache_write", nodes, inputs, outputs)
 
 
-def session(provider: str) -> Any:
-    """The write graph's session on ``provider`` (one per provider; it holds no weights)."""
+def zeros_bytes() -> bytes:
+    """``zeros`` float32 of shape ``shape`` [5], made where the session runs (no host buffer of that size)."""
+    return _model("kv_cache_zeros", [_node("ConstantOfShape", ["shape"], ["zeros"])],
+                  [_value_info("shape", _INT64, ["five"])], [_value_info("zeros", _FLOAT, _CACHE)])
+
+
+def pad_bytes() -> bytes:
+    """``out = x`` zero-padded by ``pads`` [10] (ONNX Pad, constant mode): grows a cache where it lives."""
+    return _model("kv_cache_pad", [_node("Pad", ["x", "pads"], ["out"])],
+                  [_value_info("x", _FLOAT, _CACHE), _value_info("pads", _INT64, ["ten"])],
+                  [_value_info("out", _FLOAT, _CACHE)])
+
+
+_GRAPHS = {"write": model_bytes, "zeros": zeros_bytes, "pad": pad_bytes}
+
+
+def session(provider: str, which: str = "write") -> Any:
+    """The session of graph ``which`` ("write", "zeros", "pad") on ``provider`` (cached; no weights)."""
     def make() -> Any:
         rt = ort_runtime.ort()
         so = rt.SessionOptions()
         so.log_severity_level = 3
         so.intra_op_num_threads = 1
-        return rt.InferenceSession(model_bytes(), so, providers=[provider])
+        return rt.InferenceSession(_GRAPHS[which](), so, providers=[provider])
 
-    return _SESSIONS.get(provider, make)
+    return _SESSIONS.get((provider, which), make)

@@ -10,8 +10,9 @@ caches below keep keys and values as one ``[L, B, K, C, D]`` buffer each and bin
   there by a small scatter graph (:mod:`.cache_graph`) into a second buffer, and the two swap. What still
   crosses to the device per step: the written slots (``[L, B, K, n, D]`` for keys and values, ``n`` = 1, or
   ``1 + sink`` once the window slides and the sink keys are re-rotated), token ids, rotary cos/sin and the
-  mask; back: logits and the new keys/values. The cache itself moves only when it grows (a few times per
-  block, while segments are shorter than the window: doubling is done on the host, exactly).
+  mask; back: logits and the new keys/values. The cache itself never crosses: it is zeroed and grown
+  (``ConstantOfShape``, ``Pad``) on the device too. The price of the scatter's second buffer: twice the
+  cache's memory, and one device-side copy of the cache per step.
 
 Both hold the same float32 values at every step (writes are copies of host-computed arrays), so the
 graph sees the same inputs either way and payloads do not depend on which cache ran.
@@ -66,32 +67,46 @@ class DeviceCache:
 
         self.device, self._ortvalue = device, ort_runtime.ort().OrtValue
         self._scatter = cache_graph.session(provider)
+        self._zeros = cache_graph.session(provider, "zeros")
+        self._pad = cache_graph.session(provider, "pad")
         self._shape = (L, B, K, cap, D)
-        self.k, self.v = self._upload(np.zeros(self._shape, np.float32)), self._upload(np.zeros(self._shape, np.float32))
+        self.k, self.v = self._new(), self._new()
+        for buf in (self.k, self.v):
+            self._run(self._zeros, {"shape": np.array(self._shape, np.int64)}, buf, "zeros")
         self._spare: tuple[Any, Any] | None = None
 
-    def _upload(self, a: np.ndarray) -> Any:
-        return self._ortvalue.ortvalue_from_numpy(a, self.device, 0)
+    def _new(self) -> Any:
+        """An uninitialised buffer of the current shape on the device."""
+        return self._ortvalue.ortvalue_from_shape_and_type(list(self._shape), np.float32, self.device, 0)
+
+    def _run(self, sess: Any, inputs: dict[str, Any], out: Any, out_name: str) -> None:
+        b = sess.io_binding()
+        for name, value in inputs.items():
+            if isinstance(value, np.ndarray):
+                b.bind_cpu_input(name, value)
+            else:
+                b.bind_ortvalue_input(name, value)
+        b.bind_ortvalue_output(out_name, out)
+        sess.run_with_iobinding(b)
 
     @property
     def capacity(self) -> int:
         return self._shape[3]
 
     def grow(self, cap: int) -> None:
-        """Through the host (rare: a few doublings per block), zero-padded like :meth:`HostCache.grow`."""
+        """Zero-padded to ``cap`` slots on the device (ONNX Pad), like :meth:`HostCache.grow`."""
         L, B, K, old, D = self._shape
         self._shape = (L, B, K, cap, D)
+        pads = np.array([0, 0, 0, 0, 0, 0, 0, 0, cap - old, 0], np.int64)
+        self._spare = None  # the old pair is dropped before the new one is made
         for name in ("k", "v"):
-            b = np.zeros(self._shape, np.float32)
-            b[:, :, :, :old, :] = getattr(self, name).numpy()
-            setattr(self, name, self._upload(b))
-        self._spare = None
+            out = self._new()
+            self._run(self._pad, {"x": getattr(self, name), "pads": pads}, out, "out")
+            setattr(self, name, out)
 
     def write(self, slots: np.ndarray, k_rows: np.ndarray, v_rows: np.ndarray) -> None:
         if self._spare is None:
-            new = self._ortvalue.ortvalue_from_shape_and_type
-            self._spare = (new(list(self._shape), np.float32, self.device, 0),
-                           new(list(self._shape), np.float32, self.device, 0))
+            self._spare = (self._new(), self._new())
         b = self._scatter.io_binding()
         b.bind_ortvalue_input("k", self.k)
         b.bind_ortvalue_input("v", self.v)
