@@ -221,6 +221,9 @@ class RayExecutor:
             queued, self._queue = list(self._queue), deque()
         for _, _, fut in queued:
             fut.cancel()
+        if self._started_here:  # leaving takes the actors with it (killing them first only adds log lines)
+            self._close_ray()
+            return
         for a in self._actors:
             try:
                 ray.kill(a, no_restart=True)
