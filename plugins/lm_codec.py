@@ -61,10 +61,12 @@ class LmCodec(Codec):
     block_size = 16 << 20
     # Per direction on 2 CPU cores (tools/bench_lm.py on 1 MB): cm4 26-30e3; cm5 17-22e3 a session later,
     # on a slower machine, and equal to cm4 measured side by side; cm6 ~0.8x cm5 side by side on a shared
-    # machine (21-27e3 vs 27-35e3): its integer graph costs ~2.3x the float one in CPU per step.
-    speed = 20e3
+    # machine (21-27e3 vs 27-35e3): its integer graph costs ~2.3x the float one in CPU per step. Segments of
+    # 1 MiB (below) run fewer segments in lockstep: one segment costs ~1.55x the CPU per byte of eight
+    # (256 KB of a source tree, one process: 32.7 vs 21.1 s), so the figure here is the one-segment one.
+    speed = 13e3
     verify_by_default = True
-    default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 32768,
+    default_params = {"model": DEFAULT_MODEL, "model_sha256": "", "max_segments": 256, "min_segment": 1 << 20,
                       "scheme": "cm6", "prior_sha256": ""}
 
     def __init__(self, **params: Any) -> None:
