@@ -7,7 +7,7 @@ fallback and the incompressibility probe are the registry's choice (``fallback_r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import xxhash
@@ -313,7 +313,6 @@ def _general_fallback(registry: Registry, data: bytes, total_size: int, opts: Se
     """The best other general-purpose codec (neither ``slow`` nor ``whole_files``), chosen as auto mode would,
     for a file the forced codec cannot code (or decode back) faithfully; a large file is judged on its sample."""
     general = [n for n, c in registry.codecs.items() if not c.slow and not c.whole_files and n != opts.codec]
-    choice = choose(registry, data, total_size,
-                    SelectOptions(codec="auto", candidates=general, level=opts.level, verify=opts.verify))
+    choice = choose(registry, data, total_size, replace(opts, codec="auto", candidates=general))  # keeps every other option
     choice.warnings.append(f"{why}; used {choice.codec.name} instead")
     return choice
