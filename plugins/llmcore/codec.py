@@ -113,8 +113,8 @@ class LlmCodec(Codec):
         return decode(payload, size, self.tokenizer(), self._runner_factory(), self.params["segments"])
 
     def estimate(self, sample: bytes) -> float | None:
-        """The model's cross-entropy on at most 1 KiB of ``sample`` (:mod:`.estimate`); ``None`` (a real
-        trial) for a sample of 2 KiB or less, which costs about as much as the estimate would."""
+        """The model's cross-entropy on at most 2 KiB of ``sample`` (:mod:`.estimate`); ``None`` (a real
+        trial) for a sample of 4 KiB or less, which costs about as much as the estimate would."""
         from .estimate import TRIAL_INSTEAD, estimate_ratio
 
         if len(sample) <= TRIAL_INSTEAD:

@@ -4,11 +4,13 @@ Why not a trial: selection asks every codec for an estimate on a sample of up to
 of a 135M-parameter model on that much costs minutes (a 156 KB tree once took 3 min 40 s in auto mode).
 Here at most :data:`ESTIMATE_BYTES` are run through the model, as :data:`ESTIMATE_PIECES` pieces taken
 evenly across the sample and batched as segments (one step serves them all), so an estimate costs about
-``ESTIMATE_BYTES / 4 / ESTIMATE_PIECES`` model steps (~70 for English with a 49k BPE vocabulary).
+``ESTIMATE_BYTES / 3.6 / ESTIMATE_PIECES`` model steps (~140 for English with SmolLM2's 49k vocabulary:
+2.1-2.9 s at load 6 on 2 cores for 1 KiB, about twice that for the 2 KiB used).
 
 The ratio is the ideal code length (``-log2 p`` of each token, plus 8 bits for an escaped byte) over the
-piece bytes, every token counted, cold starts included: the same cost a real payload pays for segments of
-that length, so the figure is pessimistic for long files, never optimistic. It is a pure function of the
+bytes of the tokens scored: all but each piece's first :data:`WARM_TOKENS` (see there), so it stands for
+the steady rate of a real segment; the segments' cold starts and the range coder's rounding are left out
+(a few percent on a block of several segments). It is a pure function of the
 bytes on a given machine (same graph, same batch shape, same float ops), so selection stays deterministic
 whatever ``-j`` is; no range coder runs.
 """
@@ -20,9 +22,14 @@ from .coding import RunnerFactory, probabilities
 from .tokenizer import ByteBPE
 
 #: Most bytes one estimate runs through the model.
-ESTIMATE_BYTES = 1024
+ESTIMATE_BYTES = 2048
 #: How many evenly spaced pieces (batched as segments) those bytes are taken as.
 ESTIMATE_PIECES = 4
+#: The first tokens of each piece are run (they give the model its context) but not scored: a piece is
+#: ~140 tokens, a real segment ~570 (2 KiB), so counting a piece's cold start overstates the cost (SmolLM2
+#: int8, alice29's sample, 4 x 256 bytes: 1.62 bits/byte counting every token, 1.48 without the first 16;
+#: 4 x 512 bytes: 1.33; 2-16 KB of it coded for real: 1.29-1.35).
+WARM_TOKENS = 16
 #: Samples up to this size get no estimate: a real trial of the whole sample costs about the same.
 TRIAL_INSTEAD = 2 * ESTIMATE_BYTES
 
@@ -49,14 +56,17 @@ def estimate_ratio(sample: bytes, tok: ByteBPE, make_runner: RunnerFactory) -> f
     runner = make_runner(len(streams), True)
     esc_base, esc_id = tok.escape_base, tok.escape_id
     inputs = np.full(len(streams), tok.start_id, np.int64)
-    bits = 0.0
+    bits, scored = 0.0, 0
     for t in range(max(len(s) for s in streams)):
         logits = runner.step(inputs)
         active = [i for i, s in enumerate(streams) if t < len(s)]
         syms = [streams[i][t] for i in active]
         ids = np.array([esc_id if s >= esc_base else s for s in syms], np.int64)
+        inputs[active] = ids
+        if t < WARM_TOKENS and any(len(s) > 2 * WARM_TOKENS for s in streams):
+            continue
         p = probabilities(logits[active]).astype(np.float64)
         chosen = p[np.arange(len(active)), ids] / p.sum(axis=1)
         bits += float(-np.log2(np.maximum(chosen, 1e-300)).sum()) + 8.0 * sum(s >= esc_base for s in syms)
-        inputs[active] = ids
-    return bits / 8.0 / sum(len(p) for p in pieces)
+        scored += sum(len(tok.symbol_bytes(s)) for s in syms)
+    return bits / 8.0 / max(scored, 1)
