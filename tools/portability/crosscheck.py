@@ -118,6 +118,29 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(rows)
 
 
+def prepare(work: Path, arm_cpu: str, worktree: bool) -> tuple[str, envs.Target, envs.Target, list[str], str]:
+    """Build (or reuse) QEMU, the arm64 sysroot and both installations of lmar.
+
+    Returns (the commit checked, host target, aarch64 target, requirements without an aarch64 wheel,
+    the ``pip install lmar`` report line); llm_check.py shares it.
+    """
+    t_setup = time.monotonic()
+    userland.ensure_qemu()
+    sysroot = userland.build_sysroot(work)
+    userland.describe_cpu(sysroot, arm_cpu)
+    head = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True,
+                          text=True).stdout.strip()  # before the snapshot: commits may land during the run
+    src = envs.lmar_source(REPO, work, worktree)
+    reqs = envs.requirements(src)
+    wheel = envs.lmar_wheel(src, work)
+    host = envs.host_target(work, reqs, wheel)
+    wheels, no_wheel = envs.aarch64_wheels(work, reqs)
+    arm, pip_report = envs.aarch64_target(work, sysroot, arm_cpu, wheels, wheel)
+    log(f"set-up done in {time.monotonic() - t_setup:.0f} s; no aarch64 wheel for: {no_wheel or 'none'}; "
+        f"pip install lmar on aarch64: {pip_report}")
+    return head, host, arm, no_wheel, pip_report
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=REPO / "work-data" / "portability", help="build folder")
@@ -139,20 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         if not f.is_file():
             raise SystemExit(f"[portability] input {f} not found (pass --text/--audio)")
 
-    t_setup = time.monotonic()
-    userland.ensure_qemu()
-    sysroot = userland.build_sysroot(work)
-    userland.describe_cpu(sysroot, args.arm_cpu)
-    head = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True,
-                          text=True).stdout.strip()  # before the snapshot: commits may land during the run
-    src = envs.lmar_source(REPO, work, args.worktree)
-    reqs = envs.requirements(src)
-    wheel = envs.lmar_wheel(src, work)
-    host = envs.host_target(work, reqs, wheel)
-    wheels, no_wheel = envs.aarch64_wheels(work, reqs)
-    arm, pip_report = envs.aarch64_target(work, sysroot, args.arm_cpu, wheels, wheel)
-    log(f"set-up done in {time.monotonic() - t_setup:.0f} s; no aarch64 wheel for: {no_wheel or 'none'}; "
-        f"pip install lmar on aarch64: {pip_report}")
+    head, host, arm, no_wheel, pip_report = prepare(work, args.arm_cpu, args.worktree)
     emulated = [envs.x86_emulated(host, cpu) for cpu in args.x86_cpus] + [arm]
     arm_codecs = codecs_report(arm, work)
     log(f"lmar codecs on {arm.name}: {arm_codecs}")
