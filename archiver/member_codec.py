@@ -40,10 +40,11 @@ def decode_checked(codec: Any, stored: bytes, raw_len: int, raw_xxh64: int, inta
         raise FormatError(f"{info.path}: block {k} is corrupt (stored checksum mismatch)")
     try:
         raw = codec.decompress(stored, raw_len)
-    except CodecError as exc:
-        raise CodecError(f"{info.path}: block {k}: {exc}") from None
+    except CodecError as exc:  # a float model decoded elsewhere often fails here, before any checksum
+        raise CodecError(f"{info.path}: block {k}: {exc}{hint(codec, info)}") from None
     except Exception as exc:  # a codec bug must not become a traceback
-        raise CodecError(f"{info.path}: block {k}: codec {codec.name} failed: {type(exc).__name__}: {exc}") from None
+        raise CodecError(f"{info.path}: block {k}: codec {codec.name} failed: {type(exc).__name__}: {exc}"
+                         f"{hint(codec, info)}") from None
     if len(raw) != raw_len or xxhash.xxh3_64_intdigest(raw) != raw_xxh64:
         raise ChecksumError(f"{info.path}: block {k} decoded to different bytes{hint(codec, info)}")
     return raw

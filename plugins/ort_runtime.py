@@ -26,9 +26,9 @@ CUDA = "CUDAExecutionProvider"
 DEVICES = ("auto", "cpu", "cuda")
 
 #: numpy's names for the SIMD flags it detects at run time (see :func:`cpu_flags`).
-_NUMPY_FLAG_NAMES = {"sse4_2": "SSE42", "avx": "AVX", "avx2": "AVX2", "fma": "FMA3", "avx512f": "AVX512F",
-                     "avx512bw": "AVX512BW", "avx512vl": "AVX512VL", "avx512_vnni": "AVX512VNNI",
-                     "asimd": "ASIMD", "sve": "SVE"}
+_NUMPY_FLAG_NAMES = {"sse4_1": "SSE41", "sse4_2": "SSE42", "avx": "AVX", "avx2": "AVX2", "fma": "FMA3",
+                     "f16c": "F16C", "avx512f": "AVX512F", "avx512bw": "AVX512BW", "avx512vl": "AVX512VL",
+                     "avx512_vnni": "AVX512VNNI", "avx512_bf16": "AVX512BF16", "asimd": "ASIMD", "sve": "SVE"}
 
 
 def ort() -> Any:
@@ -70,13 +70,17 @@ def cpu_flags(names: Sequence[str]) -> list[str]:
     runs on, so a member made on an AVX-512 machine and decoded under ``-cpu Nehalem`` had the same
     fingerprint and was called damaged. Where numpy detects a flag its answer wins; on real hardware
     both agree, so the flags (and the fingerprints of earlier members) are unchanged there. Flags numpy
-    has no name for here come from /proc/cpuinfo.
+    has no name for come from /proc/cpuinfo, and only when it tells the truth about the others.
     """
     proc, seen = _proc_cpu_flags(), _detected_cpu_features()
+    # /proc/cpuinfo is trusted for the flags numpy cannot name (avx_vnni, amx_*) only where it agrees with
+    # numpy on every flag both can name: under qemu-user it describes the host, and they disagree.
+    checkable = [(f, n) for f, n in _NUMPY_FLAG_NAMES.items() if n in seen]
+    proc_is_this_cpu = all((f in proc) == bool(seen[n]) for f, n in checkable)
     flags = []
     for flag in names:
         name = _NUMPY_FLAG_NAMES.get(flag)
-        if bool(seen[name]) if name in seen else flag in proc:
+        if bool(seen[name]) if name in seen else (flag in proc and proc_is_this_cpu):
             flags.append(flag)
     return flags
 

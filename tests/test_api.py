@@ -131,3 +131,25 @@ def test_machine_bound_names_float_members_and_spares_portable_ones(tmp_path):
         w.add([str(tmp_path / "t.txt")])
     with lmar.open(str(tmp_path / "z.lmar")) as reader:
         assert [machine_bound(m) for m in reader.getmembers() if m.isfile()] == [""]
+
+
+def test_a_decode_error_carries_the_codecs_explanation():
+    """A float model decoded on another CPU often fails inside the coder, before any checksum: the codec's
+    mismatch_hint (what differs) must reach the message then too, not only on a checksum mismatch."""
+    from lmar.errors import CodecError
+    from lmar.member_codec import decode_checked
+    from lmar.members import MemberInfo
+
+    class Drifting:
+        name = "drift"
+
+        def decompress(self, payload: bytes, size: int) -> bytes:
+            raise CodecError("decoded past the end of a segment")
+
+        def mismatch_hint(self, recorded: dict) -> str:
+            return f"cpu_flags: recorded {recorded['cpu_flags']!r}, here 'sse4_2'"
+
+    info = MemberInfo("a.txt", "file", size=3)
+    info.codec = type("Ref", (), {"info": {"cpu_flags": "avx2"}})()
+    with pytest.raises(CodecError, match=r"a.txt: block 0: decoded past the end of a segment \(cpu_flags: recorded 'avx2'"):
+        decode_checked(Drifting(), b"x", 3, 0, True, info, 0)

@@ -24,11 +24,20 @@ def test_not_a_codec_plugin() -> None:
 
 
 def test_cpu_flags_keep_the_requested_order_and_prefer_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ort_runtime, "_proc_cpu_flags", lambda: {"avx2", "sse4_1", "f16c", "avx512f"})
+    monkeypatch.setattr(ort_runtime, "_proc_cpu_flags", lambda: {"avx2", "sse4_1", "avx_vnni"})
     monkeypatch.setattr(ort_runtime, "_detected_cpu_features", lambda: {"AVX2": True, "AVX512F": False})
-    # f16c and sse4_1 have no numpy name here: /proc/cpuinfo decides; avx512f: numpy's "no" wins
-    assert ort_runtime.cpu_flags(("sse4_1", "avx2", "f16c", "avx512f", "neon")) == ["sse4_1", "avx2", "f16c"]
+    # sse4_1 and avx_vnni have no numpy answer here: /proc/cpuinfo decides, since it agrees with numpy on avx2
+    # and avx512f
+    assert ort_runtime.cpu_flags(("sse4_1", "avx2", "avx_vnni", "avx512f", "neon")) == ["sse4_1", "avx2", "avx_vnni"]
     assert ort_runtime.cpu_flags(()) == []
+
+
+def test_cpu_flags_distrust_cpuinfo_that_describes_another_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under qemu-user /proc/cpuinfo is the host's (here AVX-512 and AVX-VNNI) while the CPU is a Nehalem."""
+    monkeypatch.setattr(ort_runtime, "_proc_cpu_flags", lambda: {"sse4_2", "avx", "avx2", "avx512f", "avx_vnni"})
+    monkeypatch.setattr(ort_runtime, "_detected_cpu_features", lambda: {"SSE42": True, "AVX": False, "AVX2": False,
+                                                                       "AVX512F": False})
+    assert ort_runtime.cpu_flags(("sse4_2", "avx", "avx2", "avx512f", "avx_vnni")) == ["sse4_2"]
 
 
 def test_profiles_keep_their_recorded_shape() -> None:
