@@ -31,6 +31,9 @@ from .registry import get_registry
 START_TIMEOUT_S = 180.0
 #: Retries of a task whose worker died, and restarts of that worker.
 RETRIES = 3
+#: A Ray instance lmar starts here runs its workers at lmar's own priority: Ray's default renices workers
+#: by +15, which on a busy machine starves the coding (a cluster started by ``ray start`` keeps its own setting).
+LOCAL_SYSTEM_CONFIG = {"worker_niceness": 0}
 #: Environment the driver passes on to workers: the codec set and device must be the same everywhere.
 PASSED_ENV = ("LMAR_LOAD_PLUGINS", "LMAR_DEVICE")
 
@@ -122,7 +125,8 @@ class RayExecutor:
             try:
                 # "local": a new instance here, never one a stale /tmp/ray/ray_current_cluster points at
                 ray.init(address=address or "local", num_cpus=None if address else (jobs or None),
-                         include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+                         include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                         **({} if address else {"_system_config": LOCAL_SYSTEM_CONFIG}))
             except Exception as exc:
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -8,7 +8,9 @@ pieces of --piece-kb so that each piece is one task (files of at least 64 KiB ar
 --mb in all. Runs, each timed from ``ArchiveWriter.add`` start to end with the workers already started (their start
 is timed apart): Ray with 1 worker, Ray with 2 workers (one local Ray instance with 2 CPUs), the local
 pool with -j 2. Each worker is pinned to a core of its own (--no-pin: not), so "1 worker" is 1 CPU.
-Each run's archive must be byte-identical to the others. Overhead probes (no codec): the round trip of
+Each run's archive must be byte-identical to the others. Each run also records the CPU seconds its
+workers used: on a shared machine ``cpu_share`` says how much of a core each worker got, and the
+``ratios_per_cpu`` take that out (work per worker CPU-second, times the workers). Overhead probes (no codec): the round trip of
 one tiny task (submit, wait), tiny tasks in bulk (per task), and tasks carrying 1-16 MB of bytes (per MB).
 Needs ``lmar[ray]``. On a shared machine run it under ``nice``; the figures are ratios, not absolutes.
 """
@@ -85,6 +87,22 @@ def executor_for(kind: str, jobs: int, pin: bool) -> Any:
     return ex
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used (Linux /proc; -1 when unknown)."""
+    total = 0
+    try:
+        for pid in pids:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    except OSError:
+        return -1.0
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def worker_pids(ex: Any) -> list[int]:
+    return ex.worker_pids() if hasattr(ex, "worker_pids") else list(ex._processes)
+
+
 def lm_run(src: Path, out: Path, kind: str, jobs: int, pin: bool) -> dict[str, Any]:
     import lmar
     from lmar import writer
@@ -96,17 +114,30 @@ def lm_run(src: Path, out: Path, kind: str, jobs: int, pin: bool) -> dict[str, A
     saved = writer.open_executor
     writer.open_executor = lambda *a, **k: ex  # the writer shuts it down when done
     before = load()
+    pids = worker_pids(ex)
+    cpu0 = cpu_seconds(pids)
+    used: list[float] = []
+    shutdown = ex.shutdown
+
+    def measured_shutdown(*a: Any, **k: Any) -> None:  # the writer shuts the workers down: read them first
+        used.append(cpu_seconds(pids) - cpu0)
+        shutdown(*a, **k)
+
+    ex.shutdown = measured_shutdown
     try:
         t = time.perf_counter()
         with lmar.open(str(out), "w", options=opts, overwrite=True) as w:
             results = w.add([src.name])
         wall = time.perf_counter() - t
+        cpu = used[0]
     finally:
         writer.open_executor = saved
     failed = [r.path for r in results if r.error]
     if failed:
         raise SystemExit(f"bench_ray: members failed: {failed}")
-    return {"wall_s": round(wall, 2), "load_before": before, "load_after": load()}
+    # cpu_share: of the wall time x workers, how much CPU the workers got (1.0: a whole core each)
+    return {"wall_s": round(wall, 2), "worker_cpu_s": round(cpu, 2), "cpu_share": round(cpu / (wall * jobs), 3),
+            "load_before": before, "load_after": load()}
 
 
 def startup(kind: str, jobs: int) -> float:
@@ -164,13 +195,17 @@ def main() -> int:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
+    from lmar.ray_executor import LOCAL_SYSTEM_CONFIG
+
     pin = not args.no_pin and hasattr(os, "sched_setaffinity") and os.path.isdir("/proc/self/task")
     report: dict[str, Any] = {"cpus": os.cpu_count(), "mb": args.mb, "piece_kb": args.piece_kb, "pinned": pin}
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
         src = Path(tmp) / "text"
         report["bytes"] = size = make_input(src, args.mb, args.piece_kb)
         os.chdir(tmp)
-        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        # as lmar starts a local instance: workers at the driver's priority (Ray's default is +15)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+                 _system_config=LOCAL_SYSTEM_CONFIG)
         try:
             report["startup_s"] = {"ray1": round(startup("ray", 1), 2), "ray2": round(startup("ray", 2), 2),
                                    "local2": round(startup("local", 2), 2)}
@@ -181,6 +216,8 @@ def main() -> int:
                 for name, kind, jobs in (("ray1", "ray", 1), ("ray2", "ray", 2), ("local2", "local", 2)):
                     runs[name] = lm_run(src, Path(tmp) / f"{name}.lmar", kind, jobs, pin)
                     runs[name]["kb_per_s"] = round(size / runs[name]["wall_s"] / 1e3, 2)
+                    # what the run would do with a whole core per worker: rate per worker CPU-second x workers
+                    runs[name]["kb_per_cpu_s"] = round(size / runs[name]["worker_cpu_s"] / 1e3, 2)
                     print(name, runs[name], flush=True)
                 archives = {n: (Path(tmp) / f"{n}.lmar").read_bytes() for n in runs}
                 report["identical"] = len(set(archives.values())) == 1
@@ -188,6 +225,10 @@ def main() -> int:
                 report["lm"] = runs
                 report["ratios"] = {"ray2_over_ray1": round(runs["ray1"]["wall_s"] / runs["ray2"]["wall_s"], 3),
                                     "ray2_over_local2": round(runs["local2"]["wall_s"] / runs["ray2"]["wall_s"], 3)}
+                # the same ratios with each worker's CPU share taken out (contention from other processes)
+                report["ratios_per_cpu"] = {
+                    "ray2_over_ray1": round(2 * runs["ray2"]["kb_per_cpu_s"] / runs["ray1"]["kb_per_cpu_s"], 3),
+                    "ray2_over_local2": round(runs["ray2"]["kb_per_cpu_s"] / runs["local2"]["kb_per_cpu_s"], 3)}
         finally:
             ray.shutdown()
     print(json.dumps(report, indent=1))
