@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .errors import LmarError
 from .extract import Extractor
@@ -71,20 +71,16 @@ def _total(reader: "ArchiveReader") -> int:
     return sum(m.size for m in reader.getmembers()) if reader.indexed else 0
 
 
-def extract_all(reader: "ArchiveReader", dest: str = ".", members: Sequence[str] | None = None,
-                overwrite: bool = False, to_stream: IO[bytes] | None = None,
-                on_member: OnMember | None = None, progress: "Progress | None" = None, jobs: int | None = None,
-                executor: str = "local", ray_address: str | None = None) -> RunReport:
-    """Extract matching members under ``dest`` (or write regular files' bytes to ``to_stream``).
-
-    ``jobs``/``executor``/``ray_address``: where blocks are decoded ahead (:mod:`lmar.prefetch`); members
-    are still visited, checked and written here, in archive order."""
+def _visit(reader: "ArchiveReader", members: Sequence[str] | None, act: Callable[[MemberInfo, Any], None],
+           on_member: OnMember | None, progress: "Progress | None", label: str, jobs: int | None,
+           executor: str, ray_address: str | None) -> RunReport:
+    """The one loop of extract and test: each matching member in archive order through ``act``; a member
+    that fails (damage, checksum, unsafe path, disk error) is named in the report and the others go on."""
     wanted = MemberFilter(members)
     report = RunReport()
     on_member = on_member or _noop
-    extractor = None if to_stream is not None else Extractor(dest, overwrite=overwrite)
     if progress is not None:
-        progress.start(_total(reader), "extracting")
+        progress.start(_total(reader), label)
     decoding = contextlib.ExitStack()
     try:
         decoding.enter_context(parallel_decoding(reader, members, jobs, executor, ray_address))
@@ -96,12 +92,7 @@ def extract_all(reader: "ArchiveReader", dest: str = ".", members: Sequence[str]
             try:
                 if info.damage:
                     raise LmarError(info.damage)
-                if extractor is None:
-                    if info.isfile():
-                        for chunk in read():
-                            to_stream.write(chunk)  # type: ignore[union-attr]
-                else:
-                    extractor.extract(info, read() if info.isfile() else None)
+                act(info, read)
             except LmarError as exc:
                 problem = str(exc)
             except OSError as exc:
@@ -113,49 +104,46 @@ def extract_all(reader: "ArchiveReader", dest: str = ".", members: Sequence[str]
                 progress.advance(info.size, info.path)
     finally:
         decoding.close()
-        if extractor is not None:
-            extractor.finish()
         if progress is not None:
             progress.stop()
-        if to_stream is not None:
-            to_stream.flush()
     report.unmatched = wanted.unmatched
     return report
+
+
+def extract_all(reader: "ArchiveReader", dest: str = ".", members: Sequence[str] | None = None,
+                overwrite: bool = False, to_stream: IO[bytes] | None = None,
+                on_member: OnMember | None = None, progress: "Progress | None" = None, jobs: int | None = None,
+                executor: str = "local", ray_address: str | None = None) -> RunReport:
+    """Extract matching members under ``dest`` (or write regular files' bytes to ``to_stream``).
+
+    ``jobs``/``executor``/``ray_address``: where blocks are decoded ahead (:mod:`lmar.prefetch`); members
+    are still visited, checked and written here, in archive order."""
+    extractor = None if to_stream is not None else Extractor(dest, overwrite=overwrite)
+
+    def act(info: MemberInfo, read: Any) -> None:
+        if extractor is not None:
+            extractor.extract(info, read() if info.isfile() else None)
+        elif info.isfile():
+            for chunk in read():
+                to_stream.write(chunk)  # type: ignore[union-attr]
+
+    try:
+        return _visit(reader, members, act, on_member, progress, "extracting", jobs, executor, ray_address)
+    finally:
+        if extractor is not None:
+            extractor.finish()
+        if to_stream is not None:
+            to_stream.flush()
 
 
 def check_all(reader: "ArchiveReader", members: Sequence[str] | None = None,
-             on_member: OnMember | None = None, progress: "Progress | None" = None, jobs: int | None = None,
-             executor: str = "local", ray_address: str | None = None) -> RunReport:
+              on_member: OnMember | None = None, progress: "Progress | None" = None, jobs: int | None = None,
+              executor: str = "local", ray_address: str | None = None) -> RunReport:
     """Decode matching members and verify every checksum, writing nothing (blocks decoded ahead as in
     :func:`extract_all`)."""
-    wanted = MemberFilter(members)
-    report = RunReport()
-    on_member = on_member or _noop
-    if progress is not None:
-        progress.start(_total(reader), "testing")
-    decoding = contextlib.ExitStack()
-    try:
-        decoding.enter_context(parallel_decoding(reader, members, jobs, executor, ray_address))
-        for info, read in reader.iter_members():
-            if not wanted(info.path):
-                continue
-            report.visited += 1
-            problem = None
-            try:
-                if info.damage:
-                    raise LmarError(info.damage)
-                for _ in read():
-                    pass
-            except LmarError as exc:
-                problem = str(exc)
-            if problem is not None:
-                report.failures.append((info.path, problem))
-            on_member(info, problem)
-            if progress is not None:
-                progress.advance(info.size, info.path)
-    finally:
-        decoding.close()
-        if progress is not None:
-            progress.stop()
-    report.unmatched = wanted.unmatched
-    return report
+
+    def act(info: MemberInfo, read: Any) -> None:
+        for _ in read():
+            pass
+
+    return _visit(reader, members, act, on_member, progress, "testing", jobs, executor, ray_address)
