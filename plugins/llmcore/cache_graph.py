@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import ort_runtime
+from .coding import _varint as unsigned_varint
 
 _SESSIONS = ort_runtime.SessionCache()
 _FLOAT, _INT64 = 1, 7  # TensorProto.DataType
@@ -25,14 +26,8 @@ _ATTR_INT, _ATTR_TENSOR = 2, 4  # AttributeProto.AttributeType
 
 
 def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+    """Protobuf's varint: a negative int64 is written as its two's complement in 64 bits."""
+    return unsigned_varint(n & ((1 << 64) - 1))
 
 
 def _len(field: int, payload: bytes) -> bytes:
