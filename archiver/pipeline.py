@@ -14,7 +14,6 @@ from typing import Any, Iterator
 import xxhash
 
 from .errors import CodecError, LmarError
-from .executors import default_jobs, open_executor  # noqa: F401 - default_jobs: part of this module's API
 from .registry import get_registry
 from .selection import WHOLE_LIMIT, Choice, EncodedBlock, SelectOptions, block_size_of, choose, encode_block
 
@@ -46,12 +45,19 @@ def _read_file(path: str, limit: int) -> bytes:
 def plan_file(path: str, size: int, opts: SelectOptions) -> Plan:
     """Worker entry point: choose a codec for one file (and code it when it is small)."""
     try:
-        data = _read_file(path, WHOLE_LIMIT + 1)
+        data, total = _plan_input(path, size)
     except OSError as exc:
         return failed_plan(f"cannot read: {exc.strerror or exc}")
-    whole = len(data) <= WHOLE_LIMIT
-    total = len(data) if whole else max(size, len(data))
-    return plan_bytes(data if whole else data[:WHOLE_LIMIT], total, opts)
+    return plan_bytes(data, total, opts)
+
+
+def _plan_input(path: str, size: int) -> tuple[bytes, int]:
+    """What a file's plan is made from: the whole file, or its first WHOLE_LIMIT bytes as the sample of a
+    larger one, and the file's total size."""
+    data = _read_file(path, WHOLE_LIMIT + 1)
+    if len(data) <= WHOLE_LIMIT:
+        return data, len(data)
+    return data[:WHOLE_LIMIT], max(size, len(data))
 
 
 def plan_bytes(data: bytes, total: int, opts: SelectOptions) -> Plan:
@@ -82,25 +88,18 @@ def code_block(codec_name: str, params: dict[str, Any], chunk: bytes, verify: bo
     return encode_block(codec, chunk, verify and codec.verify_by_default)
 
 
-def make_executor(jobs: int) -> Any:
-    """The local executor for ``jobs`` workers (kept for callers of this module; see :mod:`lmar.executors`)."""
-    return open_executor("local", max(1, jobs))
-
-
 def submit_file(executor: Any, path: str, size: int, opts: SelectOptions) -> Future:
     """Plan a large file: by path where workers share this machine's files, else read here and ship its bytes
     (the same bytes ``plan_file`` would read, so the plan is the same)."""
     if executor.reads_paths:
         return executor.submit(plan_file, path, size, opts)
     try:
-        data = _read_file(path, WHOLE_LIMIT + 1)
+        data, total = _plan_input(path, size)
     except OSError as exc:
         done: Future = Future()
         done.set_result(failed_plan(f"cannot read: {exc.strerror or exc}"))
         return done
-    whole = len(data) <= WHOLE_LIMIT
-    total = len(data) if whole else max(size, len(data))
-    return executor.submit(plan_bytes, data if whole else data[:WHOLE_LIMIT], total, opts)
+    return executor.submit(plan_bytes, data, total, opts)
 
 
 def iter_blocks_of_large_file(executor: Any, path: str, plan: Plan, window: int, verify: bool,
