@@ -20,8 +20,7 @@ from .errors import LmarError
 from .grouping import GroupingOptions  # noqa: F401 - part of the API (CreateOptions.grouping)
 from .members import MemberInfo
 from .progress import Progress
-from .member_codec import machine_binding
-from .registry import Registry, get_registry
+from .registry import Registry, get_registry, machine_binding
 from .writer import ArchiveWriter, CreateOptions, MemberResult
 
 __all__ = ["ArchiveReader", "ArchiveWriter", "CreateOptions", "GroupingOptions", "MemberFilter", "MemberResult",
@@ -214,4 +213,6 @@ def stdout_writer(**kwargs: Any) -> ArchiveWriter:
 def machine_bound(info: MemberInfo, registry: Registry | None = None) -> str:
     """The machines a member decodes on when its codec's float numerics bind it ("x86_64 CPUs with avx2,
     fma (float numerics)"); "" when it decodes anywhere. Asked of the member's codec, from what it recorded."""
-    return machine_binding(registry or get_registry(), info)
+    if info.codec is None:
+        return ""
+    return machine_binding(registry or get_registry(), info.codec.name, info.codec.info)

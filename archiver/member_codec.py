@@ -11,8 +11,7 @@ import xxhash
 
 from .errors import ChecksumError, CodecError, CodecUnavailable, FormatError
 from .members import CodecRef, MemberInfo
-from .registry import Registry
-from .registry import machine_binding as registry_binding
+from .registry import Registry, plugin_words
 
 
 def codec_for(registry: Registry, info: MemberInfo) -> Any:
@@ -54,10 +53,7 @@ def hint(codec: Any, info: MemberInfo) -> str:
     """The codec's explanation of a mismatch (e.g. another machine's numerics), from what the member recorded."""
     if codec is None:
         return ""
-    try:
-        text = codec.mismatch_hint(info.codec.info if info.codec else {})
-    except Exception:
-        text = ""
+    text = plugin_words(lambda: codec.mismatch_hint(info.codec.info if info.codec else {}))
     return f" ({text})" if text else ""
 
 
@@ -65,10 +61,3 @@ def missing_note(registry: Registry, ref: CodecRef) -> str:
     """What a plugin knows about the missing codec (an ``llm-*`` model to import); the core never reads params."""
     text = registry.missing_hint(ref.name, ref.params)
     return f" ({text})" if text else ""
-
-
-def machine_binding(registry: Registry, info: MemberInfo) -> str:
-    """The machines ``info``'s member is bound to, in the codec's words; "" for any machine (or no codec)."""
-    if info.codec is None:
-        return ""
-    return registry_binding(registry, info.codec.name, info.codec.info)

@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pluggy
 
@@ -106,33 +106,29 @@ class Registry:
         """What a plugin knows about a codec name it does not provide here (e.g. an ``llm-*`` model to import)."""
         if self.manager is None:
             return ""
-        try:
-            text = self.manager.hook.missing_codec_hint(name=name, params=dict(params))
-        except Exception:  # a plugin's hint must not hide the real error
-            return ""
-        return text if isinstance(text, str) else ""
+        return plugin_words(lambda: self.manager.hook.missing_codec_hint(name=name, params=dict(params)))
 
 
-def describe(cls: type[Codec], params: Mapping[str, Any] | None) -> str:
-    """``cls.describe(params)``, or "" when a plugin's method fails (it only words a message)."""
+def plugin_words(call: Callable[[], Any]) -> str:
+    """The text a plugin's method returns to word a message, or "" when it fails or returns no text: such
+    words only explain, so a plugin's bug must never hide the real error or break a listing."""
     try:
-        text = cls.describe(params)
+        text = call()
     except Exception:
         return ""
     return text if isinstance(text, str) else ""
+
+
+def describe(cls: type[Codec], params: Mapping[str, Any] | None) -> str:
+    """``cls.describe(params)``, or "" when a plugin's method fails."""
+    return plugin_words(lambda: cls.describe(params))
 
 
 def machine_binding(registry: "Registry", name: str, recorded_info: Mapping[str, Any]) -> str:
     """What machines a member of codec ``name`` with ``recorded_info`` is bound to ("" for any machine, or
     when the codec is not installed here or its method fails: this only words a note)."""
     cls = registry.codecs.get(name)
-    if cls is None:
-        return ""
-    try:
-        text = cls.machine_binding(dict(recorded_info))
-    except Exception:
-        return ""
-    return text if isinstance(text, str) else ""
+    return "" if cls is None else plugin_words(lambda: cls.machine_binding(dict(recorded_info)))
 
 
 def normalize(name: str) -> str:

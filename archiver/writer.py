@@ -229,13 +229,15 @@ class ArchiveWriter:
         data_members = [i for i, s in enumerate(group.members) if s.info.type == FILE and i not in group.refs]
         data_size = sum(group.members[i].info.size for i in data_members) or 1
         left = stored
+        # one codec codes the whole group, so one answer serves every member
+        bound = machine_binding(get_registry(), plan.codec_name, plan.info) if plan is not None else ""
         for i, src in enumerate(group.members):
             info = src.info
             r = MemberResult(info.path, info.type, size=info.size if info.type == FILE else 0, group=number)
             if plan is not None and info.type == FILE:
                 r.codec = plan.codec_name
                 r.candidates = plan.candidates
-                r.machine_bound = machine_binding(get_registry(), plan.codec_name, plan.info)
+                r.machine_bound = bound
                 if i in group.refs:
                     r.dedup_of = group.members[group.refs[i]].info.path
                 else:
