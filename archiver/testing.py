@@ -25,7 +25,7 @@ import tracemalloc
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-import msgpack
+from lmar.formats import records
 
 from .codec import Codec
 from .errors import CodecError
@@ -120,17 +120,23 @@ def _check_declarations(codec_cls: type[Codec], report: _Report) -> None:
 
 
 def _check_params(encoder: Codec, report: _Report) -> dict[str, Any]:
-    """The parameters as an archive records and reads them back (msgpack), which must change nothing."""
-    for what, value in (("params", encoder.params), ("header_info()", encoder.header_info())):
-        try:
-            back = msgpack.unpackb(msgpack.packb(value, use_bin_type=True), raw=False, strict_map_key=False)
-        except Exception as exc:
-            report.fail("parameters", f"{what} do not pack as msgpack: {type(exc).__name__}: {exc}")
-        if back != value:
-            report.fail("parameters", f"{what} change in a msgpack round trip: {value!r} -> {back!r}")
-    recorded = msgpack.unpackb(msgpack.packb(encoder.params, use_bin_type=True), raw=False)
+    """The parameters as an archive records and reads them back, for building decoders; they and
+    ``header_info()`` must come back unchanged."""
+    recorded = _read_back("params", encoder.params, report)
+    _read_back("header_info()", encoder.header_info(), report)
     report.done.append("parameters")
     return recorded
+
+
+def _read_back(what: str, value: Any, report: _Report) -> Any:
+    """``value`` through the archive's own msgpack packing (string map keys only, bounded)."""
+    try:
+        back = records.unpack(records.pack(value), what)
+    except Exception as exc:
+        report.fail("parameters", f"{what} do not survive the archive's msgpack: {type(exc).__name__}: {exc}")
+    if back != value:
+        report.fail("parameters", f"{what} change in a msgpack round trip: {value!r} -> {back!r}")
+    return back
 
 
 def _accepts(encoder: Codec, data: bytes, report: _Report, label: str) -> bool:
