@@ -17,6 +17,15 @@ from typing import Any, Callable, Protocol
 from .errors import LmarError
 
 EXECUTORS = ("local", "ray")
+#: Bytes of task input (and, when decoding, output) the driver keeps in flight at most, besides one task:
+#: a window of ``2 x workers`` tasks alone would hold 128 solid groups of 16 MiB on 64 workers.
+IN_FLIGHT_BYTES = 1 << 30
+
+
+def window_has_room(tasks: int, task_bytes: int, workers: int) -> bool:
+    """Whether one more task may be submitted: up to ``2 x workers`` tasks (so no worker waits for the
+    driver), and up to :data:`IN_FLIGHT_BYTES` of their bytes; one task is always allowed."""
+    return tasks == 0 or (tasks < max(2, 2 * workers) and task_bytes < IN_FLIGHT_BYTES)
 
 
 class Executor(Protocol):

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import xxhash
 
 from .errors import CodecError, LmarError
+from .executors import window_has_room
 from .registry import get_registry
 from .selection import WHOLE_LIMIT, Choice, EncodedBlock, SelectOptions, block_size_of, choose, encode_block
 
@@ -49,6 +50,11 @@ def plan_file(path: str, size: int, opts: SelectOptions) -> Plan:
     except OSError as exc:
         return failed_plan(f"cannot read: {exc.strerror or exc}")
     return plan_bytes(data, total, opts)
+
+
+def plan_input_size(size: int) -> int:
+    """Bytes the plan of a file of ``size`` bytes reads (and holds while it is made)."""
+    return min(size, WHOLE_LIMIT)
 
 
 def _plan_input(path: str, size: int) -> tuple[bytes, int]:
@@ -102,9 +108,10 @@ def submit_file(executor: Any, path: str, size: int, opts: SelectOptions) -> Fut
     return executor.submit(plan_bytes, data, total, opts)
 
 
-def iter_blocks_of_large_file(executor: Any, path: str, plan: Plan, window: int, verify: bool,
+def iter_blocks_of_large_file(executor: Any, path: str, plan: Plan, workers: int, verify: bool,
                               hasher: "xxhash.xxh3_128", h64: "xxhash.xxh3_64 | None" = None) -> Iterator[EncodedBlock]:
-    """Read the file block by block in this process (hashing as we go) and code the blocks in workers."""
+    """Read the file block by block in this process (hashing as we go) and code the blocks in workers
+    (as many in flight as :func:`lmar.executors.window_has_room` allows)."""
     codec = get_registry().create(plan.codec_name, plan.params)
     size = block_size_of(codec)
     pending: deque[Future] = deque()
@@ -116,7 +123,8 @@ def iter_blocks_of_large_file(executor: Any, path: str, plan: Plan, window: int,
                 if h64 is not None:
                     h64.update(chunk)
                 pending.append(executor.submit(code_block, plan.codec_name, plan.params, chunk, verify))
-            while pending and (len(pending) >= window or not chunk):
+            # each block in flight holds its raw bytes and, once coded, about as many again
+            while pending and (not chunk or not window_has_room(len(pending), 2 * size * len(pending), workers)):
                 try:
                     yield pending.popleft().result()
                 except CodecError:

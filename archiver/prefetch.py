@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from lmar.formats.container import Block, GroupEnd, open_container
 
 from .errors import CodecError, FormatError
-from .executors import open_executor
+from .executors import open_executor, window_has_room
 from .registry import get_registry
 
 if TYPE_CHECKING:
@@ -57,13 +57,18 @@ class _Decoded:
             return self._codec.decompress(stored, raw_len)  # the worker was lost for good: decode here
 
 
+def _held(block: Block) -> int:
+    return len(block.stored) + block.raw_len
+
+
 class BlockPrefetcher:
-    """Reads blocks ahead in archive order and keeps ``window`` of them decoding on ``executor``."""
+    """Reads blocks ahead in archive order and keeps a bounded window of them (:func:`lmar.executors.window_has_room`) decoding on ``executor``."""
 
     def __init__(self, path: str, executor: Any, wanted: Callable[[str], bool] | None = None) -> None:
         self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
         self._executor = executor
-        self._window = max(2, 2 * executor.workers)
+        self._workers = executor.workers
+        self._in_flight = 0  # bytes held by the blocks ahead: stored, and raw once decoded
         self._wanted = wanted
         self._ahead: deque[tuple[tuple[int, int], Block, Future]] = deque()
         self._source = self._blocks()
@@ -95,20 +100,26 @@ class BlockPrefetcher:
                 continue  # the reader meets the same damage and reports it
 
     def _fill(self) -> None:
-        while len(self._ahead) < self._window:
+        while window_has_room(len(self._ahead), self._in_flight, self._workers):
             item = next(self._source, None)
             if item is None:
                 return
             g, k, desc, block = item
             self._ahead.append(((g, k), block, self._executor.submit(decode_task, desc, block.stored, block.raw_len)))
+            self._in_flight += _held(block)
+
+    def _take(self) -> tuple[tuple[int, int], Block, Future]:
+        item = self._ahead.popleft()
+        self._in_flight -= _held(item[1])
+        return item
 
     def codec_for_block(self, group: int, k: int, block: Block, codec: Any) -> Any:
         """``codec``, or a stand-in answering with the worker's decoding of block ``k`` of ``group``."""
         self._fill()
         while self._ahead and self._ahead[0][0] < (group, k):
-            self._ahead.popleft()[2].cancel()  # skipped by the reader (not wanted, or served otherwise)
+            self._take()[2].cancel()  # skipped by the reader (not wanted, or served otherwise)
         if self._ahead and self._ahead[0][0] == (group, k):
-            _, ahead, fut = self._ahead.popleft()
+            _, ahead, fut = self._take()
             self._fill()
             if ahead.raw_len == block.raw_len and ahead.raw_xxh64 == block.raw_xxh64 and ahead.stored == block.stored:
                 self.served += 1
@@ -119,6 +130,7 @@ class BlockPrefetcher:
         for _, _, fut in self._ahead:
             fut.cancel()
         self._ahead.clear()
+        self._in_flight = 0
         self._f.close()
 
 

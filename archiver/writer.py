@@ -20,14 +20,24 @@ from lmar.formats.member_table import Table, TableMember
 from .errors import CodecError, LmarError
 from .grouping import Group, GroupingOptions, plan_groups
 from .members import FILE
-from .executors import open_executor
-from .pipeline import Plan, failed_plan, iter_blocks_of_large_file, plan_bytes, submit_file
+from .executors import open_executor, window_has_room
+from .pipeline import Plan, failed_plan, iter_blocks_of_large_file, plan_bytes, plan_input_size, submit_file
 from .progress import NoProgress, Progress
 from .registry import get_registry, machine_binding
 from .selection import SelectOptions, classify_small_file
 from .walk import Skipped, Source, collect
 
 _EMPTY_XXH64 = xxhash.xxh3_64_intdigest(b"")
+
+
+def _task_bytes(group: Group) -> int:
+    """Bytes a group holds while its task is in flight: a solid group's content (with its coded result), or
+    what a large file's plan reads."""
+    if group.data is not None:
+        return 2 * len(group.data)
+    if group.kind == "large":
+        return plan_input_size(group.members[0].info.size)
+    return 0
 
 
 @dataclass
@@ -126,19 +136,22 @@ class ArchiveWriter:
         return None
 
     def _write_groups(self, groups: Iterator[Group], executor: Any, jobs: int, total: int) -> Iterator[MemberResult]:
-        window = max(2, 2 * jobs)
-        pending: deque[tuple[Group, Any]] = deque()
+        pending: deque[tuple[Group, Any, int]] = deque()
+        in_flight = 0
         exhausted = False
         while True:
-            while not exhausted and len(pending) < window:
+            while not exhausted and window_has_room(len(pending), in_flight, jobs):
                 group = next(groups, None)
                 if group is None:
                     exhausted = True
                     break
-                pending.append((group, self._submit(group, executor, total)))
+                cost = _task_bytes(group)
+                pending.append((group, self._submit(group, executor, total), cost))
+                in_flight += cost
             if not pending:
                 return
-            group, fut = pending.popleft()
+            group, fut, cost = pending.popleft()
+            in_flight -= cost
             for src, why in group.errors:
                 self.progress.advance(src.info.size, src.info.path)
                 yield MemberResult(src.info.path, src.info.type, error=why)
@@ -212,7 +225,7 @@ class ArchiveWriter:
         h64 = xxhash.xxh3_64()
         stored = size = 0
         try:
-            for block in iter_blocks_of_large_file(executor, src.fs_path, plan, 2 * jobs,
+            for block in iter_blocks_of_large_file(executor, src.fs_path, plan, jobs,
                                                    self.options.select.verify, hasher, h64):
                 self._container.block(block.raw_len, block.stored, block.raw_xxh64)
                 stored += len(block.stored)

@@ -81,3 +81,60 @@ def test_damage_reads_the_same_with_a_pool(tmp_path):
             rep = r.test(jobs=jobs)
         reports.append((rep.visited, rep.failures))
     assert reports[0] == reports[1] and reports[0][1], reports
+
+
+class _CountingExecutor:
+    """Runs each task when its result is asked for, and records the most tasks ever outstanding."""
+
+    reads_paths = True
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.outstanding = 0
+        self.most = 0
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        executor = self
+
+        class Lazy(Future):
+            def result(self, timeout=None):
+                if not self.done():
+                    executor.outstanding -= 1
+                    self.set_result(fn(*args))
+                return super().result()
+
+        self.outstanding += 1
+        self.most = max(self.most, self.outstanding)
+        return Lazy()
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+@pytest.mark.parametrize("cap, most", [(1 << 30, 8), (1, 1)])
+def test_in_flight_window_is_bounded_by_tasks_and_bytes(tmp_path, monkeypatch, cap, most):
+    """Create and extract keep at most 2 x workers tasks, and at most IN_FLIGHT_BYTES of their bytes (one task
+    always goes), so a driver feeding many workers holds bounded memory."""
+    from lmar import executors, writer
+
+    monkeypatch.setattr(executors, "IN_FLIGHT_BYTES", cap)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(12):
+        (src / f"f{i:02d}.txt").write_bytes(b"line %d of a file\n" % i * 400)
+    ex = _CountingExecutor(4)
+    monkeypatch.setattr(writer, "open_executor", lambda *a, **k: ex)
+    opts = CreateOptions(select=SelectOptions(candidates=["zlib"]), jobs=4, grouping=GroupingOptions(solid=False))
+    path = str(tmp_path / "a.lmar")
+    monkeypatch.chdir(tmp_path)
+    with lmar.open(path, "w", options=opts) as w:
+        assert not [r for r in w.add(["src"]) if r.error]
+    assert ex.most == most
+    dec = _CountingExecutor(4)
+    monkeypatch.setattr(prefetch, "open_executor", lambda *a, **k: dec)
+    with lmar.open(path) as r:
+        assert r.extractall(str(tmp_path / "out"), jobs=4).ok
+    assert dec.most == most + 1  # ...besides the block the reader is taking
+    assert (tmp_path / "out" / "src" / "f11.txt").read_bytes() == (src / "f11.txt").read_bytes()
