@@ -18,7 +18,7 @@ from lmar.formats.container import ContainerWriter
 from lmar.formats.member_table import Table, TableMember
 
 from .errors import CodecError, LmarError
-from .grouping import Group, GroupingOptions, plan_groups
+from .grouping import Group, GroupingOptions, plan_groups, solid_limit_for
 from .members import FILE
 from .executors import open_executor, window_has_room
 from .pipeline import Plan, failed_plan, iter_blocks_of_large_file, plan_bytes, plan_input_size, submit_file
@@ -112,7 +112,10 @@ class ArchiveWriter:
         registry = get_registry()
         select = self.options.select
         try:
-            groups = plan_groups(sources, self.options.grouping,
+            grouping = self.options.grouping
+            if grouping.solid_limit is None:
+                grouping = dataclasses.replace(grouping, solid_limit=solid_limit_for(select.level))
+            groups = plan_groups(sources, grouping,
                                  lambda data: classify_small_file(registry, data, select))
             results.extend(self._write_groups(groups, executor, jobs, total))
         finally:
