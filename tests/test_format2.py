@@ -343,3 +343,30 @@ def test_api_grouping_options_round_trip():
     w.close()
     with lmar.open(io.BytesIO(buf.getvalue())) as ar:
         assert ar.read("x") == b"hello" * 100 and ar.read("y") == b""
+
+
+def test_solid_limit_follows_the_level(tmp_path):
+    """Without --solid-limit, a 200 KiB file joins the small files' solid group at the default level (1 MiB
+    limit: the lm stream carries across them) and keeps a group of its own at --level fast (64 KiB)."""
+    from lmar.grouping import DEFAULT_SOLID_LIMIT, solid_limit_for
+
+    assert solid_limit_for("default") == DEFAULT_SOLID_LIMIT == 1 << 20 and solid_limit_for("fast") == 64 << 10
+    src = tmp_path / "t"
+    src.mkdir()
+    (src / "big.txt").write_bytes(b"".join(b"line %d of a medium file\n" % i for i in range(8000)))
+    for i in range(3):
+        (src / f"s{i}.txt").write_bytes(b"small file %d\n" % i * 50)
+    solid = {}
+    for level in ("default", "fast"):
+        arc = tmp_path / f"{level}.lmar"
+        opts = CreateOptions(select=SelectOptions(candidates=classical_codecs(), level=level), jobs=1)
+        here = os.getcwd()
+        os.chdir(tmp_path)
+        try:
+            with lmar.open(str(arc), "w", options=opts) as w:
+                w.add(["t"])
+        finally:
+            os.chdir(here)
+        with lmar.open(str(arc)) as ar:
+            solid[level] = ar.getmember("t/big.txt").solid
+    assert solid == {"default": True, "fast": False}
