@@ -29,6 +29,10 @@ DEFAULT_SOLID_LIMIT = 1 << 20
 #: cannot see the repeats a long LZ window finds, so at ``fast`` a large file in the group made selection pick
 #: ppmd over lzma (Markdown tree: 217,533 bytes with 64 KiB, 234,985 with 1 MiB).
 LEVEL_SOLID_LIMIT = {"fast": 64 << 10}
+#: Files that are not text ("binary", "raw") join a solid group only under this size, whatever the solid limit:
+#: unrelated binary formats share little, and each keeps the codec its own trial picks (../shared/corpus: its
+#: seven binary files of 38 KB-1 MB in one lm group took 346,766 bytes against 331,830 coded one by one).
+BINARY_SOLID_LIMIT = 64 << 10
 #: Largest solid group (raw bytes).
 DEFAULT_SOLID_SIZE = 16 << 20
 MAX_SOLID_SIZE = 256 << 20
@@ -162,6 +166,8 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
             continue
         src.info.size = len(data)
         kind = classify(data) if data else "solid"
+        if kind != "solid" and len(data) >= BINARY_SOLID_LIMIT:
+            kind = "alone"
         if kind == "alone":
             g = Group("solid", [src], data, hashes={0: xxhash.xxh3_64_intdigest(data)})
             yield _with_refs(g, 0, followers.get(pos, []), ordered)
