@@ -14,7 +14,7 @@ import os
 import posixpath
 import stat
 import tempfile
-from typing import Iterator
+from typing import IO, Iterator
 
 from .errors import UnsafeMemberError, LmarError
 from .members import DIR, FILE, HARDLINK, SYMLINK, MemberInfo
@@ -24,11 +24,16 @@ SAFE_MODE_MASK = 0o777 & ~(stat.S_IWGRP | stat.S_IWOTH)
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _set_file_times(fd: int, path: str, info: MemberInfo) -> None:
-    if os.utime in os.supports_fd:
-        os.utime(fd, ns=(info.mtime_ns, info.mtime_ns))
-    else:
-        os.utime(path, ns=(info.mtime_ns, info.mtime_ns))
+def _write_content(f: IO[bytes], path: str, chunks: Iterator[bytes], info: MemberInfo) -> None:
+    """Write a file's bytes to ``f`` (open at ``path``), then its mode and time, through the open file
+    where the platform allows it."""
+    for chunk in chunks:
+        f.write(chunk)
+    f.flush()
+    mode = info.mode & SAFE_MODE_MASK
+    times = (info.mtime_ns, info.mtime_ns)
+    os.chmod(f.fileno() if os.chmod in os.supports_fd else path, mode)
+    os.utime(f.fileno() if os.utime in os.supports_fd else path, ns=times)
 
 
 def safe_relpath(path: str) -> str:
@@ -172,11 +177,7 @@ class Extractor:
             raise LmarError(f"{info.path}: already exists (use --overwrite to replace it)") from None
         try:
             with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
-                f.flush()
-                os.chmod(f.fileno(), info.mode & SAFE_MODE_MASK)
-                _set_file_times(f.fileno(), target, info)
+                _write_content(f, target, chunks, info)
         except BaseException:
             os.unlink(target)  # created by us a moment ago: no partial or unverified file is left
             raise
@@ -185,10 +186,7 @@ class Extractor:
         fd, tmp = tempfile.mkstemp(prefix=".lmar-", dir=os.path.dirname(target))
         try:
             with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
-            os.chmod(tmp, info.mode & SAFE_MODE_MASK)
-            os.utime(tmp, ns=(info.mtime_ns, info.mtime_ns))
+                _write_content(f, tmp, chunks, info)
             os.replace(tmp, target)
         except BaseException:
             if os.path.lexists(tmp):

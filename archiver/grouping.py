@@ -48,6 +48,12 @@ class GroupingOptions:
     solid_size: int = DEFAULT_SOLID_SIZE
     dedup: bool = True
 
+    def limit_at(self, level: str) -> int:
+        """The solid limit in force at ``level``: the one given, else the level's; 0 without solid groups."""
+        if not self.solid:
+            return 0
+        return solid_limit_for(level) if self.solid_limit is None else self.solid_limit
+
 
 @dataclass
 class Group:
@@ -126,7 +132,7 @@ def find_duplicates(files: list[Source]) -> dict[int, int]:
 
 
 def plan_groups(sources: list[Source], opts: GroupingOptions,
-                classify: Callable[[bytes], str]) -> Iterator[Group]:
+                classify: Callable[[bytes], str], level: str = "default") -> Iterator[Group]:
     """Yield the groups of ``sources`` in archive order, reading small files as their group fills.
 
     ``classify(data)`` says which pool a small file joins: "solid" (compressible, for the shared stream),
@@ -136,7 +142,7 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
     meta = [s for s in sources if s.info.type == DIR or (s.info.type == FILE and s.info.size == 0)]
     links = [s for s in sources if s.info.type in (SYMLINK, HARDLINK)]
     files = [s for s in sources if s.info.type == FILE and s.info.size > 0]
-    limit = (DEFAULT_SOLID_LIMIT if opts.solid_limit is None else opts.solid_limit) if opts.solid else 0
+    limit = opts.limit_at(level)
     small = sorted((s for s in files if s.info.size < limit), key=_ext_key)
     large = [s for s in files if s.info.size >= limit]
     ordered = small + large

@@ -18,7 +18,7 @@ from lmar.formats.container import ContainerWriter
 from lmar.formats.member_table import Table, TableMember
 
 from .errors import CodecError, LmarError
-from .grouping import Group, GroupingOptions, plan_groups, solid_limit_for
+from .grouping import Group, GroupingOptions, plan_groups
 from .members import FILE
 from .executors import open_executor, window_has_room
 from .pipeline import Plan, failed_plan, iter_blocks_of_large_file, plan_bytes, plan_input_size, submit_file
@@ -112,11 +112,8 @@ class ArchiveWriter:
         registry = get_registry()
         select = self.options.select
         try:
-            grouping = self.options.grouping
-            if grouping.solid_limit is None:
-                grouping = dataclasses.replace(grouping, solid_limit=solid_limit_for(select.level))
-            groups = plan_groups(sources, grouping,
-                                 lambda data: classify_small_file(registry, data, select))
+            groups = plan_groups(sources, self.options.grouping,
+                                 lambda data: classify_small_file(registry, data, select), select.level)
             results.extend(self._write_groups(groups, executor, jobs, total))
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
