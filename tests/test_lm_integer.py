@@ -12,25 +12,60 @@ from lmar.errors import CodecError
 from lmar.plugins.lmcore import intnet, model_files
 from lm_fixtures import FIXTURE_PARAMS, fixture_input, fixture_payload
 
-INT_MODEL = "bytegru-v3i"
+INT_MODEL = "bytegru-v3i2"  # the default: graph 2 (tools/lm/export_int_onnx_g2.py)
+GRAPH1_MODEL = "bytegru-v3i"  # the same integers in graph 1, what the first cm6 members name
+MODELS = (GRAPH1_MODEL, INT_MODEL)
 SHIPPED = model_files.SHIPPED_DIR / f"{INT_MODEL}.onnx"  # package data (test_lm_codec checks it is there)
 CORPUS_TEXT = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "text" / "alice29.txt"
 INT16_MAX = 32767
 
 
+def _path(model: str) -> Path:
+    return model_files.SHIPPED_DIR / f"{model}.onnx"
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def model(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def params() -> intnet.IntParams:
+def params(model: str) -> intnet.IntParams:
     pytest.importorskip("onnx")
-    return intnet.load_onnx(SHIPPED)
+    return intnet.load_onnx(_path(model))
 
 
-def _session(threads: int):
+def _session(threads: int, model: str = INT_MODEL):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    return ort.InferenceSession(str(SHIPPED), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(_path(model)), so, providers=["CPUExecutionProvider"])
+
+
+def _run(sess, byte: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(logits [B, 256], state_out) from either graph; graph 2's mixer inputs are checked on the way:
+    float32 logits / 16 and a hidden input the mixer reads back as (h + 256) >> 9."""
+    names = [o.name for o in sess.get_outputs()]
+    if "mix_logits" not in names:
+        return tuple(sess.run(["logits", "state_out"], {"byte": byte, "state": state}))
+    lo, so, ml, mh = sess.run(["logits", "state_out", "mix_logits", "mix_hidden"], {"byte": byte, "state": state})
+    lg, hid = intnet.mixer_inputs(lo[0], so)
+    assert np.array_equal(ml[0], lg)
+    assert np.array_equal(intnet.hidden_units(mh[0]), intnet.hidden_units(hid))
+    assert np.array_equal(intnet.hidden_units(hid), (so[-1].astype(np.int64) + 256) >> 9)
+    return lo[0], so
+
+
+def test_both_graphs_hold_the_same_integers() -> None:
+    pytest.importorskip("onnx")
+    a, b = (intnet.load_onnx(_path(m)) for m in MODELS)
+    pairs = [(a.emb, b.emb), (a.w_out, b.w_out), (a.m_out, b.m_out), (a.c_out, b.c_out), (a.sig, b.sig),
+             (a.tanh, b.tanh)]
+    for name in ("w_hh", "m_hh", "c_hh", "w_ih", "m_ih", "c_ih"):
+        pairs += list(zip(getattr(a, name), getattr(b, name), strict=True))
+    assert all(np.array_equal(x.astype(np.int64), y.astype(np.int64)) for x, y in pairs)
 
 
 # -- the saturation proof ---------------------------------------------------------------------------
@@ -57,30 +92,46 @@ def test_shipped_weights_respect_the_bound(params: intnet.IntParams) -> None:
             assert worst <= INT16_MAX, (name, worst)
 
 
-def test_graph_is_integer_only() -> None:
+@pytest.mark.parametrize("model_name", MODELS)
+def test_graph_is_integer_only(model_name: str) -> None:
+    """Every operator is integer; graph 2's only float values are its two mixer outputs, each a Cast of
+    an integer tensor times a power of two (exact in float32 for the values the mixer reads)."""
     onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto
+    from onnx import TensorProto, numpy_helper
 
-    m = onnx.load(str(SHIPPED))
+    m = onnx.load(str(_path(model_name)))
     allowed = {"Gather", "MatMulInteger", "Cast", "Add", "Sub", "Mul", "Clip", "Split", "Concat", "Squeeze", "Div",
-               "BitShift"}
+               "BitShift", "Identity"}
     assert {n.op_type for n in m.graph.node} <= allowed
     ints = {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT32, TensorProto.UINT32, TensorProto.INT64,
             TensorProto.UINT64}
-    assert all(i.data_type in ints for i in m.graph.initializer)
+    mixer_outputs = {"mix_logits", "mix_hidden"}
+    float_inits = {}
+    for i in m.graph.initializer:
+        if i.data_type not in ints:
+            float_inits[i.name] = float(numpy_helper.to_array(i))
+    float_casts = set()
     for n in m.graph.node:
-        if n.op_type == "Cast":
-            assert n.attribute[0].i in ints
+        if n.op_type == "Cast" and n.attribute[0].i not in ints:
+            float_casts.add(n.output[0])
         if n.op_type == "MatMulInteger":  # zero point 128 on the uint8 operand, int8 weights
             assert len(n.input) == 3
-    io = [*m.graph.input, *m.graph.output]
-    assert all(v.type.tensor_type.elem_type in ints for v in io)
+    for n in m.graph.node:  # a float tensor is used only by Mul(cast, 2^-k) making a mixer output
+        for name in n.input:
+            if name in float_casts or name in float_inits:
+                assert n.op_type == "Mul" and n.output[0] in mixer_outputs, n.name
+    assert all(np.log2(v) == int(np.log2(v)) for v in float_inits.values())
+    assert len(float_casts) == len(float_inits) == (2 if model_name == INT_MODEL else 0)
+    for v in m.graph.input:
+        assert v.type.tensor_type.elem_type in ints
+    for v in m.graph.output:
+        assert v.type.tensor_type.elem_type in ints or v.name in mixer_outputs
 
 
 # -- ONNX Runtime == reference ------------------------------------------------------------------------
 @pytest.mark.parametrize("threads", [1, 2])
-def test_onnxruntime_matches_reference_on_random_inputs(params: intnet.IntParams, threads: int) -> None:
-    sess = _session(threads)
+def test_onnxruntime_matches_reference_on_random_inputs(model: str, params: intnet.IntParams, threads: int) -> None:
+    sess = _session(threads, model)
     rng = np.random.default_rng(threads)
     for b in (1, 3, 17, 64):
         byte = rng.integers(0, 257, b).astype(np.int64)
@@ -88,21 +139,21 @@ def test_onnxruntime_matches_reference_on_random_inputs(params: intnet.IntParams
         state[:, 0] = 32768  # extremes: every operand at 255 / at 1
         if b > 1:
             state[:, 1] = -32768
-        lo, so = sess.run(["logits", "state_out"], {"byte": byte, "state": state})
+        lo, so = _run(sess, byte, state)
         lr, sr = intnet.step(params, byte, state)
         assert np.array_equal(lo, lr) and np.array_equal(so, sr), b
         assert np.abs(so).max() <= intnet.ONE
 
 
-def test_onnxruntime_matches_reference_on_text(params: intnet.IntParams) -> None:
+def test_onnxruntime_matches_reference_on_text(model: str, params: intnet.IntParams) -> None:
     text = CORPUS_TEXT.read_bytes()[:8 * 300] if CORPUS_TEXT.is_file() else (b"The quick brown fox. " * 200)[:2400]
     segs = np.frombuffer(text, np.uint8).reshape(8, -1).astype(np.int64)
-    sess = _session(1)
+    sess = _session(1, model)
     state = np.zeros((params.layers, 8, params.hidden), np.int32)
     ref = state.copy()
     prev = np.full(8, 256, np.int64)
     for t in range(segs.shape[1]):
-        lo, state = sess.run(["logits", "state_out"], {"byte": prev, "state": state})
+        lo, state = _run(sess, prev, state)
         lr, ref = intnet.step(params, prev, ref)
         assert np.array_equal(lo, lr) and np.array_equal(state, ref), t
         prev = segs[:, t]
@@ -149,14 +200,24 @@ def test_scheme_and_network_numerics_must_agree() -> None:
     assert _codec(scheme="cm5").params["model"] == "bytegru-v3"  # older schemes keep their float network
 
 
-def test_cm6_fixture_decodes_and_reencodes_to_the_same_bytes() -> None:
+@pytest.mark.parametrize("model_name", MODELS)
+def test_cm6_fixture_decodes_and_reencodes_to_the_same_bytes(model_name: str) -> None:
     """A cm6 payload is a function of the data alone: decoding it and coding the data again give the
-    same bytes here as on the machine that wrote it (40 segments, two lanes)."""
+    same bytes here as on the machine that wrote it (40 segments, two lanes), with either graph."""
     data = fixture_input()
     payload = fixture_payload("cm6")
-    c = _codec(**FIXTURE_PARAMS, scheme="cm6", model=INT_MODEL)
+    c = _codec(**FIXTURE_PARAMS, scheme="cm6", model=model_name)
     assert c.decompress(payload, len(data)) == data
     assert c.compress(data) == payload
+
+
+def test_both_graphs_code_the_same_bits_in_one_segment() -> None:
+    """One segment (the common case, no lanes) through graph 2's bound stepper and graph 1's plain step."""
+    data = fixture_input()[:3000]
+    one, two = (_codec(model=m).compress(data) for m in MODELS)
+    assert one == two
+    assert _codec(model=GRAPH1_MODEL).decompress(two, len(data)) == data
+    assert _codec(model=INT_MODEL).decompress(one, len(data)) == data
 
 
 def test_cm6_damaged_payload_is_reported_as_damage() -> None:
@@ -199,3 +260,5 @@ def test_int32_intermediates_of_the_graph_cannot_overflow(params: intnet.IntPara
         assert intnet.ONE * hn + (1 << 30) + (1 << 14) < 1 << 31
     assert 1 <= int(params.sig.min()) and int(params.sig.max()) < intnet.ONE
     assert (intnet.ONE - 1) * 2 * intnet.ONE + (1 << 14) < 1 << 31
+    # Graph 2 forms z * (h - n) + 2^14 (z < 2^15, |h - n| <= 2^16) and (r * hn + 2^14 + 2^30) >= 0.
+    assert int(params.sig.max()) * 2 * intnet.ONE + (1 << 14) < 1 << 31

@@ -57,6 +57,12 @@ def kbs(n: int, s: float) -> float:
     return n / 1024 / s if s > 0 else float("inf")
 
 
+def _params(entry: str) -> dict[str, str]:
+    """``cm6`` or ``cm6:bytegru-v3i`` (a scheme with a named network) as codec params."""
+    scheme, _, model = entry.partition(":")
+    return {"scheme": scheme, **({"model": model} if model else {})}
+
+
 def compare(args: argparse.Namespace, schemes: list[str]) -> int:
     """Each scheme (with its default network) on the same files and sample, interleaved file by file so a
     drift in this shared machine's speed hits all of them alike."""
@@ -69,7 +75,7 @@ def compare(args: argparse.Namespace, schemes: list[str]) -> int:
         raw += len(data)
         sizes = []
         for s in schemes:
-            n, ct, dt = lm_round_trip(data, scheme=s)
+            n, ct, dt = lm_round_trip(data, **_params(s))
             tot[s][0] += n
             tot[s][1] += ct
             tot[s][2] += dt
@@ -86,7 +92,7 @@ def compare(args: argparse.Namespace, schemes: list[str]) -> int:
         corpus = b"".join(p.read_bytes() for p in sorted(files, key=lambda p: -p.stat().st_size))
         sample = corpus[: args.speed_bytes]
         for s in schemes:
-            n, ct, dt = lm_round_trip(sample, scheme=s)
+            n, ct, dt = lm_round_trip(sample, **_params(s))
             print(f"{s} speed on {len(sample)} bytes: compress {kbs(len(sample), ct):.1f} KB/s, "
                   f"decompress {kbs(len(sample), dt):.1f} KB/s, {n * 8 / len(sample):.3f} bits/byte", flush=True)
     return 0
@@ -99,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scaling-bytes", type=int, default=32 << 10, help="size of the scaling sample (0: skip)")
     ap.add_argument("--scaling", default="4,16,64,256", help="max_segments values for the scaling table")
     ap.add_argument("--no-files", action="store_true", help="skip the per-file size table (speed runs only)")
-    ap.add_argument("--schemes", default="", help="compare lm schemes side by side in this process, e.g. cm5,cm6 "
+    ap.add_argument("--schemes", default="", help="compare lm schemes side by side in this process, e.g. cm5,cm6 or "
+                    "cm6:bytegru-v3i,cm6 (scheme:network) "
                     "(sizes and speed of each, and the ratio of each to the first)")
     args = ap.parse_args(argv)
     if args.schemes:

@@ -46,8 +46,11 @@ class _Lane:
     def __init__(self, lo: int, hi: int, net: Network | None, state: MixerTables, starts: np.ndarray) -> None:
         self.lo, self.hi, self.net = lo, hi, net
         n = hi - lo
-        self.prev = np.full(n, net.bos if net is not None else 256, dtype=np.int64)
-        self.hidden = net.zero_state(n) if net is not None else None
+        make_stepper = getattr(net, "lane_stepper", None)  # graph 2 of the integer network: bound buffers
+        self.stepper = make_stepper(n) if make_stepper is not None else None
+        self.prev = self.stepper.prev if self.stepper is not None else np.full(
+            n, net.bos if net is not None else 256, dtype=np.int64)
+        self.hidden = net.zero_state(n) if net is not None and self.stepper is None else None
         self.starts = starts[lo:hi]
         self.tables = state.args(lo, hi)
         self._flat = (np.zeros((n, 256), dtype=np.float32), np.zeros((n, 1), dtype=np.float32))
@@ -56,6 +59,8 @@ class _Lane:
         """One network step: (logits, top-layer hidden state) for every segment of the lane."""
         if self.net is None:
             return self._flat
+        if self.stepper is not None:
+            return self.stepper.step()
         logits, self.hidden = self.net.step(self.prev, self.hidden)
         convert = getattr(self.net, "mixer_inputs", None)  # the integer network's; recorders lack it
         if convert is not None:

@@ -109,14 +109,22 @@ def onnx_names(layers: int) -> dict[str, str]:
 
 
 def load_onnx(path: Path) -> IntParams:
-    """The integers of a shipped integer ONNX model (needs the ``onnx`` package: tools and tests only)."""
+    """The integers of a shipped integer ONNX model (needs the ``onnx`` package: tools and tests only).
+
+    Graph 1 (``tools/lm/export_int_onnx.py``) stores them as they are, its ``c_*`` plus a lift; graph 2
+    (``export_int_onnx_g2.py``, model property ``lmar.intnet.graph`` = "2") stacks the recurrent
+    weights, rotates the tables and folds constants, which this undoes.
+    """
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
     init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    props = {p.key: p.value for p in model.metadata_props}
+    if props.get("lmar.intnet.graph") == "2":
+        return _unfold_graph2(init)
     # The graph's c_* hold the constant plus the lift of its floor division (a multiple of 2^SHIFT).
-    lift = int({p.key: p.value for p in model.metadata_props}.get("lmar.intnet.lift", "0"))
+    lift = int(props.get("lmar.intnet.lift", "0"))
     for k in [k for k in init if k.startswith("c_")]:
         init[k] = init[k] - lift
     layers = sum(1 for k in init if k.startswith("w_hh"))
@@ -130,6 +138,30 @@ def load_onnx(path: Path) -> IntParams:
         c_ih=[np.zeros(0, np.int64)] + [get(f"c_ih{i}") for i in range(1, layers)],
         w_out=get("w_out"), m_out=get("m_out"), c_out=get("c_out"),
         sig=get("lut_sigmoid").reshape(-1), tanh=get("lut_tanh").reshape(-1))
+    p.check()
+    return p
+
+
+def _unfold_graph2(init: dict[str, np.ndarray]) -> IntParams:
+    """Graph 2's constants back to :class:`IntParams` (the inverse of ``export_int_onnx_g2.fold``)."""
+    def signed(a: np.ndarray) -> np.ndarray:  # uint64 constants hold int64 values modulo 2^64
+        return a.astype(np.uint64).view(np.int64).reshape(a.shape)
+
+    w_hh = init["w_hh"]
+    layers, hidden = int(w_hh.shape[0]), int(w_hh.shape[1])
+    emb = init["emb_table"].astype(np.int32).copy()
+    emb[:, 2 * hidden:] += ONE
+    c_ih = [np.zeros(0, np.int64)]
+    for layer in range(1, layers):
+        c = signed(init[f"c_ih{layer}"]).copy()
+        c[2 * hidden:] += ONE << SHIFT
+        c_ih.append(c)
+    p = IntParams(
+        emb=emb, w_hh=list(w_hh), m_hh=list(signed(init["m_hh"])[:, 0, :]), c_hh=list(signed(init["c_hh"])[:, 0, :]),
+        w_ih=[np.zeros((0, 0), np.int8)] + [init[f"w_ih{i}"] for i in range(1, layers)],
+        m_ih=[np.zeros(0, np.int64)] + [signed(init[f"m_ih{i}"]) for i in range(1, layers)],
+        c_ih=c_ih, w_out=init["w_out"], m_out=signed(init["m_out"]), c_out=signed(init["c_out"]),
+        sig=np.roll(init["lut_sigmoid_rot"].reshape(-1), LUT_HALF), tanh=np.roll(init["lut_tanh_rot"].reshape(-1), LUT_HALF))
     p.check()
     return p
 
@@ -175,6 +207,13 @@ def step(p: IntParams, byte: np.ndarray, state: np.ndarray) -> tuple[np.ndarray,
         out[layer] = _cell(x, gh, h, p)
     logits = _rescale(_matmul(operand(out[-1]), p.w_out), p.m_out, p.c_out)
     return logits.astype(np.int32), out.astype(np.int32)
+
+
+def hidden_units(hid: np.ndarray) -> np.ndarray:
+    """What the mixer makes of a hidden input value: ``floor(v * 64 + 0.5)`` (:func:`.mixer_step.code_step`).
+
+    Graph 1 hands it ``k / 64`` with k = (h + 256) >> 9, graph 2 ``h / 2^15``; both read back k."""
+    return np.floor(hid.astype(np.float64) * HID_SCALE + 0.5).astype(np.int64)
 
 
 def mixer_inputs(logits: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

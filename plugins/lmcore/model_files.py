@@ -34,6 +34,9 @@ class ModelCard:
     prior_sha256: dict[str, str] = field(default_factory=dict)
     #: "float" (a float32 graph, bound to the CPU family) or "integer" (:mod:`.intnet`, portable).
     numerics: str = "float"
+    #: File name of each mixer prior by scheme, when the card names one (a graph that computes another
+    #: model's integers shares that model's prior file); :func:`.prior.prior_path` falls back to the stem.
+    prior_file: dict[str, str] = field(default_factory=dict)
 
 
 #: Key of the card's mixer priors: {"cm5": {"file": ..., "sha256": ...}}.
@@ -45,6 +48,15 @@ def _prior_hashes(raw: dict[str, Any]) -> dict[str, str]:
     if not isinstance(entries, dict):
         return {}
     return {str(k): str(v.get("sha256", "")) for k, v in entries.items() if isinstance(v, dict)}
+
+
+def _prior_files(raw: dict[str, Any]) -> dict[str, str]:
+    """Plain file names only: a card cannot point outside its model's directory."""
+    entries = raw.get(PRIORS_KEY)
+    if not isinstance(entries, dict):
+        return {}
+    names = {str(k): str(v.get("file", "")) for k, v in entries.items() if isinstance(v, dict)}
+    return {k: v for k, v in names.items() if v and Path(v).name == v and v not in (".", "..")}
 
 
 def search_dirs() -> list[Path]:
@@ -86,6 +98,7 @@ def load_card(name: str) -> ModelCard:
             file_bytes=path.stat().st_size,
             prior_sha256=_prior_hashes(raw),
             numerics=str(raw.get("numerics", "float")),
+            prior_file=_prior_files(raw),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CodecUnavailable(f"language model '{name}': unreadable model card {card_path} ({exc})") from None

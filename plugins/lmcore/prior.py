@@ -59,7 +59,8 @@ class Prior:
 
 
 def prior_path(card: ModelCard, scheme: str) -> Path:
-    return card.path.with_name(f"{card.path.stem}.{scheme}.prior.npz")
+    """The file the card names for ``scheme``, else ``<model>.<scheme>.prior.npz``, beside the model."""
+    return card.path.with_name(card.prior_file.get(scheme) or f"{card.path.stem}.{scheme}.prior.npz")
 
 
 _CACHE: dict[tuple[str, str], Prior] = {}

@@ -88,14 +88,61 @@ class IntStepModel(StepModel):
         self.card = card
         self.session = _session(str(card.path), sha256, "CPUExecutionProvider")
         self.provider = "CPUExecutionProvider"
+        #: Graph 2 (``tools/lm/export_int_onnx_g2.py``) makes the mixer's inputs itself.
+        self.makes_mixer_inputs = "mix_logits" in {o.name for o in self.session.get_outputs()}
+
+    def lane_stepper(self, batch: int) -> "BoundStepper | None":
+        """A stepper for one lane of ``batch`` segments with its buffers bound once, or None (graph 1)."""
+        return BoundStepper(self, batch) if self.makes_mixer_inputs else None
 
     def zero_state(self, batch: int) -> np.ndarray:
         return np.zeros((self.card.layers, batch, self.card.hidden), dtype=np.int32)
+
+    def step(self, prev: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Integer logits [B, 256] (graph 2 gives them a leading axis of 1) and the next state."""
+        logits, state_out = self.session.run(["logits", "state_out"], {"byte": prev, "state": state})
+        return (logits[0] if logits.ndim == 3 else logits), state_out
 
     def mixer_inputs(self, logits: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from .intnet import mixer_inputs
 
         return mixer_inputs(logits, state)
+
+
+class BoundStepper:
+    """One lane's steps of an integer graph that makes the mixer's inputs (graph 2), through IO binding.
+
+    Why: at batch 1 (every block below ``min_segment``) a step costs per-call and per-node overhead, not
+    arithmetic. Binding the inputs and outputs once to arrays this object owns saves building feeds and
+    output arrays every call; the state lives in two ORT tensors used alternately as input and output.
+    The lane writes the previous bytes into :attr:`prev` (bound: ORT reads it in place) and gets views of
+    the mixer's inputs, valid until the next :meth:`step`. One stepper per lane: lanes step in two threads.
+    """
+
+    def __init__(self, model: IntStepModel, batch: int) -> None:
+        rt = ort_runtime.ort()
+        card = model.card
+        self._session = model.session
+        self.prev = np.full(batch, card.bos, dtype=np.int64)
+        self._logits = np.zeros((1, batch, 256), dtype=np.float32)
+        self._hidden = np.zeros((1, batch, card.hidden), dtype=np.float32)
+        self._states = [rt.OrtValue.ortvalue_from_numpy(model.zero_state(batch)) for _ in range(2)]
+        self._turn = 0
+        io = self._session.io_binding()
+        self._prev_value = rt.OrtValue.ortvalue_from_numpy(self.prev)  # wraps self.prev's memory
+        io.bind_ortvalue_input("byte", self._prev_value)
+        for name, arr in (("mix_logits", self._logits), ("mix_hidden", self._hidden)):
+            io.bind_output(name, "cpu", 0, arr.dtype, arr.shape, arr.ctypes.data)
+        self._io = io
+
+    def step(self) -> tuple[np.ndarray, np.ndarray]:
+        """One step from :attr:`prev`: (logits / 16 [B, 256], top state / 2^15 [B, H]) as float32."""
+        i = self._turn
+        self._turn ^= 1
+        self._io.bind_ortvalue_input("state", self._states[i])
+        self._io.bind_ortvalue_output("state_out", self._states[i ^ 1])
+        self._session.run_with_iobinding(self._io)
+        return self._logits[0], self._hidden[0]
 
 
 def step_model(card: ModelCard, sha256: str) -> StepModel:
