@@ -12,12 +12,12 @@ from lmar.errors import CodecError
 
 class PpmdCodec(Codec):
     name = "ppmd"
-    description = "PPMd var. H, order 6, 256 MiB"
+    description = "PPMd var. H, order 10, 256 MiB"
     speed = 4e6
     # pyppmd 1.3 can stop decoding early on some inputs (e.g. a 16-bit WAV file stops at 108,845 of 265,914
     # bytes): have the archiver decode before committing, so such a payload is never written.
     verify_by_default = True
-    default_params = {"order": 6, "mem_mb": 256}
+    default_params = {"order": 10, "mem_mb": 256}
     #: Bounds on recorded parameters: a hostile header must not make the decoder allocate gigabytes.
     MAX_MEM_MB = 1024
 
