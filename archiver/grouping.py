@@ -25,10 +25,11 @@ from .walk import Source
 #: code of its 1,000 module files; default level, tar|xz -9e = 180,084 bytes: 153,294 with a 64 KiB limit,
 #: 110,028 with 1 MiB; uriparser-doc 114,263 -> 110,844).
 DEFAULT_SOLID_LIMIT = 1 << 20
-#: ...except at levels whose codecs estimate a solid group from a sample: an estimate on four 64 KiB pieces
-#: cannot see the repeats a long LZ window finds, so at ``fast`` a large file in the group made selection pick
-#: ppmd over lzma (Markdown tree: 217,533 bytes with 64 KiB, 234,985 with 1 MiB).
-LEVEL_SOLID_LIMIT = {"fast": 64 << 10}
+#: A level may use another limit (none does now). ``fast`` had 64 KiB while its sample estimate, blind to
+#: long repeats, picked PPMd order 6 over lzma for groups with a large file in them (Markdown tree: 234,985
+#: bytes at 1 MiB, 217,533 at 64 KiB); with PPMd at order 10 one 1 MiB-limit group is smaller than
+#: ``tar | xz -9e`` on every benchmark tree (0.90-0.98 x) and faster to make (docs/BENCHMARKS.md).
+LEVEL_SOLID_LIMIT: dict[str, int] = {}
 #: Files that are not text ("binary", "raw") join a solid group only under this size, whatever the solid limit:
 #: unrelated binary formats share little, and each keeps the codec its own trial picks (../shared/corpus: its
 #: seven binary files of 38 KB-1 MB in one lm group took 346,766 bytes against 331,830 coded one by one).

@@ -345,21 +345,22 @@ def test_api_grouping_options_round_trip():
         assert ar.read("x") == b"hello" * 100 and ar.read("y") == b""
 
 
-def test_solid_limit_follows_the_level(tmp_path):
-    """Without --solid-limit, a 200 KiB file joins the small files' solid group at the default level (1 MiB
-    limit: the lm stream carries across them) and keeps a group of its own at --level fast (64 KiB)."""
+def test_solid_limit_is_one_mib_unless_given(tmp_path):
+    """Without --solid-limit, a 200 KiB file joins the small files' solid group at every level (1 MiB limit:
+    the codec's statistics carry across them); with a 64 KiB limit it keeps a group of its own."""
     from lmar.grouping import DEFAULT_SOLID_LIMIT, solid_limit_for
 
-    assert solid_limit_for("default") == DEFAULT_SOLID_LIMIT == 1 << 20 and solid_limit_for("fast") == 64 << 10
+    assert solid_limit_for("default") == solid_limit_for("fast") == DEFAULT_SOLID_LIMIT == 1 << 20
     src = tmp_path / "t"
     src.mkdir()
     (src / "big.txt").write_bytes(b"".join(b"line %d of a medium file\n" % i for i in range(8000)))
     for i in range(3):
         (src / f"s{i}.txt").write_bytes(b"small file %d\n" % i * 50)
     solid = {}
-    for level in ("default", "fast"):
-        arc = tmp_path / f"{level}.lmar"
-        opts = CreateOptions(select=SelectOptions(candidates=classical_codecs(), level=level), jobs=1)
+    for level, limit in (("default", None), ("fast", None), ("fast", 64 << 10)):
+        arc = tmp_path / f"{level}{limit}.lmar"
+        opts = CreateOptions(select=SelectOptions(candidates=classical_codecs(), level=level), jobs=1,
+                             grouping=GroupingOptions(solid_limit=limit))
         here = os.getcwd()
         os.chdir(tmp_path)
         try:
@@ -368,5 +369,5 @@ def test_solid_limit_follows_the_level(tmp_path):
         finally:
             os.chdir(here)
         with lmar.open(str(arc)) as ar:
-            solid[level] = ar.getmember("t/big.txt").solid
-    assert solid == {"default": True, "fast": False}
+            solid[level, limit] = ar.getmember("t/big.txt").solid
+    assert solid == {("default", None): True, ("fast", None): True, ("fast", 64 << 10): False}
