@@ -138,3 +138,27 @@ def test_in_flight_window_is_bounded_by_tasks_and_bytes(tmp_path, monkeypatch, c
         assert r.extractall(str(tmp_path / "out"), jobs=4).ok
     assert dec.most == most + 1  # ...besides the block the reader is taking
     assert (tmp_path / "out" / "src" / "f11.txt").read_bytes() == (src / "f11.txt").read_bytes()
+
+
+@pytest.mark.parametrize("grouping, jobs_asked, jobs_used", [
+    (GroupingOptions(), 4, 1),  # every file small, one solid group: coded in this process
+    (GroupingOptions(solid_limit=1 << 10), 4, 4),  # the 1.2 KB files are large files: a pool
+    (GroupingOptions(solid_size=2 << 10), 4, 4),  # more than one solid group: a pool
+    (GroupingOptions(solid=False), 4, 4),
+])
+def test_one_solid_group_is_coded_in_this_process(tmp_path, monkeypatch, grouping, jobs_asked, jobs_used):
+    """A tree that makes a single solid group is one task: create runs it here rather than paying for a
+    process pool's start-up; the archive is the same either way."""
+    from lmar import writer
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}.txt").write_bytes(b"line %d\n" % i * 200)
+    asked: list[int] = []
+    monkeypatch.setattr(writer, "open_executor", lambda kind, jobs, address: (asked.append(jobs), InlineExecutor())[1])
+    monkeypatch.chdir(tmp_path)
+    opts = CreateOptions(select=SelectOptions(candidates=["zlib"]), jobs=jobs_asked, grouping=grouping)
+    with lmar.open(str(tmp_path / "a.lmar"), "w", options=opts) as w:
+        assert not [r for r in w.add(["src"]) if r.error]
+    assert asked == [jobs_used]
