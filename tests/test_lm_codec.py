@@ -249,7 +249,7 @@ def test_cuda_request_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_integer_network_rows_do_not_depend_on_batch_position_or_threads() -> None:
-    """cm6 relies on this: its block coder splits the segments into two lanes from two segments on
+    """cm6 relies on this: its block coder splits the segments into two lanes from 32 segments on
     (``block_coder.MIN_LANES_EXACT``) and its payloads are portable, which holds only if a row's outputs
     ignore its position, the batch size and the session's thread count. The float network of cm2-cm5
     promises nothing of the kind (those schemes pin the threads and the batch layout instead, and

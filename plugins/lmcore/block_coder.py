@@ -36,8 +36,13 @@ FORMATS = {scheme: fmt for scheme, fmt in SCHEME_FORMATS.items() if scheme != "c
 #: more than it hides.
 MIN_LANES_SEGMENTS = 16
 #: The same for a network whose rows do not depend on the batch they are stepped in (the integer one,
-#: ``batch_exact``): any lane split gives the same bits, so two segments already overlap network and mixer.
-MIN_LANES_EXACT = 2
+#: ``batch_exact``): any lane split gives the same bits, so this is a speed choice only. Measured with
+#: graph 2 on 60 KB (2 cores, nothing else running), two lanes against one, seconds: 2 segments 9.2 vs 3.8,
+#: 6: 5.1 vs 3.3, 16: 3.5 vs 2.4, 24: 2.5 vs 2.0, 32: 1.6 vs 1.9, 48: 1.7 vs 2.1. Below ~30 segments the
+#: per-step hand-off between threads (a submit, a wake-up, two half-size network calls and two mixer
+#: calls) costs more than the overlap hides. (It was 2 until 2026-12-03: blocks of 2-16 MiB ran ~1.5-2.4 x
+#: slower than one lane.)
+MIN_LANES_EXACT = 32
 
 
 class _Lane:
