@@ -113,10 +113,10 @@ class BoundStepper:
     """One lane's steps of an integer graph that makes the mixer's inputs (graph 2), through IO binding.
 
     Why: at batch 1 (every block below ``min_segment``) a step costs per-call and per-node overhead, not
-    arithmetic. Binding the inputs and outputs once to arrays this object owns saves building feeds and
-    output arrays every call; the state lives in two ORT tensors used alternately as input and output.
-    The lane writes the previous bytes into :attr:`prev` (bound: ORT reads it in place) and gets views of
-    the mixer's inputs, valid until the next :meth:`step`. One stepper per lane: lanes step in two threads.
+    arithmetic. Two bindings are made once, state A -> B and B -> A, over arrays this object owns, and the
+    steps alternate between them: a step builds no feeds and no outputs and binds nothing. The lane writes
+    the previous bytes into :attr:`prev` (bound: ORT reads it in place) and gets views of the mixer's
+    inputs, valid until the next :meth:`step`. One stepper per lane: lanes step in two threads.
     """
 
     def __init__(self, model: IntStepModel, batch: int) -> None:
@@ -126,22 +126,25 @@ class BoundStepper:
         self.prev = np.full(batch, card.bos, dtype=np.int64)
         self._logits = np.zeros((1, batch, 256), dtype=np.float32)
         self._hidden = np.zeros((1, batch, card.hidden), dtype=np.float32)
-        self._states = [rt.OrtValue.ortvalue_from_numpy(model.zero_state(batch)) for _ in range(2)]
+        states = [rt.OrtValue.ortvalue_from_numpy(model.zero_state(batch)) for _ in range(2)]
+        prev_value = rt.OrtValue.ortvalue_from_numpy(self.prev)  # wraps self.prev's memory
+        self._bindings = []
+        for i in range(2):
+            io = self._session.io_binding()
+            io.bind_ortvalue_input("byte", prev_value)
+            io.bind_ortvalue_input("state", states[i])
+            io.bind_ortvalue_output("state_out", states[1 - i])
+            for name, arr in (("mix_logits", self._logits), ("mix_hidden", self._hidden)):
+                io.bind_output(name, "cpu", 0, arr.dtype, arr.shape, arr.ctypes.data)
+            self._bindings.append(io)
+        self._keep = (states, prev_value)  # the bound tensors live as long as the bindings
         self._turn = 0
-        io = self._session.io_binding()
-        self._prev_value = rt.OrtValue.ortvalue_from_numpy(self.prev)  # wraps self.prev's memory
-        io.bind_ortvalue_input("byte", self._prev_value)
-        for name, arr in (("mix_logits", self._logits), ("mix_hidden", self._hidden)):
-            io.bind_output(name, "cpu", 0, arr.dtype, arr.shape, arr.ctypes.data)
-        self._io = io
 
     def step(self) -> tuple[np.ndarray, np.ndarray]:
         """One step from :attr:`prev`: (logits / 16 [B, 256], top state / 2^15 [B, H]) as float32."""
-        i = self._turn
+        io = self._bindings[self._turn]
         self._turn ^= 1
-        self._io.bind_ortvalue_input("state", self._states[i])
-        self._io.bind_ortvalue_output("state_out", self._states[i ^ 1])
-        self._session.run_with_iobinding(self._io)
+        self._session.run_with_iobinding(io)
         return self._logits[0], self._hidden[0]
 
 
