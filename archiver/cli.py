@@ -281,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("-v", "--verbose", action="store_true")
     x.add_argument("-q", "--quiet", action="store_true")
     x.add_argument("-j", "--jobs", type=int, default=None,
-                   help="workers decoding blocks (default: 1 locally, every CPU of a Ray cluster)")
+                   help="workers decoding blocks (default: every core when two or more groups are LM-coded, else 1; "
+                        "every CPU of a Ray cluster)")
     _add_executor_args(x)
     x.set_defaults(func=cmd_extract)
 
@@ -296,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-v", "--verbose", action="store_true")
     t.add_argument("-q", "--quiet", action="store_true")
     t.add_argument("-j", "--jobs", type=int, default=None,
-                   help="workers decoding blocks (default: 1 locally, every CPU of a Ray cluster)")
+                   help="workers decoding blocks (default: every core when two or more groups are LM-coded, else 1; "
+                        "every CPU of a Ray cluster)")
     _add_executor_args(t)
     t.set_defaults(func=cmd_test)
 

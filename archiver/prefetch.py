@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from lmar.formats.container import Block, GroupEnd, open_container
 
 from .errors import CodecError, FormatError
-from .executors import open_executor, window_has_room
+from .executors import default_jobs, open_executor, window_has_room
 from .registry import get_registry
 
 if TYPE_CHECKING:
@@ -134,27 +134,62 @@ class BlockPrefetcher:
         self._f.close()
 
 
+def slow_groups(path: str, wanted: Callable[[str], bool] | None = None, stop_at: int | None = None) -> int:
+    """How many groups holding a wanted member are coded by a codec that declares itself ``slow``
+    (counting stops at ``stop_at``); 0 for an archive without an index or one that cannot be read."""
+    registry = get_registry()
+    count = 0
+    try:
+        with open(path, "rb") as f:
+            c = open_container(f, path)
+            index = c.read_index()
+            if index is None:
+                return 0
+            c.load_descriptors(index)
+            first = index.first_members()
+            for g, (offset, _) in enumerate(index.tables):
+                c.seek_table(offset, g, first[g])
+                table = c.next_group()
+                if table is None or table.codec is None:
+                    continue
+                if wanted is not None and not any(wanted(m.path) for m in table.members):
+                    continue
+                cls = registry.codecs.get(str(c.descriptors[table.codec].get("name")))
+                if cls is not None and cls.slow:
+                    count += 1
+                    if stop_at is not None and count >= stop_at:
+                        break
+    except (OSError, FormatError, LookupError, TypeError, ValueError):
+        return count  # the reader meets the same damage and reports it
+    return count
+
+
 @contextlib.contextmanager
 def parallel_decoding(reader: "ArchiveReader", members: Sequence[str] | None, jobs: int | None,
                       executor: str, ray_address: str | None) -> Iterator[None]:
     """Attach a read-ahead decoder to ``reader`` for the length of one extract or test run.
 
     Runs as before (everything in this process) for ``-j 1`` on the local executor, and for archives the
-    read-ahead cannot open a second time: a stream, or a format 1.0 archive."""
+    read-ahead cannot open a second time: a stream, or a format 1.0 archive. Locally, ``jobs=None`` means
+    every core when the wanted members span at least two groups coded by a ``slow`` codec (a language
+    model decodes at KB/s, so each such group is worth a worker's start-up), else one process."""
     from .bulk import MemberFilter
 
-    if executor == "local" and (jobs or 1) <= 1:
-        yield
-        return
     impl = getattr(reader, "_impl", None)
     path = reader.name
     if impl is None or not hasattr(impl, "prefetch") or not reader.indexed or not os.path.isfile(path):
         yield
         return
+    wanted = MemberFilter(members) if members else None
+    if executor == "local" and jobs is None:
+        jobs = default_jobs() if slow_groups(path, wanted, stop_at=2) >= 2 else 1
+    if executor == "local" and (jobs or 1) <= 1:
+        yield
+        return
     pool = open_executor(executor, jobs or 0, ray_address)
     pre = None
     try:
-        pre = BlockPrefetcher(path, pool, MemberFilter(members) if members else None)
+        pre = BlockPrefetcher(path, pool, wanted)
         impl.prefetch = pre
         yield
     finally:
