@@ -164,21 +164,16 @@ def test_one_solid_group_is_coded_in_this_process(tmp_path, monkeypatch, groupin
     assert asked == [jobs_used]
 
 
-def _lm_archive(tmp_path, files: int) -> str:
+def _lm_archive(tmp_path, monkeypatch, files: int) -> str:
     src = tmp_path / "lmsrc"
     src.mkdir()
     for i in range(files):
         (src / f"f{i}.txt").write_bytes(b"a few words for the model, file %d. " % i * 6)
-    path = str(tmp_path / f"lm{files}.lmar")
+    monkeypatch.chdir(tmp_path)
     opts = CreateOptions(select=SelectOptions(codec="lm"), jobs=1, grouping=GroupingOptions(solid=False))
-    here = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        with lmar.open(path, "w", options=opts) as w:
-            w.add(["lmsrc"])
-    finally:
-        os.chdir(here)
-    return path
+    with lmar.open("lm.lmar", "w", options=opts) as w:
+        w.add(["lmsrc"])
+    return str(tmp_path / "lm.lmar")
 
 
 @pytest.mark.parametrize("files, pooled", [(1, False), (2, True)])
@@ -186,7 +181,7 @@ def test_extract_uses_workers_by_default_for_two_lm_groups(tmp_path, monkeypatch
     """Without -j, extraction decodes on every core when two or more groups are coded by a slow codec
     (a language model), and in this process otherwise."""
     pytest.importorskip("onnxruntime")
-    path = _lm_archive(tmp_path, files)
+    path = _lm_archive(tmp_path, monkeypatch, files)
     assert prefetch.slow_groups(path) == files
     served = _served(monkeypatch)
     with lmar.open(path) as r:

@@ -209,6 +209,19 @@ def verify(path: Path, p: IntParams, text: bytes, batches=(1, 5, 33)) -> None:
         prev = segs[:, t]
 
 
+def checked_bytes(model, check) -> bytes:
+    """The serialised ``model`` once ``onnx.checker`` accepts it and ``check(path)`` passes on it saved to a
+    temporary file (onnxruntime against the reference): nothing reaches plugins/models before that."""
+    import onnx
+
+    onnx.checker.check_model(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp) / "m.onnx"
+        onnx.save(model, str(tmp_path))
+        check(tmp_path)
+        return tmp_path.read_bytes()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, required=True, help="integer parameters (quantize_int.py --out)")
@@ -224,15 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     p = load_params(args.params)
     check_bounds(p)
     model = build(p, args.name)
-    import onnx
-
-    onnx.checker.check_model(model)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp) / "m.onnx"
-        onnx.save(model, str(tmp_path))
-        text = args.text.read_bytes() if args.text.is_file() else bytes(range(256)) * 16
-        verify(tmp_path, p, text)
-        blob = tmp_path.read_bytes()
+    text = args.text.read_bytes() if args.text.is_file() else bytes(range(256)) * 16
+    blob = checked_bytes(model, lambda path: verify(path, p, text))
     out.write_bytes(blob)
     card = {"name": args.name, "arch": "gru", "numerics": "integer", "layers": p.layers, "hidden": p.hidden,
             "vocab_in": int(p.emb.shape[0]), "bos": 256, "opset": OPSET,

@@ -33,13 +33,15 @@ import argparse
 import hashlib
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from lmar.plugins.lmcore import intnet
-from lmar.plugins.lmcore.intnet import A_ZERO, LUT_HALF, ONE, SHIFT, IntParams
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from export_int_onnx import checked_bytes  # noqa: E402
+
+from lmar.plugins.lmcore import intnet  # noqa: E402
+from lmar.plugins.lmcore.intnet import A_ZERO, LUT_HALF, ONE, SHIFT, IntParams  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "plugins" / "models"
@@ -203,17 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     src = MODELS / f"{args.source}.onnx"
     p = intnet.load_onnx(src)
     model = build(p, args.name)
-    import onnx
+    text = args.text.read_bytes() if args.text.is_file() else bytes(range(256)) * 16
 
-    onnx.checker.check_model(model)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp) / "m.onnx"
-        onnx.save(model, str(tmp_path))
-        text = args.text.read_bytes() if args.text.is_file() else bytes(range(256)) * 16
-        verify(tmp_path, p, text)
-        if not _same_integers(intnet.load_onnx(tmp_path), p):
+    def check(path: Path) -> None:
+        verify(path, p, text)
+        if not _same_integers(intnet.load_onnx(path), p):
             raise SystemExit("export_int_onnx_g2: load_onnx does not read back the source's integers")
-        blob = tmp_path.read_bytes()
+
+    blob = checked_bytes(model, check)
     out.write_bytes(blob)
     src_card = json.loads(src.with_suffix(".json").read_text())
     card = {**src_card, "name": args.name, "onnx_sha256": hashlib.sha256(blob).hexdigest(), "onnx_bytes": len(blob),
