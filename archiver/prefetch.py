@@ -146,16 +146,17 @@ def slow_groups(path: str, wanted: Callable[[str], bool] | None = None, stop_at:
             if index is None:
                 return 0
             c.load_descriptors(index)
+            slow = {k for k, desc in c.descriptors.items()
+                    if getattr(registry.codecs.get(str(desc.get("name"))), "slow", False)}
+            if not slow:  # no group tables to read: most archives end here
+                return 0
             first = index.first_members()
             for g, (offset, _) in enumerate(index.tables):
                 c.seek_table(offset, g, first[g])
                 table = c.next_group()
-                if table is None or table.codec is None:
+                if table is None or table.codec not in slow:
                     continue
-                if wanted is not None and not any(wanted(m.path) for m in table.members):
-                    continue
-                cls = registry.codecs.get(str(c.descriptors[table.codec].get("name")))
-                if cls is not None and cls.slow:
+                if wanted is None or any(wanted(m.path) for m in table.members):
                     count += 1
                     if stop_at is not None and count >= stop_at:
                         break
