@@ -263,3 +263,19 @@ def test_int32_intermediates_of_the_graph_cannot_overflow(params: intnet.IntPara
     assert (intnet.ONE - 1) * 2 * intnet.ONE + (1 << 14) < 1 << 31
     # Graph 2 forms z * (h - n) + 2^14 (z < 2^15, |h - n| <= 2^16) and (r * hn + 2^14 + 2^30) >= 0.
     assert int(params.sig.max()) * 2 * intnet.ONE + (1 << 14) < 1 << 31
+
+
+@pytest.mark.parametrize("segments", [1, 5])
+def test_network_ahead_of_the_mixer_codes_the_same_bits(monkeypatch: pytest.MonkeyPatch, segments: int) -> None:
+    """Encoding steps the integer network ahead of the mixer in a second thread (its inputs are the data);
+    the payload equals the step-by-step one, chunk boundaries included (AHEAD_STEPS 7 cuts mid-segment)."""
+    from lmar.plugins.lmcore import block_coder
+
+    data = fixture_input()[:1500]
+    c = _codec(min_segment=len(data) // segments, max_segments=segments)
+    assert c._plan(len(data)).count == segments
+    monkeypatch.setattr(block_coder, "AHEAD_STEPS", 7)
+    ahead = c.compress(data)
+    monkeypatch.setattr(block_coder, "AHEAD_STEPS", 0)
+    assert c.compress(data) == ahead
+    assert c.decompress(ahead, len(data)) == data

@@ -45,6 +45,10 @@ MIN_LANES_SEGMENTS = 16
 MIN_LANES_EXACT = 32
 
 
+#: Steps a batch-exact network computes ahead of the mixer per hand-off when encoding (:func:`_walk_ahead`).
+AHEAD_STEPS = 64
+
+
 class _Lane:
     """Segments [lo, hi) stepped by the network as one batch; the per-segment tables are views."""
 
@@ -104,6 +108,8 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     exact = bool(getattr(net, "batch_exact", False))
     half = S // 2 if S >= (MIN_LANES_EXACT if exact else MIN_LANES_SEGMENTS) and not one_lane else S
     lanes = [_Lane(0, half, net, state, starts)] + ([_Lane(half, S, net, state, starts)] if half < S else [])
+    if not decode and exact and len(lanes) == 1 and lanes[0].stepper is not None and AHEAD_STEPS > 0:
+        return _walk_ahead(plan, lanes[0], net, src, stream, coder)
     direction = 1 if decode else 0
     live = S
 
@@ -133,6 +139,52 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
                 pending = pool.submit(lanes[0].think)
             if lanes[1].live(live):
                 code(lanes[1], t, out1)
+    return buf, stream
+
+
+def _walk_ahead(plan: SegmentPlan, lane: _Lane, net: Network, src: np.ndarray, stream: np.ndarray,
+                coder: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Encoding with a batch-exact network, one lane: the network runs ahead of the mixer in a second thread.
+
+    Why it can: when encoding, the network's input at step t is the data itself (the byte at t - 1 of each
+    live segment, or the pad byte), not what the mixer decides, and a batch-exact network's outputs depend
+    only on its inputs. So a thread steps it ``AHEAD_STEPS`` steps at a time into one of two buffers while
+    the mixer codes the other: one hand-off per chunk instead of per step, and network and mixer on two
+    cores. The mixer sees exactly the outputs the one-lane walk would give it, in the same order, so the
+    payload is the same bytes (tests compare). Decoding cannot: there the next input is the decoded byte.
+    """
+    S = plan.count
+    buf = np.zeros(plan.size, dtype=np.uint8)
+    starts = lane.starts
+    stepper = lane.stepper
+    k = AHEAD_STEPS
+    hidden = net.zero_state(1).shape[-1]
+    chunks = [(np.empty((k, S, 256), dtype=np.float32), np.empty((k, S, hidden), dtype=np.float32)) for _ in range(2)]
+    # live(t) for every step at once: lengths never increase, so it is a search, not a count per step.
+    lives = np.searchsorted(-plan.lengths, -np.arange(plan.steps), side="left").tolist()
+
+    def produce(t0: int, which: int) -> None:
+        logits, hid = chunks[which]
+        for j in range(min(k, plan.steps - t0)):
+            t = t0 + j
+            if t:
+                n = lives[t - 1]
+                stepper.prev[:n] = src[starts[:n] + t - 1]
+                stepper.prev[n:] = PAD_BYTE
+            logits[j], hid[j] = stepper.step()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="lmar-lm-ahead") as pool:
+        pending = pool.submit(produce, 0, 0)
+        for c, t0 in enumerate(range(0, plan.steps, k)):
+            pending.result()
+            if t0 + k < plan.steps:
+                pending = pool.submit(produce, t0 + k, (c + 1) % 2)
+            logits, hid = chunks[c % 2]
+            if len(stream) - coder[bitcoder.POS] < (16 * S + 64) * k:  # room for the whole chunk
+                stream = np.concatenate([stream, np.zeros(len(stream) + (16 * S + 64) * k, dtype=np.uint8)])
+            for j in range(min(k, plan.steps - t0)):
+                code_step(0, lives[t0 + j], t0 + j, logits[j], hid[j], lane.starts, src, buf, coder, stream,
+                          *lane.tables)
     return buf, stream
 
 
