@@ -77,20 +77,9 @@ class BlockPrefetcher:
 
     def _blocks(self) -> Iterator[tuple[int, int, dict[str, Any], Block]]:
         c = open_container(self._f, self._f.name)
-        index = c.read_index()
-        if index is None:
-            return
-        c.load_descriptors(index)
-        first = index.first_members()
-        for g, (offset, _) in enumerate(index.tables):
+        for g, table in _wanted_tables(c, self._wanted):
+            desc = c.descriptors[table.codec]
             try:
-                c.seek_table(offset, g, first[g])
-                table = c.next_group()
-                if table is None or table.codec is None:
-                    continue
-                if self._wanted is not None and not any(self._wanted(m.path) for m in table.members):
-                    continue
-                desc = c.descriptors[table.codec]
                 for k, rec in enumerate(c.iter_blocks(f"group {g}")):
                     if isinstance(rec, GroupEnd):
                         break
@@ -134,34 +123,49 @@ class BlockPrefetcher:
         self._f.close()
 
 
+def _wanted_tables(c: Any, wanted: Callable[[str], bool] | None,
+                   codec_ok: Callable[[dict[str, Any]], bool] | None = None) -> Iterator[tuple[int, Any]]:
+    """(group number, member table) of each group of the indexed container ``c`` that has a codec (one
+    ``codec_ok`` accepts, when given) and a wanted member, in archive order. No table is read when no
+    descriptor passes ``codec_ok``; a table that cannot be read is skipped (the reader meets the same
+    damage and reports it)."""
+    index = c.read_index()
+    if index is None:
+        return
+    c.load_descriptors(index)
+    ids = {k for k, desc in c.descriptors.items() if codec_ok is None or codec_ok(desc)}
+    if not ids:
+        return
+    first = index.first_members()
+    for g, (offset, _) in enumerate(index.tables):
+        try:
+            c.seek_table(offset, g, first[g])
+            table = c.next_group()
+        except FormatError:
+            continue
+        if table is None or table.codec not in ids:
+            continue
+        if wanted is None or any(wanted(m.path) for m in table.members):
+            yield g, table
+
+
 def slow_groups(path: str, wanted: Callable[[str], bool] | None = None, stop_at: int | None = None) -> int:
     """How many groups holding a wanted member are coded by a codec that declares itself ``slow``
     (counting stops at ``stop_at``); 0 for an archive without an index or one that cannot be read."""
-    registry = get_registry()
+    codecs = get_registry().codecs
+
+    def slow(desc: dict[str, Any]) -> bool:
+        return bool(getattr(codecs.get(str(desc.get("name"))), "slow", False))
+
     count = 0
     try:
         with open(path, "rb") as f:
-            c = open_container(f, path)
-            index = c.read_index()
-            if index is None:
-                return 0
-            c.load_descriptors(index)
-            slow = {k for k, desc in c.descriptors.items()
-                    if getattr(registry.codecs.get(str(desc.get("name"))), "slow", False)}
-            if not slow:  # no group tables to read: most archives end here
-                return 0
-            first = index.first_members()
-            for g, (offset, _) in enumerate(index.tables):
-                c.seek_table(offset, g, first[g])
-                table = c.next_group()
-                if table is None or table.codec not in slow:
-                    continue
-                if wanted is None or any(wanted(m.path) for m in table.members):
-                    count += 1
-                    if stop_at is not None and count >= stop_at:
-                        break
+            for _ in _wanted_tables(open_container(f, path), wanted, slow):
+                count += 1
+                if stop_at is not None and count >= stop_at:
+                    break
     except (OSError, FormatError, LookupError, TypeError, ValueError):
-        return count  # the reader meets the same damage and reports it
+        pass  # the reader meets the same damage and reports it
     return count
 
 
