@@ -93,6 +93,14 @@ def _state(plan: SegmentPlan, net: Network | None, scheme: str, prior: Prior | N
     return state
 
 
+def _with_room(stream: np.ndarray, coder: np.ndarray, need: int, grow: int) -> np.ndarray:
+    """``stream``, or a copy ``len + grow`` bytes longer when fewer than ``need`` bytes follow the coder's
+    position: the encoder writes at most 16 bytes per coded byte (and a flush)."""
+    if len(stream) - coder[bitcoder.POS] >= need:
+        return stream
+    return np.concatenate([stream, np.zeros(len(stream) + grow, dtype=np.uint8)])
+
+
 def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray, stream: np.ndarray,
           coder: np.ndarray, state: MixerTables, one_lane: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Code every step; return (reconstruction buffer, coder stream, possibly grown when encoding).
@@ -113,24 +121,26 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     direction = 1 if decode else 0
     live = S
 
+    lives = plan.live_counts()
+
     def code(lane: _Lane, t: int, out: tuple[np.ndarray, np.ndarray]) -> None:
         nonlocal stream
         n = lane.live(live)
-        if not decode and len(stream) - coder[bitcoder.POS] < 16 * n + 64:
-            stream = np.concatenate([stream, np.zeros(len(stream) + 16 * S + 64, dtype=np.uint8)])
+        if not decode:
+            stream = _with_room(stream, coder, 16 * n + 64, 16 * S + 64)
         code_step(direction, n, t, out[0], out[1], lane.starts, src, buf, coder, stream, *lane.tables)
         lane.prev[:n] = buf[lane.starts[:n] + t]
         lane.prev[n:] = PAD_BYTE
 
     if len(lanes) == 1:
         for t in range(plan.steps):
-            live = plan.live(t)
+            live = lives[t]
             code(lanes[0], t, lanes[0].think())
         return buf, stream
     with ThreadPoolExecutor(1, thread_name_prefix="lmar-lm-net") as pool:
         pending = pool.submit(lanes[0].think)
         for t in range(plan.steps):
-            live = plan.live(t)
+            live = lives[t]
             out0 = pending.result()
             pending = pool.submit(lanes[1].think)
             code(lanes[0], t, out0)
@@ -160,8 +170,7 @@ def _walk_ahead(plan: SegmentPlan, lane: _Lane, net: Network, src: np.ndarray, s
     k = AHEAD_STEPS
     hidden = net.zero_state(1).shape[-1]
     chunks = [(np.empty((k, S, 256), dtype=np.float32), np.empty((k, S, hidden), dtype=np.float32)) for _ in range(2)]
-    # live(t) for every step at once: lengths never increase, so it is a search, not a count per step.
-    lives = np.searchsorted(-plan.lengths, -np.arange(plan.steps), side="left").tolist()
+    lives = plan.live_counts()
 
     def produce(t0: int, which: int) -> None:
         logits, hid = chunks[which]
@@ -180,10 +189,9 @@ def _walk_ahead(plan: SegmentPlan, lane: _Lane, net: Network, src: np.ndarray, s
             if t0 + k < plan.steps:
                 pending = pool.submit(produce, t0 + k, (c + 1) % 2)
             logits, hid = chunks[c % 2]
-            if len(stream) - coder[bitcoder.POS] < (16 * S + 64) * k:  # room for the whole chunk
-                stream = np.concatenate([stream, np.zeros(len(stream) + (16 * S + 64) * k, dtype=np.uint8)])
+            stream = _with_room(stream, coder, (16 * S + 64) * k, (16 * S + 64) * k)  # the whole chunk's
             for j in range(min(k, plan.steps - t0)):
-                code_step(0, lives[t0 + j], t0 + j, logits[j], hid[j], lane.starts, src, buf, coder, stream,
+                code_step(0, lives[t0 + j], t0 + j, logits[j], hid[j], starts, src, buf, coder, stream,
                           *lane.tables)
     return buf, stream
 

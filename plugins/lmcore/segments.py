@@ -29,6 +29,11 @@ class SegmentPlan:
         """Number of segments that still have a byte at offset ``t`` (always a prefix of the segments)."""
         return int(np.count_nonzero(self.lengths > t))
 
+    def live_counts(self) -> list[int]:
+        """:meth:`live` of every step at once: lengths never increase, so it is one search, not a count
+        per step (a block's walk asks at every step)."""
+        return np.searchsorted(-self.lengths, -np.arange(self.steps), side="left").tolist()
+
 
 def plan_segments(size: int, min_segment: int, max_segments: int) -> SegmentPlan:
     """Equal segments of ceil(size / count) bytes; the last one takes the remainder."""
