@@ -86,6 +86,17 @@ class IntParams:
     def hidden(self) -> int:
         return int(self.w_hh[0].shape[0])
 
+    def same_integers(self, other: "IntParams") -> bool:
+        """Every integer equal (dtypes aside): two graphs of one network compute the same step."""
+        pairs = [(self.emb, other.emb), (self.w_out, other.w_out), (self.m_out, other.m_out),
+                 (self.c_out, other.c_out), (self.sig, other.sig), (self.tanh, other.tanh)]
+        for name in ("w_hh", "m_hh", "c_hh", "w_ih", "m_ih", "c_ih"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if len(mine) != len(theirs):
+                return False
+            pairs += list(zip(mine, theirs))
+        return all(a.shape == b.shape and np.array_equal(a.astype(np.int64), b.astype(np.int64)) for a, b in pairs)
+
     def check(self) -> None:
         """Refuse parameters outside the ranges the saturation bound assumes."""
         for w in [*self.w_hh, *self.w_ih[1:], self.w_out]:

@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def check(path: Path) -> None:
         verify(path, p, text)
-        if not _same_integers(intnet.load_onnx(path), p):
+        if not intnet.load_onnx(path).same_integers(p):
             raise SystemExit("export_int_onnx_g2: load_onnx does not read back the source's integers")
 
     blob = checked_bytes(model, check)
@@ -224,14 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{out.name}: {len(blob):,d} bytes, {len(model.graph.node)} nodes, sha256 {card['onnx_sha256'][:12]}...; "
           f"onnxruntime == reference")
     return 0
-
-
-def _same_integers(a: IntParams, b: IntParams) -> bool:
-    pairs = [(a.emb, b.emb), (a.w_out, b.w_out), (a.m_out, b.m_out), (a.c_out, b.c_out), (a.sig, b.sig),
-             (a.tanh, b.tanh)]
-    for name in ("w_hh", "m_hh", "c_hh", "w_ih", "m_ih", "c_ih"):
-        pairs += list(zip(getattr(a, name), getattr(b, name)))
-    return all(np.array_equal(x.astype(np.int64), y.astype(np.int64)) for x, y in pairs)
 
 
 if __name__ == "__main__":
