@@ -13,6 +13,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -259,15 +260,53 @@ def test_roundtrip_real_file(codec) -> None:  # type: ignore[no-untyped-def]
 
 
 @needs_import
-def test_format_1_payloads_still_decode(codec) -> None:  # type: ignore[no-untyped-def]
-    """Archives written before format 2 (full cache from the start, float64 probabilities) keep decoding."""
+def test_format_1_and_2_payloads_still_decode(codec) -> None:  # type: ignore[no-untyped-def]
+    """Archives written before format 3 keep decoding: format 1 (full cache from the start, float64
+    probabilities) and format 2 (growing cache, float32, no online models)."""
     from lmar.plugins.llmcore import coding
 
     data = SAMPLE * 2 + b"\x04\xff"
-    old = coding.encode(data, codec.tokenizer(), codec._runner_factory(), 3, 200, fmt=1)
+    p = codec.params
+    olds = [coding.encode(data, codec.tokenizer(), codec._runner_factory(), p["segments"], p["min_segment"], fmt=f)
+            for f in (1, 2)]
     new = codec.compress(data)
-    assert old[0] == 1 and new[0] == coding.FORMAT == 2 and old != new
-    assert codec.decompress(old, len(data)) == data == codec.decompress(new, len(data))
+    assert [o[0] for o in olds] == [1, 2] and new[0] == coding.FORMAT == 3 and len({*olds, new}) == 3
+    for payload in (*olds, new):
+        assert codec.decompress(payload, len(data)) == data
+
+
+@needs_import
+def test_online_models_learn_repetition_across_segments(codec) -> None:  # type: ignore[no-untyped-def]
+    """Format 3 mixes in models learnt from the block, shared by its segments: text that repeats what an
+    earlier segment said costs less than with the bare model (format 2), and decodes exactly."""
+    from lmar.plugins.llmcore import coding
+
+    rng = random.Random(5)
+    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(40)]
+    phrase = b" ".join(rng.choice(words) for _ in range(120)) + b"\n"
+    data = phrase * 6
+    bare = coding.encode(data, codec.tokenizer(), codec._runner_factory(), 4, 200, fmt=2)
+    mixed = coding.encode(data, codec.tokenizer(), codec._runner_factory(), 4, 200, fmt=3)
+    assert len(mixed) < 0.8 * len(bare), (len(mixed), len(bare))
+    assert coding.decode(mixed, len(data), codec.tokenizer(), codec._runner_factory(), 4) == data
+
+
+def test_online_mixer_rows_are_distributions() -> None:
+    """The mixture of normalised distributions is one: each coder row sums to 1 (float64 rounding aside),
+    whatever the models predict; and the weights stay a floored distribution."""
+    from lmar.plugins.llmcore.online import FLOOR, OnlineMixer
+
+    rng = np.random.default_rng(3)
+    mixer = OnlineMixer(3, 50)
+    seqs = rng.integers(0, 6, size=(3, 40))
+    for t in range(40):
+        rows = rng.random((3, 50)).astype(np.float32)
+        out = mixer.mix_rows(rows, [0, 1, 2])
+        assert np.allclose(out.sum(axis=1), 1.0, atol=1e-9) and (out > 0).all()
+        coded = mixer.update(seqs[:, t])
+        assert all(0 < q <= 1 for q in coded)
+    for w in mixer.weights.values():
+        assert abs(sum(w) - 1) < 1e-12 and min(w) >= FLOOR * 0.99
 
 
 @needs_import

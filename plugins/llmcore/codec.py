@@ -32,8 +32,9 @@ class LlmCodec(Codec):
 
     kind = "lm"
     slow = True
-    #: 2: payload format 2 (growing cache, float32 probabilities); version-1 members still decode
-    version = 2
+    #: 3: payload format 3 (online token models mixed in); 2: format 2 (growing cache, float32
+    #: probabilities). Members of every earlier version still decode.
+    version = 3
     verify_by_default = True
     block_size = 1 << 20
     #: Bytes/s of compress for SmolLM2-135M fp32 on 2 cores *for the blocks a time budget can admit*: a block

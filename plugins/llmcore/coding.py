@@ -12,10 +12,12 @@ little-endian range coder words. The format byte fixes how probabilities are com
 decodes the same way forever:
 
 - ``1``: a full ``window``-slot cache from the first token; probabilities ``exp`` of float64 logits.
-- ``2`` (written now): the cache grows with the segments (:class:`WindowRunner` ``grow``); probabilities
+- ``2``: the cache grows with the segments (:class:`WindowRunner` ``grow``); probabilities
   ``exp`` in float32 (a third of the time of float64 over a 49152-wide vocabulary, and as exact: encoder
   and decoder compute the same values, and the range coder quantises them deterministically, in float32 as
   constriction did).
+- ``3`` (written now): format 2's rows mixed with online token models learnt from the block
+  (:mod:`.online`); the coder quantises the float64 mixture. Escaped bytes are coded as in format 2.
 """
 from __future__ import annotations
 
@@ -26,11 +28,12 @@ import numpy as np
 from lmar.errors import CodecError
 from lmar.plugins.rangecoder import Categorical, RangeCoderError, RangeDecoder, RangeEncoder
 
+from .online import OnlineMixer
 from .runtime import WindowRunner
 from .tokenizer import ByteBPE
 
-FORMAT = 2
-FORMATS = (1, 2)
+FORMAT = 3
+FORMATS = (1, 2, 3)
 _UNIFORM_BYTE = None
 
 
@@ -97,6 +100,16 @@ def _rows(logits: np.ndarray, active: list[int]) -> np.ndarray:
     return logits if len(active) == len(logits) else logits[active]
 
 
+def coding_rows(logits: np.ndarray, active: list[int], fmt: int, mixer: OnlineMixer | None) -> np.ndarray:
+    """The rows the range coder codes this step's tokens with (one per active segment)."""
+    p = probabilities(_rows(logits, active), fmt)
+    return mixer.mix_rows(p, active) if mixer is not None else p
+
+
+def _mixer(fmt: int, segments: int, logits: np.ndarray) -> OnlineMixer | None:
+    return OnlineMixer(segments, logits.shape[1]) if fmt >= 3 else None
+
+
 Progress = Callable[[int], None]
 #: ``make_runner(batch, grow)``
 RunnerFactory = Callable[[int, bool], WindowRunner]
@@ -119,12 +132,17 @@ def encode(data: bytes, tok: ByteBPE, make_runner: RunnerFactory, segments: int,
     runner = make_runner(len(streams), fmt >= 2)
     esc_base, esc_id = tok.escape_base, tok.escape_id
     inputs = np.full(len(streams), tok.start_id, np.int64)
+    mixer = None
     for t in range(max(len(s) for s in streams)):
         logits = runner.step(inputs)
+        if t == 0:
+            mixer = _mixer(fmt, len(streams), logits)
         active = [i for i, s in enumerate(streams) if t < len(s)]
         syms = [streams[i][t] for i in active]
         ids = np.array([esc_id if s >= esc_base else s for s in syms], np.int32)
-        enc.encode_rows(ids, probabilities(_rows(logits, active), fmt))
+        enc.encode_rows(ids, coding_rows(logits, active, fmt, mixer))
+        if mixer is not None:
+            mixer.update(ids)
         raw = [s - esc_base for s in syms if s >= esc_base]
         if raw:
             enc.encode_table(np.array(raw, np.int64), _uniform_byte())
@@ -159,13 +177,18 @@ def decode(payload: bytes, size: int, tok: ByteBPE, make_runner: RunnerFactory,
     esc_id = tok.escape_id
     outs = [bytearray() for _ in lengths]
     inputs = np.full(count, tok.start_id, np.int64)
+    mixer = None
     try:
         while True:
             active = [i for i in range(count) if len(outs[i]) < lengths[i]]
             if not active:
                 break
             logits = runner.step(inputs)
-            ids = dec.decode_rows(probabilities(_rows(logits, active), fmt))
+            if mixer is None:
+                mixer = _mixer(fmt, count, logits)
+            ids = dec.decode_rows(coding_rows(logits, active, fmt, mixer))
+            if mixer is not None:
+                mixer.update(ids)
             n_esc = int((ids == esc_id).sum())
             raw = iter(dec.decode_table(_uniform_byte(), n_esc).tolist() if n_esc else ())
             done = 0

@@ -10,7 +10,9 @@ evenly across the sample and batched as segments (one step serves them all), so 
 The ratio is the ideal code length (``-log2 p`` of each token, plus 8 bits for an escaped byte) over the
 bytes of the tokens scored: all but each piece's first :data:`WARM_TOKENS` (see there), so it stands for
 the steady rate of a real segment; the segments' cold starts and the range coder's rounding are left out
-(a few percent on a block of several segments). It is a pure function of the
+(a few percent on a block of several segments). The online models of payload format 3 (:mod:`.online`)
+run on the pieces as they do on a block's segments (learning costs no model steps), so a repetitive
+sample is estimated as the codec will code it. It is a pure function of the
 bytes on a given machine (same graph, same batch shape, same float ops), so selection stays deterministic
 whatever ``-j`` is; no range coder runs.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .coding import RunnerFactory, probabilities
+from .online import OnlineMixer
 from .tokenizer import ByteBPE
 
 #: Most bytes one estimate runs through the model.
@@ -57,16 +60,19 @@ def estimate_ratio(sample: bytes, tok: ByteBPE, make_runner: RunnerFactory) -> f
     esc_base, esc_id = tok.escape_base, tok.escape_id
     inputs = np.full(len(streams), tok.start_id, np.int64)
     bits, scored = 0.0, 0
+    mixer = None
     for t in range(max(len(s) for s in streams)):
         logits = runner.step(inputs)
+        mixer = mixer or OnlineMixer(len(streams), logits.shape[1])
         active = [i for i, s in enumerate(streams) if t < len(s)]
         syms = [streams[i][t] for i in active]
         ids = np.array([esc_id if s >= esc_base else s for s in syms], np.int64)
         inputs[active] = ids
+        p = probabilities(logits[active]).astype(np.float64)
+        mixer.prepare(active)
+        chosen = mixer.update(ids, (p[np.arange(len(active)), ids] / p.sum(axis=1)).tolist())
         if t < WARM_TOKENS and any(len(s) > 2 * WARM_TOKENS for s in streams):
             continue
-        p = probabilities(logits[active]).astype(np.float64)
-        chosen = p[np.arange(len(active)), ids] / p.sum(axis=1)
         bits += float(-np.log2(np.maximum(chosen, 1e-300)).sum()) + 8.0 * sum(s >= esc_base for s in syms)
         scored += sum(len(tok.symbol_bytes(s)) for s in syms)
     return bits / 8.0 / max(scored, 1)
