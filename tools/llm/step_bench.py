@@ -7,7 +7,7 @@ masked), so a few steps at each batch size tell how fast a whole file would code
         [--model ID|CODEC|PATH.onnx] [--batch 4 16 32 64] [--window 1024] [--steps 8] [--profile DIR]
 
 Prints, per batch size: ms per step split into ``run`` (ONNX Runtime), ``cache`` (numpy around it) and
-``code`` (probabilities + range coder encode), then tokens/s and KB/s at 3.6 bytes/token (SmolLM2 on
+``code`` (probabilities, the online models of payload format 3 unless ``--no-mix``, range coder encode), then tokens/s and KB/s at 3.6 bytes/token (SmolLM2 on
 English prose). ``--profile DIR`` writes ONNX Runtime's per-op JSON profile for the last batch size and
 prints the share of each op type.
 """
@@ -47,11 +47,12 @@ def op_shares(profile_file: str) -> dict[str, float]:
 
 
 def bench(onnx_path: Path, card: dict, batch: int, window: int, steps: int, threads: int,
-          profile: Path | None = None) -> dict:
+          profile: Path | None = None, mix: bool = True) -> dict:
     import onnxruntime as ort
 
     from lmar.plugins.llmcore import runtime
     from lmar.plugins.llmcore.coding import probabilities
+    from lmar.plugins.llmcore.online import OnlineMixer
     from lmar.plugins.rangecoder import RangeEncoder
 
     if profile:
@@ -66,7 +67,7 @@ def bench(onnx_path: Path, card: dict, batch: int, window: int, steps: int, thre
     runner = runtime.WindowRunner(sess, card, batch, window, 4)
     runner.t = window + 8  # a full window that has slid: the steady state (sink re-rotation included)
     runner.mask[:] = 0.0
-    real_run = sess.run
+    real_run = sess.run_with_iobinding
     t_run = [0.0]
 
     def timed_run(*a, **k):  # type: ignore[no-untyped-def]
@@ -75,10 +76,14 @@ def bench(onnx_path: Path, card: dict, batch: int, window: int, steps: int, thre
         t_run[0] += time.perf_counter() - t0
         return out
 
-    runner.sess = type("S", (), {"run": staticmethod(timed_run)})()
+    runner.sess = type("S", (), {"run_with_iobinding": staticmethod(timed_run)})()
+    mixer = OnlineMixer(batch, int(card["vocab_size"])) if mix else None
     rng = np.random.default_rng(0)
     enc = RangeEncoder()
-    runner.step(rng.integers(0, 1000, batch))  # warm-up
+    warm = rng.integers(0, 1000, batch)  # warm-up: the graph, and the coder's and mixer's compiled kernels
+    rows = probabilities(runner.step(warm))
+    enc.encode_rows(warm, mixer.mix_rows(rows, list(range(batch))) if mixer is not None else rows)
+    mixer = OnlineMixer(batch, int(card["vocab_size"])) if mixer is not None else None
     t_run[0] = 0.0
     t_step = t_code = 0.0
     for _ in range(steps):
@@ -86,7 +91,12 @@ def bench(onnx_path: Path, card: dict, batch: int, window: int, steps: int, thre
         t0 = time.perf_counter()
         logits = runner.step(ids)
         t1 = time.perf_counter()
-        enc.encode_rows(ids, probabilities(logits))
+        rows = probabilities(logits)
+        if mixer is not None:
+            rows = mixer.mix_rows(rows, list(range(batch)))
+        enc.encode_rows(ids, rows)
+        if mixer is not None:
+            mixer.update(ids)
         t2 = time.perf_counter()
         t_step += t1 - t0
         t_code += t2 - t1
@@ -110,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--profile", type=Path)
+    ap.add_argument("--no-mix", action="store_true", help="code the bare rows (payload format 2)")
     args = ap.parse_args(argv)
     path, card = load_model(args.model)
     print(f"{path.parent.name[:12]}/{path.name}  window {args.window}  threads {args.threads}  "
@@ -119,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         last = args.profile is not None and b == args.batch[-1]
         if last:
             args.profile.mkdir(parents=True, exist_ok=True)
-        r = bench(path, card, b, args.window, args.steps, args.threads, args.profile if last else None)
+        r = bench(path, card, b, args.window, args.steps, args.threads, args.profile if last else None,
+                  not args.no_mix)
         print(f"{b:5} {r['run_ms']:8.1f} {r['cache_ms']:8.1f} {r['code_ms']:8.1f} {r['tokens_s']:7.1f} "
               f"{r['kb_s']:6.3f}", flush=True)
         if "ops" in r:
