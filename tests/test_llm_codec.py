@@ -314,6 +314,12 @@ def test_bad_payload_is_codec_error(codec) -> None:  # type: ignore[no-untyped-d
     for bad in (b"", b"\x07junk", b"\x01\x01" + b"\x00" * 3):
         with pytest.raises(CodecError):
             codec.decompress(bad, 50)
+    for junk in (b"\x03\x01" + bytes(range(40)), b"\x03\x02\x05" + b"\xff" * 64):  # format 3: garbage in,
+        try:                                                                 # garbage or CodecError out
+            out = codec.decompress(junk, 50)
+            assert len(out) == 50
+        except CodecError:
+            pass
 
 
 @needs_import

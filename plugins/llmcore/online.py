@@ -81,12 +81,19 @@ class OnlineMixer:
         self.hist: list[list[int]] = [[] for _ in range(segments)]
         self.counts0 = np.zeros(vocab, np.int64)
         self.total0 = 0
-        self.tables: list[dict[tuple[int, ...], dict[int, int]]] = [{} for _ in ORDERS[1:]]
-        self.match_at: dict[tuple[int, ...], tuple[int, int]] = {}
+        self.tables: list[dict[int, dict[int, int]]] = [{} for _ in ORDERS[1:]]
+        self.match_at: dict[int, tuple[int, int]] = {}
         self.match_ptr: list[tuple[int, int] | None] = [None] * segments
         self.match_len = [0] * segments
         self.weights: dict[int, list[float]] = {}
         self._step: list[tuple] = []
+
+    def _key(self, h: list[int], k: int) -> int:
+        """The last ``k`` tokens of ``h`` as one integer (base ``vocab``): smaller and faster than a tuple."""
+        key = 0
+        for x in h[-k:]:
+            key = key * self.vocab + x
+        return key
 
     # -- prediction --------------------------------------------------------------------------------------
     def _contexts(self, s: int) -> tuple[int, list[dict[int, int] | None]]:
@@ -98,7 +105,7 @@ class OnlineMixer:
             m = self.hist[ptr[0]][ptr[1]]
         tabs: list[dict[int, int] | None] = []
         for j, k in enumerate(ORDERS[1:]):
-            tabs.append(self.tables[j].get(tuple(h[-k:])) if len(h) >= k else None)
+            tabs.append(self.tables[j].get(self._key(h, k)) if len(h) >= k else None)
         return m, tabs
 
     def prepare(self, active: list[int]) -> None:
@@ -185,7 +192,7 @@ class OnlineMixer:
         for j, k in enumerate(ORDERS[1:]):
             if len(h) < k:
                 break
-            t = self.tables[j].setdefault(tuple(h[-k:]), {-1: 0})
+            t = self.tables[j].setdefault(self._key(h, k), {-1: 0})
             t[a] = t.get(a, 0) + 1
             t[-1] += 1
         h.append(a)
@@ -196,7 +203,7 @@ class OnlineMixer:
         else:
             self.match_ptr[s], self.match_len[s] = None, 0
         if len(h) >= MATCH_MIN:
-            key = tuple(h[-MATCH_MIN:])
+            key = self._key(h, MATCH_MIN)
             if self.match_ptr[s] is None:
                 found = self.match_at.get(key)
                 if found is not None:

