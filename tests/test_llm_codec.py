@@ -291,6 +291,24 @@ def test_online_models_learn_repetition_across_segments(codec) -> None:  # type:
     assert coding.decode(mixed, len(data), codec.tokenizer(), codec._runner_factory(), 4) == data
 
 
+@needs_import
+@pytest.mark.parametrize("prime", [0, 5, 128, 10_000])
+def test_prime_of_any_length_roundtrips(codec, prime: int, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Format 3 primes every segment with segment 0's first PRIME_TOKENS tokens; a prime shorter than,
+    longer than, or absent from segment 0 decodes, and priming changes the payload."""
+    from lmar.plugins.llmcore import coding
+
+    rng = random.Random(9)
+    data = b" ".join(bytes(rng.choice(b"etaoinshrdlu") for _ in range(rng.randint(1, 7))) for _ in range(700))
+    tok, make = codec.tokenizer(), codec._runner_factory()
+    monkeypatch.setattr(coding, "PRIME_TOKENS", prime)
+    payload = coding.encode(data, tok, make, 3, 600, fmt=3)
+    assert coding.decode(payload, len(data), tok, make, 3) == data
+    if prime:
+        monkeypatch.setattr(coding, "PRIME_TOKENS", 0)
+        assert coding.encode(data, tok, make, 3, 600, fmt=3) != payload
+
+
 def test_online_mixer_rows_are_distributions() -> None:
     """The mixture of normalised distributions is one: each coder row sums to 1 (float64 rounding aside),
     whatever the models predict; and the weights stay a floored distribution."""

@@ -53,6 +53,33 @@ def test_device_cache_path_matches_host_cache_bit_for_bit(codec, grow: bool, mon
 
 
 @needs_import
+@pytest.mark.parametrize("device_cache", [False, True])
+def test_repeated_runner_starts_every_row_from_the_one_segment_context(codec, device_cache: bool,
+                                                                        monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Format 3's prime: a one-segment runner's context (slid window, re-rotated sink, grown cache, the slot
+    still to write) copied into every row continues as if each row had run that context itself."""
+    from lmar.plugins.llmcore.runtime import WindowRunner
+
+    monkeypatch.setattr(WindowRunner, "GROW_FROM", 2)
+    sess = codec._runner_factory()(1, False).sess
+    ids = np.random.default_rng(4).integers(2, 50, 20)
+    one = WindowRunner(sess, codec.card, 1, 12, 4, True, device_cache=device_cache)
+    ref = WindowRunner(sess, codec.card, 3, 12, 4, True, device_cache=device_cache)
+    for x in ids[:-1]:
+        one.step(np.array([x]))
+        ref.step(np.full(3, x))
+    rep = one.repeated(3)
+    assert (rep.t, rep.capacity, rep.B) == (ref.t, ref.capacity, 3)
+    nxt = np.array([ids[-1], 7, 9])
+    a, b = rep.step(nxt), ref.step(nxt)
+    assert np.allclose(a, b, atol=1e-4)  # batch 1 vs 3 may round differently; the values are the same
+    for x, y in zip(rep.cache.host(), ref.cache.host()):
+        assert np.allclose(x, y, atol=1e-4)
+    with pytest.raises(Exception):
+        rep.repeated(2)
+
+
+@needs_import
 def test_payload_same_with_device_cache(codec, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from lmar.plugins.llmcore import runtime
 

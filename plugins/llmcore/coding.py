@@ -17,7 +17,11 @@ decodes the same way forever:
   and decoder compute the same values, and the range coder quantises them deterministically, in float32 as
   constriction did).
 - ``3`` (written now): format 2's rows mixed with online token models learnt from the block
-  (:mod:`.online`); the coder quantises the float64 mixture. Escaped bytes are coded as in format 2.
+  (:mod:`.online`); the coder quantises the float64 mixture. Escaped bytes are coded as in format 2. A
+  block of two or more segments is *primed*: the first :data:`PRIME_TOKENS` tokens of segment 0 are
+  coded alone (a one-segment runner), then that runner's context is copied into every segment
+  (:meth:`WindowRunner.repeated`) and all segments go on in lockstep, segment 0 from its next token,
+  the others from their first, each after the shared prime.
 """
 from __future__ import annotations
 
@@ -34,6 +38,10 @@ from .tokenizer import ByteBPE
 
 FORMAT = 3
 FORMATS = (1, 2, 3)
+#: Format 3: the first segment's first tokens, coded alone (batch 1) and then copied into every segment's
+#: context, so no segment starts cold. SmolLM2 int8 on alice29 (64 segments): segments 2-64 cost 3.7 %
+#: less bare, 2.3 % less with the online models; the 128 batch-1 steps cost ~4 s per block.
+PRIME_TOKENS = 128
 _UNIFORM_BYTE = None
 
 
@@ -115,6 +123,11 @@ Progress = Callable[[int], None]
 RunnerFactory = Callable[[int, bool], WindowRunner]
 
 
+def _prime_length(fmt: int, segments: int) -> int:
+    """How many of the first segment's tokens are coded alone, then copied into every segment's context."""
+    return PRIME_TOKENS if fmt >= 3 and segments > 1 else 0
+
+
 def encode(data: bytes, tok: ByteBPE, make_runner: RunnerFactory, segments: int,
            min_segment: int, progress: Progress | None = None, fmt: int = FORMAT) -> bytes:
     if fmt not in FORMATS:
@@ -129,26 +142,39 @@ def encode(data: bytes, tok: ByteBPE, make_runner: RunnerFactory, segments: int,
         streams.append(tok.encode(data[pos: pos + n]))
         pos += n
     enc = RangeEncoder()
-    runner = make_runner(len(streams), fmt >= 2)
     esc_base, esc_id = tok.escape_base, tok.escape_id
-    inputs = np.full(len(streams), tok.start_id, np.int64)
-    mixer = None
-    for t in range(max(len(s) for s in streams)):
-        logits = runner.step(inputs)
-        if t == 0:
-            mixer = _mixer(fmt, len(streams), logits)
-        active = [i for i, s in enumerate(streams) if t < len(s)]
-        syms = [streams[i][t] for i in active]
+    mixers: list[OnlineMixer | None] = []  # made at the first step: it needs the vocabulary's size
+
+    def code(logits: np.ndarray, active: list[int], syms: list[int]) -> np.ndarray:
+        if not mixers:
+            mixers.append(_mixer(fmt, len(streams), logits))
         ids = np.array([esc_id if s >= esc_base else s for s in syms], np.int32)
-        enc.encode_rows(ids, coding_rows(logits, active, fmt, mixer))
-        if mixer is not None:
-            mixer.update(ids)
+        enc.encode_rows(ids, coding_rows(logits, active, fmt, mixers[0]))
+        if mixers[0] is not None:
+            mixers[0].update(ids)
         raw = [s - esc_base for s in syms if s >= esc_base]
         if raw:
             enc.encode_table(np.array(raw, np.int64), _uniform_byte())
-        inputs[active] = ids
         if progress:
             progress(sum(len(tok.symbol_bytes(s)) for s in syms))
+        return ids
+
+    prime = min(_prime_length(fmt, len(streams)), len(streams[0]))
+    if prime:
+        one = make_runner(1, True)
+        last = np.array([tok.start_id], np.int64)
+        for t in range(prime):
+            last = code(one.step(last), [0], [streams[0][t]]).astype(np.int64)
+        runner = one.repeated(len(streams))
+        inputs = np.full(len(streams), last[0], np.int64)
+        streams[0] = streams[0][prime:]
+    else:
+        runner = make_runner(len(streams), fmt >= 2)
+        inputs = np.full(len(streams), tok.start_id, np.int64)
+    for t in range(max(len(s) for s in streams)):
+        logits = runner.step(inputs)
+        active = [i for i, s in enumerate(streams) if t < len(s)]
+        inputs[active] = code(logits, active, [streams[i][t] for i in active])
     return header + enc.get_compressed().astype("<u4").tobytes()
 
 
@@ -173,34 +199,48 @@ def decode(payload: bytes, size: int, tok: ByteBPE, make_runner: RunnerFactory,
     if len(body) % 4:
         raise CodecError("llm: truncated range coder stream")
     dec = RangeDecoder(np.frombuffer(body, "<u4").astype(np.uint32))
-    runner = make_runner(count, fmt >= 2)
     esc_id = tok.escape_id
     outs = [bytearray() for _ in lengths]
-    inputs = np.full(count, tok.start_id, np.int64)
-    mixer = None
+    mixers: list[OnlineMixer | None] = []
+
+    def code(logits: np.ndarray, active: list[int]) -> np.ndarray:
+        if not mixers:
+            mixers.append(_mixer(fmt, count, logits))
+        ids = dec.decode_rows(coding_rows(logits, active, fmt, mixers[0]))
+        if mixers[0] is not None:
+            mixers[0].update(ids)
+        n_esc = int((ids == esc_id).sum())
+        raw = iter(dec.decode_table(_uniform_byte(), n_esc).tolist() if n_esc else ())
+        done = 0
+        for i, s in zip(active, ids.tolist()):
+            piece = bytes((next(raw),)) if s == esc_id else tok.symbol_bytes(s)
+            outs[i] += piece
+            done += len(piece)
+            if len(outs[i]) > lengths[i]:
+                raise CodecError("llm: decoded past the end of a segment (corrupt payload or numerics differ)")
+        if progress:
+            progress(done)
+        return ids
+
     try:
+        prime = _prime_length(fmt, count)
+        if prime:
+            one = make_runner(1, True)
+            last = np.array([tok.start_id], np.int64)
+            for _ in range(prime):
+                if len(outs[0]) >= lengths[0]:
+                    break
+                last = code(one.step(last), [0]).astype(np.int64)
+            runner = one.repeated(count)
+            inputs = np.full(count, last[0], np.int64)
+        else:
+            runner = make_runner(count, fmt >= 2)
+            inputs = np.full(count, tok.start_id, np.int64)
         while True:
             active = [i for i in range(count) if len(outs[i]) < lengths[i]]
             if not active:
                 break
-            logits = runner.step(inputs)
-            if mixer is None:
-                mixer = _mixer(fmt, count, logits)
-            ids = dec.decode_rows(coding_rows(logits, active, fmt, mixer))
-            if mixer is not None:
-                mixer.update(ids)
-            n_esc = int((ids == esc_id).sum())
-            raw = iter(dec.decode_table(_uniform_byte(), n_esc).tolist() if n_esc else ())
-            done = 0
-            for i, s in zip(active, ids.tolist()):
-                piece = bytes((next(raw),)) if s == esc_id else tok.symbol_bytes(s)
-                outs[i] += piece
-                done += len(piece)
-                if len(outs[i]) > lengths[i]:
-                    raise CodecError("llm: decoded past the end of a segment (corrupt payload or numerics differ)")
-            inputs[active] = ids
-            if progress:
-                progress(done)
+            inputs[active] = code(runner.step(inputs), active)
     except RangeCoderError as exc:
         raise CodecError(f"llm: cannot decode payload: {exc}") from None
     except CodecError:

@@ -11,8 +11,10 @@ The ratio is the ideal code length (``-log2 p`` of each token, plus 8 bits for a
 bytes of the tokens scored: all but each piece's first :data:`WARM_TOKENS` (see there), so it stands for
 the steady rate of a real segment; the segments' cold starts and the range coder's rounding are left out
 (a few percent on a block of several segments). The online models of payload format 3 (:mod:`.online`)
-run on the pieces as they do on a block's segments (learning costs no model steps), so a repetitive
-sample is estimated as the codec will code it. It is a pure function of the
+run on the pieces as they do on a block's segments (learning costs no model steps), after learning the
+sample's first :data:`~.coding.PRIME_TOKENS` tokens as format 3's prime would give them (the model is not
+primed: 128 more steps would double the estimate's cost), so a repetitive sample is estimated about as
+the codec will code it. It is a pure function of the
 bytes on a given machine (same graph, same batch shape, same float ops), so selection stays deterministic
 whatever ``-j`` is; no range coder runs.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .coding import RunnerFactory, probabilities
+from .coding import PRIME_TOKENS, RunnerFactory, probabilities
 from .online import OnlineMixer
 from .tokenizer import ByteBPE
 
@@ -63,7 +65,10 @@ def estimate_ratio(sample: bytes, tok: ByteBPE, make_runner: RunnerFactory) -> f
     mixer = None
     for t in range(max(len(s) for s in streams)):
         logits = runner.step(inputs)
-        mixer = mixer or OnlineMixer(len(streams), logits.shape[1])
+        if mixer is None:
+            mixer = OnlineMixer(len(streams) + 1, logits.shape[1])
+            head = [esc_id if s >= esc_base else s for s in tok.encode(sample[: 8 * PRIME_TOKENS])[:PRIME_TOKENS]]
+            mixer.learn(len(streams), head)
         active = [i for i, s in enumerate(streams) if t < len(s)]
         syms = [streams[i][t] for i in active]
         ids = np.array([esc_id if s >= esc_base else s for s in syms], np.int64)

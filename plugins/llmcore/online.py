@@ -186,6 +186,12 @@ class OnlineMixer:
             self._learn(s, a, m)
         return coded
 
+    def learn(self, s: int, tokens: list[int]) -> None:
+        """Learn ``tokens`` as segment ``s``'s text without coding them (the selection estimate's stand-in
+        for format 3's prime)."""
+        for a in tokens:
+            self._learn(s, a, -1)
+
     def _learn(self, s: int, a: int, m: int) -> None:
         h = self.hist[s]
         self.counts0[a] += 1

@@ -117,6 +117,7 @@ class WindowRunner:
         if window < 2 or not 0 <= sink < window:
             raise CodecError(f"bad window {window} / sink {sink}")
         self.sess = sess
+        self._made = (shape, device, device_cache)
         L, K, D = int(shape["layers"]), int(shape["kv_heads"]), int(shape["head_dim"])
         self.L, self.K, self.D, self.theta = L, K, D, float(shape["rope_theta"])
         self.B, self.W, self.S = batch, window, sink
@@ -140,6 +141,31 @@ class WindowRunner:
     @property
     def capacity(self) -> int:
         return self.cache.capacity
+
+    def repeated(self, batch: int) -> "WindowRunner":
+        """A runner for ``batch`` segments that each stand where this one-segment runner stands: its
+        context (cache, sink keys, mask, position, the slot still to write) copied into every row.
+
+        Why: payload format 3 runs the block's first tokens once, at batch 1, and starts every segment
+        with them in its context (a segment's cold start costs the most bits). Encoder and decoder both
+        prime at batch 1 and copy, so both see the same floats.
+        """
+        if self.B != 1:
+            raise CodecError("only a one-segment runner can be repeated")
+        shape, device, device_cache = self._made
+        r = WindowRunner(self.sess, shape, batch, self.W, self.S, self.grow, device=device, device_cache=device_cache)
+        if r.cache.capacity < self.cache.capacity:
+            r.cache.grow(self.cache.capacity)
+        k, v = self.cache.host()
+        r.cache.write(np.arange(self.cache.capacity), np.repeat(k, batch, axis=1), np.repeat(v, batch, axis=1))
+        r.mask = np.repeat(self.mask, batch, axis=0)
+        r.sink_raw = np.repeat(self.sink_raw, batch, axis=1)
+        r.sink_v = np.repeat(self.sink_v, batch, axis=1)
+        r.t = self.t
+        if self._pending is not None:
+            slot, pk, pv = self._pending
+            r._pending = (slot, np.repeat(pk, batch, axis=1), np.repeat(pv, batch, axis=1))
+        return r
 
     def _ensure_capacity(self, t: int) -> None:
         """Double the cache until slot ``t`` fits (only while ``t < W``: slots fill in order until then)."""
