@@ -117,7 +117,7 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     half = S // 2 if S >= (MIN_LANES_EXACT if exact else MIN_LANES_SEGMENTS) and not one_lane else S
     lanes = [_Lane(0, half, net, state, starts)] + ([_Lane(half, S, net, state, starts)] if half < S else [])
     if not decode and exact and len(lanes) == 1 and lanes[0].stepper is not None and AHEAD_STEPS > 0:
-        return _walk_ahead(plan, lanes[0], net, src, stream, coder)
+        return _walk_ahead(plan, lanes[0], net, src, buf, stream, coder)
     direction = 1 if decode else 0
     live = S
 
@@ -152,8 +152,8 @@ def _walk(plan: SegmentPlan, net: Network | None, decode: bool, src: np.ndarray,
     return buf, stream
 
 
-def _walk_ahead(plan: SegmentPlan, lane: _Lane, net: Network, src: np.ndarray, stream: np.ndarray,
-                coder: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _walk_ahead(plan: SegmentPlan, lane: _Lane, net: Network, src: np.ndarray, buf: np.ndarray,
+                stream: np.ndarray, coder: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Encoding with a batch-exact network, one lane: the network runs ahead of the mixer in a second thread.
 
     Why it can: when encoding, the network's input at step t is the data itself (the byte at t - 1 of each
@@ -164,7 +164,6 @@ def _walk_ahead(plan: SegmentPlan, lane: _Lane, net: Network, src: np.ndarray, s
     payload is the same bytes (tests compare). Decoding cannot: there the next input is the decoded byte.
     """
     S = plan.count
-    buf = np.zeros(plan.size, dtype=np.uint8)
     starts = lane.starts
     stepper = lane.stepper
     k = AHEAD_STEPS

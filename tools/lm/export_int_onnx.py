@@ -222,22 +222,36 @@ def checked_bytes(model, check) -> bytes:
         return tmp_path.read_bytes()
 
 
+def add_output_args(ap: argparse.ArgumentParser) -> None:
+    """The arguments every integer exporter takes: the model's name, the text it is verified on, --force."""
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--text", type=Path, default=ROOT.parent / "shared" / "corpus" / "text" / "alice29.txt")
+    ap.add_argument("--force", action="store_true", help="replace an unshipped file of that name")
+
+
+def output_and_text(args: argparse.Namespace, prog: str) -> tuple[Path, bytes] | None:
+    """The model file to write and the text to verify it on; None (after saying why) when that file exists
+    and ``--force`` was not given: a shipped model is never replaced by accident."""
+    out = MODELS / f"{args.name}.onnx"
+    if out.exists() and not args.force:
+        print(f"{prog}: {out} exists; a shipped model is never replaced", file=sys.stderr)
+        return None
+    return out, (args.text.read_bytes() if args.text.is_file() else bytes(range(256)) * 16)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, required=True, help="integer parameters (quantize_int.py --out)")
-    ap.add_argument("--name", required=True)
     ap.add_argument("--card-extra", type=Path, help="JSON merged into the card (training facts, evaluation)")
-    ap.add_argument("--text", type=Path, default=ROOT.parent / "shared" / "corpus" / "text" / "alice29.txt")
-    ap.add_argument("--force", action="store_true", help="replace an unshipped file of that name")
+    add_output_args(ap)
     args = ap.parse_args(argv)
-    out = MODELS / f"{args.name}.onnx"
-    if out.exists() and not args.force:
-        print(f"export_int_onnx: {out} exists; a shipped model is never replaced", file=sys.stderr)
+    target = output_and_text(args, "export_int_onnx")
+    if target is None:
         return 2
+    out, text = target
     p = load_params(args.params)
     check_bounds(p)
     model = build(p, args.name)
-    text = args.text.read_bytes() if args.text.is_file() else bytes(range(256)) * 16
     blob = checked_bytes(model, lambda path: verify(path, p, text))
     out.write_bytes(blob)
     card = {"name": args.name, "arch": "gru", "numerics": "integer", "layers": p.layers, "hidden": p.hidden,

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_int_onnx import checked_bytes  # noqa: E402
+from export_int_onnx import add_output_args, checked_bytes, output_and_text  # noqa: E402
 
 from lmar.plugins.lmcore import intnet  # noqa: E402
 from lmar.plugins.lmcore.intnet import A_ZERO, LUT_HALF, ONE, SHIFT, IntParams  # noqa: E402
@@ -194,18 +194,15 @@ def verify(path: Path, p: IntParams, text: bytes) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--from", dest="source", default="bytegru-v3i", help="the shipped integer model (graph 1)")
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--text", type=Path, default=ROOT.parent / "shared" / "corpus" / "text" / "alice29.txt")
-    ap.add_argument("--force", action="store_true", help="replace an unshipped file of that name")
+    add_output_args(ap)
     args = ap.parse_args(argv)
-    out = MODELS / f"{args.name}.onnx"
-    if out.exists() and not args.force:
-        print(f"export_int_onnx_g2: {out} exists; a shipped model is never replaced", file=sys.stderr)
+    target = output_and_text(args, "export_int_onnx_g2")
+    if target is None:
         return 2
+    out, text = target
     src = MODELS / f"{args.source}.onnx"
     p = intnet.load_onnx(src)
     model = build(p, args.name)
-    text = args.text.read_bytes() if args.text.is_file() else bytes(range(256)) * 16
 
     def check(path: Path) -> None:
         verify(path, p, text)
