@@ -114,8 +114,8 @@ def coding_rows(logits: np.ndarray, active: list[int], fmt: int, mixer: OnlineMi
     return mixer.mix_rows(p, active) if mixer is not None else p
 
 
-def _mixer(fmt: int, segments: int, logits: np.ndarray) -> OnlineMixer | None:
-    return OnlineMixer(segments, logits.shape[1]) if fmt >= 3 else None
+def _mixer(fmt: int, segments: int, tok: ByteBPE) -> OnlineMixer | None:
+    return OnlineMixer(segments, tok.vocab_size) if fmt >= 3 else None
 
 
 Progress = Callable[[int], None]
@@ -143,15 +143,13 @@ def encode(data: bytes, tok: ByteBPE, make_runner: RunnerFactory, segments: int,
         pos += n
     enc = RangeEncoder()
     esc_base, esc_id = tok.escape_base, tok.escape_id
-    mixers: list[OnlineMixer | None] = []  # made at the first step: it needs the vocabulary's size
+    mixer = _mixer(fmt, len(streams), tok)
 
     def code(logits: np.ndarray, active: list[int], syms: list[int]) -> np.ndarray:
-        if not mixers:
-            mixers.append(_mixer(fmt, len(streams), logits))
         ids = np.array([esc_id if s >= esc_base else s for s in syms], np.int32)
-        enc.encode_rows(ids, coding_rows(logits, active, fmt, mixers[0]))
-        if mixers[0] is not None:
-            mixers[0].update(ids)
+        enc.encode_rows(ids, coding_rows(logits, active, fmt, mixer))
+        if mixer is not None:
+            mixer.update(ids)
         raw = [s - esc_base for s in syms if s >= esc_base]
         if raw:
             enc.encode_table(np.array(raw, np.int64), _uniform_byte())
@@ -201,14 +199,12 @@ def decode(payload: bytes, size: int, tok: ByteBPE, make_runner: RunnerFactory,
     dec = RangeDecoder(np.frombuffer(body, "<u4").astype(np.uint32))
     esc_id = tok.escape_id
     outs = [bytearray() for _ in lengths]
-    mixers: list[OnlineMixer | None] = []
+    mixer = _mixer(fmt, count, tok)
 
     def code(logits: np.ndarray, active: list[int]) -> np.ndarray:
-        if not mixers:
-            mixers.append(_mixer(fmt, count, logits))
-        ids = dec.decode_rows(coding_rows(logits, active, fmt, mixers[0]))
-        if mixers[0] is not None:
-            mixers[0].update(ids)
+        ids = dec.decode_rows(coding_rows(logits, active, fmt, mixer))
+        if mixer is not None:
+            mixer.update(ids)
         n_esc = int((ids == esc_id).sum())
         raw = iter(dec.decode_table(_uniform_byte(), n_esc).tolist() if n_esc else ())
         done = 0

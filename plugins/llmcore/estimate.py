@@ -62,13 +62,11 @@ def estimate_ratio(sample: bytes, tok: ByteBPE, make_runner: RunnerFactory) -> f
     esc_base, esc_id = tok.escape_base, tok.escape_id
     inputs = np.full(len(streams), tok.start_id, np.int64)
     bits, scored = 0.0, 0
-    mixer = None
+    mixer = OnlineMixer(len(streams) + 1, tok.vocab_size)
+    head = tok.encode(sample[: 8 * PRIME_TOKENS])[:PRIME_TOKENS]
+    mixer.learn(len(streams), [esc_id if s >= esc_base else s for s in head])
     for t in range(max(len(s) for s in streams)):
         logits = runner.step(inputs)
-        if mixer is None:
-            mixer = OnlineMixer(len(streams) + 1, logits.shape[1])
-            head = [esc_id if s >= esc_base else s for s in tok.encode(sample[: 8 * PRIME_TOKENS])[:PRIME_TOKENS]]
-            mixer.learn(len(streams), head)
         active = [i for i, s in enumerate(streams) if t < len(s)]
         syms = [streams[i][t] for i in active]
         ids = np.array([esc_id if s >= esc_base else s for s in syms], np.int64)

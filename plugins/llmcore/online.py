@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lmar.errors import CodecError
+
 ORDERS = (0, 1, 2, 3)
 MATCH_MIN = 3
 #: multiplicative weight update rate and floor (powers of two: exact in binary)
@@ -131,6 +133,8 @@ class OnlineMixer:
 
     def mix_rows(self, rows: np.ndarray, active: list[int]) -> np.ndarray:
         """Float64 rows for the coder: the mixture of each active segment's models (see module doc)."""
+        if rows.shape[1] != self.vocab:  # the compiled loop reads counts0 at every column, unchecked
+            raise CodecError(f"llm: the model gives {rows.shape[1]} probabilities, the tokenizer has {self.vocab} ids")
         self.prepare(active)
         n = len(active)
         w_llm = np.array([st[4][0] for st in self._step], np.float64)
