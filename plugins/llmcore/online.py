@@ -25,6 +25,8 @@ numerics profile.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from lmar.errors import CodecError
@@ -65,6 +67,17 @@ def _row_kernel():  # type: ignore[no-untyped-def]
     return _kernel
 
 
+class _Row(NamedTuple):
+    """What one active segment's step was predicted from (kept until its token is learnt)."""
+
+    seg: int
+    match: int  #: the match model's token, -1 for none
+    tables: list[dict[int, int] | None]  #: order 1.. context tables, None where unseen
+    weights: list[float]  #: the weight set, updated in place
+    mixed: list[float]  #: the weights over the available models, normalised
+    avail: list[bool]
+
+
 def _bucket(n: int, edges: tuple[int, ...]) -> int:
     for i, e in enumerate(edges):
         if n < e:
@@ -89,7 +102,7 @@ class OnlineMixer:
         self.match_ptr: list[tuple[int, int] | None] = [None] * segments
         self.match_len = [0] * segments
         self.weights: dict[int, list[float]] = {}
-        self._step: list[tuple] = []
+        self._step: list[_Row] = []
 
     def _key(self, h: list[int], k: int) -> int:
         """The last ``k`` tokens of ``h`` as one integer (base ``vocab``): smaller and faster than a tuple."""
@@ -129,7 +142,7 @@ class OnlineMixer:
                 if ok:
                     total += w[i]
             wa = [w[i] / total if ok else 0.0 for i, ok in enumerate(avail)]
-            self._step.append((s, m, tabs, w, wa, avail))
+            self._step.append(_Row(s, m, tabs, w, wa, avail))
 
     def mix_rows(self, rows: np.ndarray, active: list[int]) -> np.ndarray:
         """Float64 rows for the coder: the mixture of each active segment's models (see module doc)."""
@@ -137,8 +150,8 @@ class OnlineMixer:
             raise CodecError(f"llm: the model gives {rows.shape[1]} probabilities, the tokenizer has {self.vocab} ids")
         self.prepare(active)
         n = len(active)
-        w_llm = np.array([st[4][0] for st in self._step], np.float64)
-        base = np.array([st[4][2] / self.total0 if self.total0 else 0.0 for st in self._step], np.float64)
+        w_llm = np.array([row.mixed[0] for row in self._step], np.float64)
+        base = np.array([row.mixed[2] / self.total0 if self.total0 else 0.0 for row in self._step], np.float64)
         out = np.empty(rows.shape, np.float64)
         sums = np.empty(n, np.float64)
         _row_kernel()(np.ascontiguousarray(rows, np.float32), w_llm, base, self.counts0, out, sums)
@@ -186,8 +199,7 @@ class OnlineMixer:
             for i in range(len(w)):
                 w[i] /= total
         for r, a in enumerate(ids.tolist()):
-            s, m = self._step[r][0], self._step[r][1]
-            self._learn(s, a, m)
+            self._learn(self._step[r].seg, a, self._step[r].match)
         return coded
 
     def learn(self, s: int, tokens: list[int]) -> None:
