@@ -28,6 +28,11 @@ NO_SLOW_LEVELS = frozenset({"fast"})
 WHOLE_LIMIT = 64 << 20
 SAMPLE_PIECE = 64 << 10
 SAMPLE_PIECES = 4
+#: Smaller sample pieces per level. Fast codes only the best estimate in full, so its estimates are most
+#: of what selection costs: on a 1 MB source tree, 256 KiB samples of six codecs (lzma -9e, PPMd with its
+#: decode check...) cost about as much as the final payload. Pieces of 16 KiB still rank text codecs against
+#: binary ones, which is the choice fast makes.
+LEVEL_SAMPLE_PIECE = {"fast": 16 << 10}
 FINALISTS = 3
 #: Full trials per level: fast codes only the best estimate in full.
 LEVEL_FINALISTS = {"fast": 1}
@@ -102,13 +107,13 @@ def encode_block(codec: Codec, chunk: bytes, verify: bool) -> EncodedBlock:
     return EncodedBlock(len(chunk), stored, xxhash.xxh3_64_intdigest(chunk))
 
 
-def sample_of(data: bytes) -> bytes:
+def sample_of(data: bytes, piece: int = SAMPLE_PIECE) -> bytes:
     """Up to SAMPLE_PIECES evenly spaced pieces: representative of the file, cheap to trial."""
-    total = SAMPLE_PIECE * SAMPLE_PIECES
+    total = piece * SAMPLE_PIECES
     if len(data) <= total:
         return data
-    step = (len(data) - SAMPLE_PIECE) // (SAMPLE_PIECES - 1)
-    return b"".join(data[i * step:i * step + SAMPLE_PIECE] for i in range(SAMPLE_PIECES))
+    step = (len(data) - piece) // (SAMPLE_PIECES - 1)
+    return b"".join(data[i * step:i * step + piece] for i in range(SAMPLE_PIECES))
 
 
 def _budget(opts: SelectOptions, size: int) -> float | None:
@@ -140,11 +145,11 @@ def _eligible(registry: Registry, opts: SelectOptions, size: int, probe: bytes,
         if cls is None:
             candidates[name] = [None, "not installed"]
             continue
+        if no_slow and cls.slow and name != fallback:  # before availability: an LM's loads its model
+            continue
         ok, why = cls.availability()
         if not ok:
             candidates[name] = [None, f"unavailable: {why}"]
-            continue
-        if no_slow and cls.slow and name != fallback:
             continue
         if budget is not None and name != fallback and size / cls.speed > budget:
             candidates[name] = [None, "over time budget"]
@@ -168,7 +173,7 @@ def choose(registry: Registry, data: bytes, total_size: int, opts: SelectOptions
     if total_size == 0:
         store = registry.fallback()
         return Choice(store, {store.name: [0, "empty"]}, [] if whole else None)
-    sample = sample_of(data)
+    sample = sample_of(data, LEVEL_SAMPLE_PIECE.get(opts.level, SAMPLE_PIECE))
     pool = _eligible(registry, opts, total_size, data if whole else sample, candidates)
     if not pool:
         pool = [registry.fallback()]

@@ -13,10 +13,17 @@ import struct
 import lmar
 from lmar.codec import Codec
 from lmar.errors import CodecError
-from lmar.plugins.media import audio_coder, sidebytes
+from lmar.plugins.media import sidebytes
 from lmar.plugins.media.wav import WavLayout, join, parse_wav, split
 
 _HEAD = struct.Struct("<QQBB")  # WavLayout fields
+
+
+def _coder():
+    """The sample coder (numpy, numba), imported on first use: every lmar command loads the plugins."""
+    from lmar.plugins.media import audio_coder
+
+    return audio_coder
 
 
 class AudioCodec(Codec):
@@ -44,7 +51,7 @@ class AudioCodec(Codec):
         frame, order = int(self.params["frame"]), int(self.params["max_order"])
         if not (frame == 0 or 16 <= frame <= 1 << 20) or not 1 <= order <= 32:
             raise CodecError("audio: bad frame or max_order parameter")
-        body = audio_coder.encode(x, frame, order)
+        body = _coder().encode(x, frame, order)
         return _HEAD.pack(lay.offset, lay.frames, lay.channels, lay.sample_bytes) + sidebytes.pack(side) + body
 
     def decompress(self, payload: bytes, size: int) -> bytes:
@@ -57,7 +64,7 @@ class AudioCodec(Codec):
         side, pos = sidebytes.unpack(payload, _HEAD.size)
         if len(side) + lay.end - lay.offset != size or lay.offset > len(side):
             raise CodecError("audio: payload layout does not match the recorded size")
-        x = audio_coder.decode(payload, pos, lay.frames, lay.channels)
+        x = _coder().decode(payload, pos, lay.frames, lay.channels)
         return join(x, side, lay)
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
-
 import lmar
 from lmar.codec import Codec
 from lmar.errors import CodecError
@@ -31,7 +29,7 @@ class ImageCodec(Codec):
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
-        if backends.imagecodecs is None:
+        if backends.library() is None:
             return False, "pip install imagecodecs"
         return True, ""
 
@@ -63,6 +61,8 @@ class ImageCodec(Codec):
             raise CodecError("image: payload layout does not match the recorded size")
         lay.check(total)
         shape = (lay.height, lay.width) if lay.channels == 1 else (lay.height, lay.width, lay.channels)
+        import numpy as np  # here, not with the plugin: every lmar command loads the plugins
+
         dtype = np.dtype(np.uint8 if lay.sample_bytes == 1 else np.uint16)
         pix = backends.decode(tag, payload[pos:], shape, dtype)
         return join(pix, side, lay)

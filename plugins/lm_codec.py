@@ -6,14 +6,16 @@ and the frozen ones of :mod:`lmar.plugins.lmcore.legacy` are imported only when 
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import lmar
 from lmar.codec import Codec
 from lmar.errors import CodecError, CodecUnavailable
-from lmar.plugins.lmcore import model_files, prior, runtime
+from lmar.plugins.lmcore import model_files, prior
 from lmar.plugins.lmcore.payload import SCHEME_FORMATS
-from lmar.plugins.lmcore.segments import plan_segments
+
+if TYPE_CHECKING:
+    from lmar.plugins.lmcore.runtime import StepModel
 
 #: The network new members are coded with. Older ones stay shipped: a member records the model it was
 #: coded with (name and sha256) and decodes only with that exact file (bytegru-v1: lm versions 1-2;
@@ -38,6 +40,14 @@ ENCODE_SCHEMES = ("cm6",)
 #: Schemes of :mod:`lmar.plugins.lmcore.legacy` (frozen, decode only, their own code; named here so that
 #: choosing a decoder does not import the package).
 LEGACY_SCHEMES = ("cm1",)
+
+
+def _runtime():
+    """The network's runtime (numpy, onnxruntime), imported on first use: every lmar command loads the
+    plugins, and ``lmar list`` or a fast-level ``create`` should not pay for it."""
+    from lmar.plugins.lmcore import runtime
+
+    return runtime
 
 
 def _blocks():
@@ -81,7 +91,7 @@ class LmCodec(Codec):
         if "model" not in params:
             self.params["model"] = DEFAULT_MODEL if scheme in INTEGER_SCHEMES else FLOAT_MODEL
         card = model_files.require_model(self.params["model"], self.params["model_sha256"] or None)
-        if (card.numerics == runtime.INTEGER) != (scheme in INTEGER_SCHEMES):
+        if (card.numerics == _runtime().INTEGER) != (scheme in INTEGER_SCHEMES):
             need = "an integer" if scheme in INTEGER_SCHEMES else "a float"
             raise CodecError(f"lm: scheme {scheme} needs {need} network; '{card.name}' is {card.numerics}")
         if not self.params["model_sha256"]:
@@ -91,7 +101,7 @@ class LmCodec(Codec):
         if self.params["scheme"] in prior.PRIOR_SCHEMES:
             self._prior = prior.require_prior(card, self.params["scheme"], self.params["prior_sha256"] or None)
             self.params["prior_sha256"] = self._prior.sha256
-        self._net: runtime.StepModel | None = None
+        self._net: StepModel | None = None
 
     # -- discovery -------------------------------------------------------------------------------------
     @classmethod
@@ -130,12 +140,14 @@ class LmCodec(Codec):
         return " ".join(words)
 
     # -- coding ----------------------------------------------------------------------------------------
-    def _network(self) -> runtime.StepModel:
+    def _network(self) -> StepModel:
         if self._net is None:
-            self._net = runtime.step_model(self._card, self.params["model_sha256"])
+            self._net = _runtime().step_model(self._card, self.params["model_sha256"])
         return self._net
 
     def _plan(self, size: int):
+        from lmar.plugins.lmcore.segments import plan_segments
+
         return plan_segments(size, int(self.params["min_segment"]), int(self.params["max_segments"]))
 
     def _portable(self) -> bool:
@@ -143,8 +155,8 @@ class LmCodec(Codec):
 
     def _fingerprint(self) -> int:
         if self._portable():  # the same on every machine: a failed checksum is always damage
-            return runtime.profile_fingerprint(runtime.portable_profile())
-        return runtime.profile_fingerprint(runtime.numerics_profile(self._network().provider))
+            return _runtime().profile_fingerprint(_runtime().portable_profile())
+        return _runtime().profile_fingerprint(_runtime().numerics_profile(self._network().provider))
 
     def compress(self, data: bytes) -> bytes:
         data = bytes(data)
@@ -184,21 +196,21 @@ class LmCodec(Codec):
 
     def header_info(self) -> dict[str, Any]:
         if self._portable():
-            return {"model": self.params["model"], **runtime.portable_profile()}
-        prof = runtime.numerics_profile(self._network().provider)
+            return {"model": self.params["model"], **_runtime().portable_profile()}
+        prof = _runtime().numerics_profile(self._network().provider)
         return {"model": self.params["model"], **prof}
 
     @classmethod
     def machine_binding(cls, recorded_info: Mapping[str, Any]) -> str:
         """Members of the integer network (cm6) decode anywhere; float ones (cm1-cm5) where they were coded."""
-        if recorded_info.get("numerics") == runtime.PORTABLE or "cpu_flags" not in recorded_info:
+        if recorded_info.get("numerics") == _runtime().PORTABLE or "cpu_flags" not in recorded_info:
             return ""
         from lmar.plugins.ort_runtime import float_binding
 
         return float_binding(recorded_info)
 
     def mismatch_hint(self, recorded_info: Mapping[str, Any]) -> str:
-        return runtime.describe_mismatch(recorded_info, runtime.numerics_profile())
+        return _runtime().describe_mismatch(recorded_info, _runtime().numerics_profile())
 
 
 @lmar.hookimpl

@@ -10,6 +10,8 @@ from lmar.errors import CodecError
 
 #: Decoder memory cap: preset 9's 64 MiB dictionary needs 65 MiB; a hostile header may not ask for more.
 MEMLIMIT = 128 << 20
+#: Dictionary size of each xz preset (xz(1), "Presets"), 0 to 9.
+PRESET_DICT_SIZE = [256 << 10, 1 << 20, 2 << 20, 4 << 20, 4 << 20, 8 << 20, 8 << 20, 16 << 20, 32 << 20, 64 << 20]
 
 
 class LzmaCodec(Codec):
@@ -19,8 +21,17 @@ class LzmaCodec(Codec):
     default_params = {"preset": 9, "extreme": True}
 
     def compress(self, data: bytes) -> bytes:
+        if self.params["preset"] not in range(10):
+            raise CodecError(f"lzma: preset {self.params['preset']!r} is outside 0..9")
         preset = self.params["preset"] | (lzma.PRESET_EXTREME if self.params["extreme"] else 0)
-        return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE, preset=preset)
+        # The preset's dictionary, but no larger than the input rounded up to a power of two: matches cannot
+        # reach further back than the input anyway, and setting up preset 9's 64 MiB match finder takes
+        # ~50 ms, which dominated coding the small groups and samples that selection tries. The stream
+        # records its dictionary size, so decoding needs nothing new.
+        limit = 1 << max(12, (max(len(data), 1) - 1).bit_length())
+        dict_size = min(PRESET_DICT_SIZE[self.params["preset"]], limit)
+        filters = [{"id": lzma.FILTER_LZMA2, "preset": preset, "dict_size": dict_size}]
+        return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE, filters=filters)
 
     def decompress(self, payload: bytes, size: int) -> bytes:
         try:

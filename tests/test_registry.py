@@ -34,6 +34,21 @@ def test_builtin_codecs_come_from_the_lmar_distribution():
     assert not reg.failures, reg.failures
 
 
+def test_loading_the_plugins_imports_no_heavy_library():
+    """Every lmar command loads every plugin (codecs and commands), so a plugin module imports its numpy,
+    numba, onnxruntime or imagecodecs core on first use, not at import: together they cost ~0.4 s, which
+    `lmar list` or a fast-level `create` of a small tree should not pay."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lmar.registry import load_registry; r = load_registry(); "
+            "print(sorted(m for m in ('numpy', 'numba', 'onnxruntime', 'imagecodecs') if m in sys.modules)); "
+            "print(len(r.codecs))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "[]", out
+    assert int(out[1]) >= len(BUILTINS)
+
+
 def test_third_party_plugins_are_off_in_tests_by_default():
     """conftest sets LMAR_LOAD_PLUGINS="" so stray plugins cannot change results; built-ins still load."""
     reg = load_registry()

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from lmar.errors import CodecError
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: every lmar command loads the plugins
+    import numpy as np
 
 MAGIC = b"LMc"
 #: The one list of the lm codec's coding schemes, each with the payload format that marks it: what the
@@ -40,6 +42,8 @@ class Payload:
 
     def words(self) -> np.ndarray:
         """The body as little-endian 32-bit coder words (format 1)."""
+        import numpy as np
+
         if len(self.body) % 4:
             raise CodecError("lm: payload length is not a whole number of coder words (truncated)")
         return np.frombuffer(self.body, dtype="<u4").astype(np.uint32)

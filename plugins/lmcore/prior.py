@@ -18,14 +18,15 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from lmar.errors import CodecError, CodecUnavailable
 from lmar.filehash import file_sha256
 
 from .model_files import ModelCard
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: every lmar command loads the plugins
+    import numpy as np
 
 #: Schemes whose blocks start from a prior (the rest start cold).
 PRIOR_SCHEMES = ("cm5", "cm6")
@@ -85,6 +86,8 @@ def require_prior(card: ModelCard, scheme: str, sha256: str | None) -> Prior:
                                f"not installed (the installed one is {actual[:12]}...)")
     key = (str(path), actual)
     if key not in _CACHE:
+        import numpy as np
+
         try:
             with np.load(path, allow_pickle=False) as z:
                 shapes = {name: tuple(int(n) for n in z[f"{name}.shape"]) for name in TABLES}
@@ -103,6 +106,8 @@ def require_prior(card: ModelCard, scheme: str, sha256: str | None) -> Prior:
 
 def save_prior(path: Path, learnt: Any, cold: Any) -> str:
     """Write what moved between two states' tables, quantised; return the file's sha256 (for the card)."""
+    import numpy as np
+
     arrays: dict[str, np.ndarray] = {}
     for name in TABLES:
         cold_t = getattr(cold, name)

@@ -7,17 +7,26 @@ Each result is decoded again before it is accepted, so a library quirk can cost 
 from __future__ import annotations
 
 import lzma
-from typing import Callable
-
-import numpy as np
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Callable
 
 from lmar.errors import CodecError
 from lmar.plugins.media.sidebytes import lzma_filters
 
-try:
-    import imagecodecs
-except ImportError:  # availability() reports it
-    imagecodecs = None
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@lru_cache(maxsize=1)
+def library() -> Any:
+    """``imagecodecs``, or None when it is not installed; imported on first use, not with the plugin:
+    with numpy it costs ~0.2 s that every lmar command would pay for a codec most archives never use."""
+    try:
+        import imagecodecs
+    except ImportError:  # availability() reports it
+        return None
+    return imagecodecs
+
 
 LZMA, JXL, WEBP, JPEGLS = 0, 1, 2, 3
 NAMES = {LZMA: "lzma", JXL: "jpegxl", WEBP: "webp", JPEGLS: "jpegls"}
@@ -30,6 +39,8 @@ def _lzma_enc(pix: np.ndarray, effort: int) -> bytes | None:
 
 
 def _lzma_dec(blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    import numpy as np
+
     n = int(np.prod(shape)) * dtype.itemsize
     raw = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=lzma_filters(n)).decompress(blob, n + 1)
     if len(raw) != n:
@@ -38,26 +49,29 @@ def _lzma_dec(blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarra
 
 
 def _jxl_enc(pix: np.ndarray, effort: int) -> bytes | None:
-    return imagecodecs.jpegxl_encode(pix, lossless=True, effort=effort)
+    return library().jpegxl_encode(pix, lossless=True, effort=effort)
 
 
 def _webp_enc(pix: np.ndarray, effort: int) -> bytes | None:
-    if pix.dtype != np.uint8 or pix.ndim != 3 or pix.shape[2] not in (3, 4):
+    if pix.dtype != "uint8" or pix.ndim != 3 or pix.shape[2] not in (3, 4):
         return None
-    return imagecodecs.webp_encode(pix, lossless=True, method=6)
+    return library().webp_encode(pix, lossless=True, method=6)
 
 
 def _jpegls_enc(pix: np.ndarray, effort: int) -> bytes | None:
     if pix.ndim == 3 and pix.shape[2] not in (3,):
         return None
-    return imagecodecs.jpegls_encode(pix)
+    return library().jpegls_encode(pix)
 
 
 def _lib_dec(fn_name: str) -> Callable[[bytes, tuple[int, ...], np.dtype], np.ndarray]:
     def dec(blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        if imagecodecs is None:
+        import numpy as np
+
+        lib = library()
+        if lib is None:
             raise CodecError("image: imagecodecs is not installed")
-        return np.asarray(getattr(imagecodecs, fn_name)(blob))
+        return np.asarray(getattr(lib, fn_name)(blob))
 
     return dec
 
@@ -83,9 +97,11 @@ def decode(tag: int, blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np
 
 def encode_best(pix: np.ndarray, effort: int, backends: list[int]) -> tuple[int, bytes]:
     """(tag, blob) of the smallest back end whose output decodes back to exactly ``pix``."""
+    import numpy as np
+
     best: tuple[int, bytes] | None = None
     for tag in backends:
-        if tag != LZMA and imagecodecs is None:
+        if tag != LZMA and library() is None:
             continue
         try:
             blob = ENCODERS[tag](pix, effort)

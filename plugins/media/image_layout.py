@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from lmar.errors import CodecError
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: every lmar command loads the plugins
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,8 @@ def find_layout(data: bytes) -> Layout:
 
 def split(data: bytes, lay: Layout) -> tuple[np.ndarray, bytes]:
     """(pixels as a top-down H x W [x C] native array in RGB order, every other byte in file order)."""
+    import numpy as np
+
     region = np.frombuffer(data, np.uint8, count=lay.row_stride * lay.height, offset=lay.offset)
     region = region.reshape(lay.height, lay.row_stride)
     pad = region[:, lay.row_bytes :].tobytes()
@@ -186,6 +190,8 @@ def split(data: bytes, lay: Layout) -> tuple[np.ndarray, bytes]:
 
 def join(pix: np.ndarray, side: bytes, lay: Layout) -> bytes:
     """Inverse of :func:`split`."""
+    import numpy as np
+
     pad_len = (lay.row_stride - lay.row_bytes) * lay.height
     if len(side) < lay.offset + pad_len:
         raise CodecError("image: side bytes too short for the layout")

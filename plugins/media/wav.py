@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from lmar.errors import CodecError
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: every lmar command loads the plugins
+    import numpy as np
 
 _PCM, _EXTENSIBLE = 1, 0xFFFE
 _PCM_GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
@@ -72,6 +74,8 @@ def parse_wav(data: bytes) -> WavLayout:
 
 def split(data: bytes, lay: WavLayout) -> tuple[np.ndarray, bytes]:
     """(samples as int64 of shape frames x channels, signed; every other byte in file order)."""
+    import numpy as np
+
     n = lay.frames * lay.channels
     raw = np.frombuffer(data, np.uint8, count=n * lay.sample_bytes, offset=lay.offset)
     if lay.sample_bytes == 1:
@@ -87,6 +91,8 @@ def split(data: bytes, lay: WavLayout) -> tuple[np.ndarray, bytes]:
 
 def join(x: np.ndarray, side: bytes, lay: WavLayout) -> bytes:
     """Inverse of :func:`split`."""
+    import numpy as np
+
     if x.shape != (lay.frames, lay.channels):
         raise CodecError("audio: decoded samples have the wrong shape")
     lo, hi = -(1 << (8 * lay.sample_bytes - 1)), 1 << (8 * lay.sample_bytes - 1)
