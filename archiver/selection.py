@@ -20,6 +20,10 @@ from .registry import Registry
 #: The default lets the shipped LM codec (a few KB/s on 2 CPU cores) compete on every file up to a few MiB;
 #: fast admits xz-class codecs (about the cost of ``tar | xz -9e``) now that small files share solid groups.
 LEVEL_BUDGET = {"fast": 0.8, "default": 300.0, "max": None}
+#: A file is budgeted as if it had at least this many bytes, so that an LM still competes on a tiny file at
+#: the default level. Not at fast: there the budget admits only codecs about as fast as xz -9e, and with
+#: the floor brotli (0.7 MB/s, ~50 ms on a 26 KB group) got a full trial on every small group.
+LEVEL_BUDGET_FLOOR = {"fast": 1}
 #: ...but never more than this many seconds for one file, so a large file does not stall the archive.
 LEVEL_FILE_CAP = {"fast": 30.0, "default": 600.0, "max": None}
 #: Levels that skip codecs declaring ``slow`` (language models).
@@ -122,7 +126,7 @@ def _budget(opts: SelectOptions, size: int) -> float | None:
     rate = LEVEL_BUDGET.get(opts.level, LEVEL_BUDGET["default"])
     if rate is None:
         return None
-    budget = rate * max(size, 1 << 16) / (1 << 20)
+    budget = rate * max(size, LEVEL_BUDGET_FLOOR.get(opts.level, 1 << 16)) / (1 << 20)
     cap = LEVEL_FILE_CAP.get(opts.level)
     return budget if cap is None else min(budget, cap)
 

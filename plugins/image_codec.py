@@ -29,7 +29,7 @@ class ImageCodec(Codec):
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
-        if backends.library() is None:
+        if not backends.installed():
             return False, "pip install imagecodecs"
         return True, ""
 

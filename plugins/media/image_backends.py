@@ -28,6 +28,14 @@ def library() -> Any:
     return imagecodecs
 
 
+@lru_cache(maxsize=1)
+def installed() -> bool:
+    """Whether ``imagecodecs`` can be imported, without importing it (availability is asked per file)."""
+    from importlib.util import find_spec
+
+    return find_spec("imagecodecs") is not None
+
+
 LZMA, JXL, WEBP, JPEGLS = 0, 1, 2, 3
 NAMES = {LZMA: "lzma", JXL: "jpegxl", WEBP: "webp", JPEGLS: "jpegls"}
 
