@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .archive import ArchiveReader, CreateOptions, MemberResult, open_archive, stdout_writer
-from .grouping import DEFAULT_SOLID_LIMIT, DEFAULT_SOLID_SIZE, MAX_SOLID_SIZE, GroupingOptions
+from .grouping import DEFAULT_SOLID_LIMIT, DEFAULT_SOLID_SIZE, LEVEL_SOLID_SIZE, MAX_SOLID_SIZE, GroupingOptions
 from .console import error, make_progress, warn
 from .errors import LmarError
 from .listing import json_value, long_line, member_json
@@ -258,8 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor_args(c)
     c.add_argument("--no-verify", action="store_true", help="do not decode LM-coded members before committing them")
     c.add_argument("--no-solid", action="store_true", help="code every file on its own (no solid blocks)")
-    c.add_argument("--solid-size", type=_solid_bytes, default=DEFAULT_SOLID_SIZE, metavar="N",
-                   help=f"largest solid block in bytes, K/M/G suffixes allowed (default {DEFAULT_SOLID_SIZE >> 20}M)")
+    c.add_argument("--solid-size", type=_solid_bytes, default=None, metavar="N",
+                   help=f"largest solid block in bytes, K/M/G suffixes allowed (default {DEFAULT_SOLID_SIZE >> 20}M, "
+                   f"{LEVEL_SOLID_SIZE['fast'] >> 20}M at --level fast)")
     c.add_argument("--solid-limit", type=_solid_bytes, default=None, metavar="N",
                    help=f"files of at least N bytes are coded on their own (default {DEFAULT_SOLID_LIMIT >> 20}M)")
     c.add_argument("--no-dedup", action="store_true", help="store every file's content even when it repeats another's")

@@ -32,6 +32,9 @@ class Codec:
     block_size: ClassVar[int] = 4 << 20
     #: Rough compression speed on one core in bytes/s; selection uses it to keep within a time budget.
     speed: ClassVar[float] = 20e6
+    #: Rough decompression speed on one core in bytes/s; None: the same as ``speed`` (a symmetric coder: PPMd,
+    #: a language model). Extraction uses it to judge whether decoding groups in worker processes pays.
+    decode_speed: ClassVar[float | None] = None
     #: Decode every block before committing it (LM codecs: float numerics must be proven reproducible).
     verify_by_default: ClassVar[bool] = False
     #: Never tried at level ``fast``, whatever its speed: a language model (that level promises none runs).

@@ -34,8 +34,12 @@ LEVEL_SOLID_LIMIT: dict[str, int] = {}
 #: unrelated binary formats share little, and each keeps the codec its own trial picks (../shared/corpus: its
 #: seven binary files of 38 KB-1 MB in one lm group took 346,766 bytes against 331,830 coded one by one).
 BINARY_SOLID_LIMIT = 64 << 10
-#: Largest solid group (raw bytes).
+#: Largest solid group (raw bytes): an lm block, so at the default level a group is one model stream.
 DEFAULT_SOLID_SIZE = 16 << 20
+#: ...per level. Fast codes with classical codecs, which cut a group into independent 4 MiB blocks coded
+#: one after another in one worker: groups of that size code the same way but in parallel (20,000 small
+#: files, 16.5 MB: one worker coded all of it while the other idled).
+LEVEL_SOLID_SIZE = {"fast": 4 << 20}
 MAX_SOLID_SIZE = 256 << 20
 _READ = 1 << 20
 
@@ -45,8 +49,8 @@ class GroupingOptions:
     solid: bool = True
     #: Files of at least this many bytes get a group of their own (None: the level's, :func:`solid_limit_for`).
     solid_limit: int | None = None
-    #: Largest solid group in raw bytes.
-    solid_size: int = DEFAULT_SOLID_SIZE
+    #: Largest solid group in raw bytes (None: the level's, :func:`solid_size_for`).
+    solid_size: int | None = None
     dedup: bool = True
 
     def limit_at(self, level: str) -> int:
@@ -54,6 +58,10 @@ class GroupingOptions:
         if not self.solid:
             return 0
         return solid_limit_for(level) if self.solid_limit is None else self.solid_limit
+
+    def size_at(self, level: str) -> int:
+        """The largest solid group at ``level``: the one given, else the level's."""
+        return solid_size_for(level) if self.solid_size is None else self.solid_size
 
 
 @dataclass
@@ -75,6 +83,11 @@ class Group:
 def solid_limit_for(level: str) -> int:
     """The solid limit a level uses when none is given."""
     return LEVEL_SOLID_LIMIT.get(level, DEFAULT_SOLID_LIMIT)
+
+
+def solid_size_for(level: str) -> int:
+    """The largest solid group a level makes when none is given."""
+    return LEVEL_SOLID_SIZE.get(level, DEFAULT_SOLID_SIZE)
 
 
 def _ext_key(src: Source) -> tuple[str, str, str]:
@@ -144,6 +157,7 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
     links = [s for s in sources if s.info.type in (SYMLINK, HARDLINK)]
     files = [s for s in sources if s.info.type == FILE and s.info.size > 0]
     limit = opts.limit_at(level)
+    solid_size = opts.size_at(level)
     small = sorted((s for s in files if s.info.size < limit), key=_ext_key)
     large = [s for s in files if s.info.size >= limit]
     ordered = small + large
@@ -180,7 +194,7 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
             yield _with_refs(g, 0, followers.get(pos, []), ordered)
             continue
         g = pools.get(kind)
-        if g is not None and len(g.members) and pool_size[kind] + len(data) > opts.solid_size:
+        if g is not None and len(g.members) and pool_size[kind] + len(data) > solid_size:
             yield _close(g, pool_bytes.pop(kind))
             g = None
         if g is None:

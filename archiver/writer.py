@@ -130,7 +130,7 @@ class ArchiveWriter:
             return opts.jobs
         limit = opts.grouping.limit_at(opts.select.level)
         sizes = [s.info.size for s in sources if s.info.isfile()]
-        if limit and all(n < limit for n in sizes) and sum(sizes) <= opts.grouping.solid_size:
+        if limit and all(n < limit for n in sizes) and sum(sizes) <= opts.grouping.size_at(opts.select.level):
             return 1
         return opts.jobs
 

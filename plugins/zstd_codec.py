@@ -12,6 +12,7 @@ class ZstdCodec(Codec):
     name = "zstd"
     description = "Zstandard, level 19, long window"
     speed = 3e6
+    decode_speed = 500e6
     default_params = {"level": 19, "window_log": 27}
     probe_rank = 0  # selection's incompressibility test (level 1)
     _probe = None

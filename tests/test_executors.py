@@ -188,3 +188,21 @@ def test_extract_uses_workers_by_default_for_two_lm_groups(tmp_path, monkeypatch
         assert r.extractall(str(tmp_path / "out")).ok
     assert (len(served) == 1 and served[0] == files) if pooled else served == []
     assert (tmp_path / "out" / "lmsrc" / "f0.txt").read_bytes() == (tmp_path / "lmsrc" / "f0.txt").read_bytes()
+
+
+def test_groups_slow_to_decode_by_declared_speed_earn_workers(tmp_path, monkeypatch):
+    """A classical codec's group counts as slow to decode when its raw bytes at the codec's declared decoding
+    speed take at least WORKER_WORTH_S (four 4 MiB PPMd groups take ~0.5 s each); zlib's small groups do not."""
+    src = tmp_path / "zsrc"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}.txt").write_bytes(b"%d some words to deflate " % i * 200)
+    monkeypatch.chdir(tmp_path)
+    opts = CreateOptions(select=SelectOptions(codec="zlib"), jobs=1, grouping=GroupingOptions(solid=False))
+    with lmar.open("z.lmar", "w", options=opts) as w:
+        w.add(["zsrc"])
+    path = str(tmp_path / "z.lmar")
+    assert prefetch.slow_groups(path) == 0
+    monkeypatch.setattr(prefetch, "WORKER_WORTH_S", 4000 / 300e6)  # zlib declares 300 MB/s; each file ~5 KB
+    assert prefetch.slow_groups(path) == 3
+    assert prefetch.slow_groups(path, stop_at=2) == 2

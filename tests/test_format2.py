@@ -371,3 +371,13 @@ def test_solid_limit_is_one_mib_unless_given(tmp_path):
         with lmar.open(str(arc)) as ar:
             solid[level, limit] = ar.getmember("t/big.txt").solid
     assert solid == {("default", None): True, ("fast", None): True, ("fast", 64 << 10): False}
+
+
+def test_solid_group_size_follows_the_level_unless_given():
+    """Fast makes 4 MiB groups (its classical codecs code 4 MiB blocks, so the groups can go to parallel
+    workers); the default level 16 MiB (one lm block); --solid-size wins at every level."""
+    from lmar.grouping import DEFAULT_SOLID_SIZE, LEVEL_SOLID_SIZE
+
+    assert GroupingOptions().size_at("fast") == LEVEL_SOLID_SIZE["fast"] == 4 << 20
+    assert GroupingOptions().size_at("default") == GroupingOptions().size_at("max") == DEFAULT_SOLID_SIZE
+    assert GroupingOptions(solid_size=1 << 20).size_at("fast") == 1 << 20
