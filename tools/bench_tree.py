@@ -39,6 +39,7 @@ import resource
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -413,6 +414,27 @@ def diff_trees(a: Path, b: Path, timeout: float) -> tuple[bool, str]:
     return False, (r.stdout.strip().splitlines() or [r.error])[0][:200]
 
 
+def merge_runs(res: dict) -> dict:
+    """One row from a tool's runs on a tree: the last run's facts with the median create/extract times,
+    every run's times, and a failed round trip or a differing size from any run."""
+    runs = res.pop("runs", None)
+    if not runs:
+        return res
+    row = dict(runs[-1])
+    if len(runs) > 1:
+        for key in ("create_s", "extract_s", "create_cpu_s", "extract_cpu_s"):
+            values = [r[key] for r in runs if key in r]
+            if values:
+                row[key] = round(statistics.median(values), 2)
+                row[key + "_runs"] = values
+        if len({r.get("bytes") for r in runs}) > 1:
+            row["error"] = f"sizes differ between runs: {sorted({r.get('bytes') for r in runs})}"
+        failed = [r for r in runs if r.get("roundtrip") == "FAIL" or "error" in r]
+        if failed:
+            row.update({k: failed[0][k] for k in ("roundtrip", "roundtrip_note", "error") if k in failed[0]})
+    return row
+
+
 def measure(tool: Tool, tree: Path, outdir: Path, ctx: dict, args: argparse.Namespace) -> dict:
     row: dict = {"tool": tool.key, "label": tool.label}
     out = outdir / f"{tree.name}.{tool.key}.{tool.ext}"
@@ -561,6 +583,8 @@ def main() -> int:
     ap.add_argument("--lmar-rev", metavar="REV", help="run lmar as of git commit REV (a snapshot under "
                     "WORK/_lmar, on this venv's Python): e.g. a format 1 baseline while the tree has format 2")
     ap.add_argument("--work", default=str(REPO / "work-data" / "trees"), help="where trees are fetched and unpacked")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="measure every tool N times per tree, in rounds, and report median times (default 1)")
     ap.add_argument("--timeout", type=float, default=7200, help="seconds per command (default 7200)")
     ap.add_argument("--install", action="store_true", help="apt-get install the missing tools first")
     ap.add_argument("--fetch-only", action="store_true", help="fetch and unpack the trees, print their facts")
@@ -643,11 +667,20 @@ def main() -> int:
             if skip:
                 results.append({"tool": tool.key, "label": tool.label, "skipped": skip})
                 continue
-            print(f"bench_tree: {facts['name']}: {tool.label} ...", file=sys.stderr, flush=True)
-            row = measure(tool, tree, outdir, ctx, args)
-            print(f"bench_tree:   {row.get('bytes', row.get('error'))} in {row.get('create_s')} s"
-                  + (f", round trip {row['roundtrip']}" if "roundtrip" in row else ""), file=sys.stderr, flush=True)
-            results.append(row)
+            results.append({"tool": tool.key, "label": tool.label, "runs": []})
+        # --repeat N: every tool once per round, rounds one after another, so a drift in this shared machine's
+        # speed hits all tools alike; a row reports its median times (and each run's).
+        for round_no in range(args.repeat):
+            for tool, res in zip(selected, results):
+                if "skipped" in res:
+                    continue
+                print(f"bench_tree: {facts['name']}: {tool.label} ..."
+                      + (f" (round {round_no + 1}/{args.repeat})" if args.repeat > 1 else ""), file=sys.stderr, flush=True)
+                row = measure(tool, tree, outdir, ctx, args)
+                print(f"bench_tree:   {row.get('bytes', row.get('error'))} in {row.get('create_s')} s"
+                      + (f", round trip {row['roundtrip']}" if "roundtrip" in row else ""), file=sys.stderr, flush=True)
+                res["runs"].append(row)
+        results = [merge_runs(res) for res in results]
         facts["results"] = results
         write_reports(args, started, lmar, lmar_version, flags, versions, trees, final=False)
     if not args.keep:
