@@ -80,7 +80,7 @@ def _visit(reader: "ArchiveReader", members: Sequence[str] | None, act: Callable
     report = RunReport()
     on_member = on_member or _noop
     if progress is not None:
-        progress.start(_total(reader), label)
+        progress.start(_total(reader) if getattr(progress, "shows_total", True) else 0, label)
     decoding = contextlib.ExitStack()
     try:
         decoding.enter_context(parallel_decoding(reader, members, jobs, executor, ray_address))

@@ -12,6 +12,8 @@ def stderr_is_tty() -> bool:
 class RichProgress:
     """A byte-counting progress bar on stderr; created only for a terminal and without ``-q``."""
 
+    shows_total = True
+
     def __init__(self) -> None:
         from rich.console import Console
         from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,

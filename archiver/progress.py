@@ -6,6 +6,11 @@ from typing import Protocol
 
 
 class Progress(Protocol):
+    #: Whether :meth:`start` uses ``total_bytes``. Extraction gets the total by reading every member table
+    #: once more (~30 us a member), which a display that shows no total need not cost. Optional: a
+    #: progress object without it is given the total.
+    shows_total: bool
+
     def start(self, total_bytes: int, description: str) -> None: ...
 
     def advance(self, nbytes: int, current: str = "") -> None: ...
@@ -17,6 +22,8 @@ class Progress(Protocol):
 
 class NoProgress:
     """No bar (library use, pipes, ``-q``); notes still reach stderr because they report failures."""
+
+    shows_total = False
 
     def start(self, total_bytes: int, description: str) -> None:
         pass

@@ -153,3 +153,41 @@ def test_a_decode_error_carries_the_codecs_explanation():
     info.codec = type("Ref", (), {"info": {"cpu_flags": "avx2"}})()
     with pytest.raises(CodecError, match=r"a.txt: block 0: decoded past the end of a segment \(cpu_flags: recorded 'avx2'"):
         decode_checked(Drifting(), b"x", 3, 0, True, info, 0)
+
+
+def test_a_progress_without_a_total_spares_reading_the_tables_twice(tmp_path, monkeypatch):
+    """extract/test get the total from every member table read once more; a display that shows no total
+    (``shows_total = False``: -q, pipes, library use) is started with 0 and the tables are read once."""
+    from lmar import bulk
+
+    src = tmp_path / "t"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"abc" * 100)
+    with lmar.open(str(tmp_path / "t.lmar"), "w") as w:
+        w.add([str(src)])
+    calls = []
+    monkeypatch.setattr(bulk, "_total", lambda reader: calls.append(1) or 300)
+
+    class Quiet:
+        shows_total = False
+        started: list[int] = []
+
+        def start(self, total_bytes, description):
+            self.started.append(total_bytes)
+
+        def advance(self, nbytes, current=""):
+            pass
+
+        def note(self, message):
+            pass
+
+        def stop(self):
+            pass
+
+    with lmar.open(str(tmp_path / "t.lmar")) as r:
+        assert r.extractall(str(tmp_path / "out1"), progress=Quiet()).ok
+    assert calls == [] and Quiet.started == [0]
+    Quiet.shows_total = True
+    with lmar.open(str(tmp_path / "t.lmar")) as r:
+        assert r.extractall(str(tmp_path / "out2"), progress=Quiet()).ok
+    assert calls == [1] and Quiet.started == [0, 300]
