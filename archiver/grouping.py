@@ -109,20 +109,33 @@ def _same_content(a: str, b: str) -> bool:
         return False
 
 
-def _digest(path: str) -> bytes | None:
+def _digest(path: str) -> tuple[bytes | None, bytes | None]:
+    """(XXH3-128 of the file's bytes, or None when it cannot be read; the bytes too when they came in one read)."""
     h = xxhash.xxh3_128()
+    chunks: list[bytes] = []
     try:
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(_READ), b""):
                 h.update(chunk)
+                if len(chunks) < 2:
+                    chunks.append(chunk)
     except OSError:
-        return None
-    return h.digest()
+        return None, None
+    return h.digest(), (chunks[0] if len(chunks) == 1 else None)
 
 
-def find_duplicates(files: list[Source]) -> dict[int, int]:
+#: Bytes of small files that :func:`find_duplicates` keeps from its reads for :func:`plan_groups`, which would
+#: otherwise open and read each of them again (20,000 files of ~1 KB: ~1 s on this machine's disk).
+KEEP_LIMIT = 64 << 20
+
+
+def find_duplicates(files: list[Source], keep: dict[int, bytes] | None = None, keep_below: int = 0) -> dict[int, int]:
     """Positions of files whose content equals an earlier file's (same size and XXH3-128, then byte for
-    byte): duplicate position -> original position. Only files sharing a size with another are read."""
+    byte): duplicate position -> original position. Only files sharing a size with another are read.
+
+    ``keep``, when given, receives the bytes read of files at positions below ``keep_below`` (up to
+    :data:`KEEP_LIMIT` bytes in all), by position."""
+    kept = 0
     by_size: dict[int, list[int]] = {}
     for i, src in enumerate(files):
         if src.info.size > 0:
@@ -133,9 +146,12 @@ def find_duplicates(files: list[Source]) -> dict[int, int]:
             continue
         originals: dict[bytes, list[int]] = {}
         for i in positions:
-            digest = _digest(files[i].fs_path)
+            digest, data = _digest(files[i].fs_path)
             if digest is None:
                 continue
+            if keep is not None and data is not None and i < keep_below and kept + len(data) <= KEEP_LIMIT:
+                keep[i] = data
+                kept += len(data)
             for o in originals.get(digest, []):
                 if _same_content(files[o].fs_path, files[i].fs_path):
                     dups[i] = o
@@ -161,7 +177,10 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
     small = sorted((s for s in files if s.info.size < limit), key=_ext_key)
     large = [s for s in files if s.info.size >= limit]
     ordered = small + large
-    dups = find_duplicates(ordered) if opts.dedup else {}
+    read: dict[int, bytes] = {}  # small files' bytes as the duplicate search read them
+    dups = find_duplicates(ordered, read, len(small)) if opts.dedup else {}
+    for d in dups:
+        read.pop(d, None)
     followers: dict[int, list[int]] = {}
     for d, o in sorted(dups.items()):
         followers.setdefault(o, []).append(d)
@@ -178,8 +197,10 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
             yield _with_refs(Group("large", [src]), 0, followers.get(pos, []), ordered)
             continue
         try:
-            with open(src.fs_path, "rb") as f:
-                data = f.read(limit)
+            data = read.pop(pos, None)
+            if data is None or len(data) > limit:
+                with open(src.fs_path, "rb") as f:
+                    data = f.read(limit)
         except OSError as exc:
             failed = Group("solid", [])
             failed.errors.append((src, f"cannot read: {exc.strerror or exc}"))

@@ -381,3 +381,41 @@ def test_solid_group_size_follows_the_level_unless_given():
     assert GroupingOptions().size_at("fast") == LEVEL_SOLID_SIZE["fast"] == 4 << 20
     assert GroupingOptions().size_at("default") == GroupingOptions().size_at("max") == DEFAULT_SOLID_SIZE
     assert GroupingOptions(solid_size=1 << 20).size_at("fast") == 1 << 20
+
+
+def test_duplicate_search_hands_its_reads_to_the_grouping(tmp_path, monkeypatch):
+    """Small files the duplicate search reads (those sharing a size) are not opened again by plan_groups,
+    up to KEEP_LIMIT bytes; the groups are the same either way."""
+    from lmar import grouping
+    from lmar.walk import collect
+
+    src = tmp_path / "t"
+    src.mkdir()
+    for i in range(6):
+        (src / f"f{i}.txt").write_bytes(b"%02d" % i * 50)  # six files of 100 bytes: all share a size
+    (src / "g.txt").write_bytes(b"00" * 50)  # a duplicate of f0
+    monkeypatch.chdir(tmp_path)
+    sources = [s for s in collect(["t"]) if not hasattr(s, "reason")]
+    files = [s for s in sources if s.info.type == "file"]
+    keep: dict[int, bytes] = {}
+    dups = grouping.find_duplicates(files, keep, len(files))
+    assert len(dups) == 1 and sorted(keep) == list(range(len(files)))
+    assert all(keep[i] == (tmp_path / files[i].fs_path).read_bytes() for i in keep)
+    monkeypatch.setattr(grouping, "KEEP_LIMIT", 250)
+    keep = {}
+    grouping.find_duplicates(files, keep, len(files))
+    assert sum(map(len, keep.values())) <= 250 and len(keep) == 2
+
+    def groups() -> list[tuple[list[str], bytes | None, dict[int, int]]]:
+        return [([m.info.path for m in g.members], g.data, g.refs)
+                for g in grouping.plan_groups(sources, GroupingOptions(), lambda d: "solid")]
+
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    with_limit = groups()
+    monkeypatch.setattr(grouping, "KEEP_LIMIT", 1 << 20)
+    opened.clear()
+    assert groups() == with_limit
+    # each file read once (f0 and its duplicate g once more, compared byte for byte)
+    assert all(opened.count(os.path.join("t", f"f{i}.txt")) == 1 for i in range(1, 6)), opened
