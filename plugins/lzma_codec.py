@@ -20,6 +20,9 @@ class LzmaCodec(Codec):
     speed = 1.5e6
     decode_speed = 80e6
     default_params = {"preset": 9, "extreme": True}
+    #: Preset 9's dictionary: with the default 4 MiB blocks a large file was cut into streams that could not
+    #: see each other (9.3 MB of text repeated four times: 1,525,938 bytes against xz -9e's 622,700).
+    block_size = 64 << 20
 
     def compress(self, data: bytes) -> bytes:
         if self.params["preset"] not in range(10):

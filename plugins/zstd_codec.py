@@ -14,6 +14,8 @@ class ZstdCodec(Codec):
     speed = 3e6
     decode_speed = 500e6
     default_params = {"level": 19, "window_log": 27}
+    #: A long window is only worth its name over a long block (4 MiB blocks hid every repeat further apart).
+    block_size = 64 << 20
     probe_rank = 0  # selection's incompressibility test (level 1)
     _probe = None
 
