@@ -60,9 +60,10 @@ print("ok")
 
 @pytest.mark.skipif(not WAV.exists(), reason="development corpus (../shared/corpus) not present")
 @pytest.mark.parametrize("order", [6, 10])
-def test_ppmd_refuses_an_input_it_cannot_round_trip(order: int) -> None:
+def test_ppmd_never_returns_a_payload_it_cannot_decode(order: int) -> None:
     """The codec's own guarantee, whatever the archiver asks: a payload it returns decodes to the input.
-    pyppmd 1.3 at order 6 cannot decode its stream of this WAV file, so compress must refuse it there."""
+    pyppmd 1.3.1 at order 6 cannot decode its stream of this WAV file: a framed codec (version 2) codes it
+    at another order and says so in the payload; an unframed one (version 1's behaviour) refuses it."""
     import pyppmd
 
     from lmar.errors import CodecError
@@ -71,12 +72,59 @@ def test_ppmd_refuses_an_input_it_cannot_round_trip(order: int) -> None:
     data = WAV.read_bytes()
     enc = pyppmd.Ppmd7Encoder(order, 256 << 20)
     raw = enc.encode(data) + enc.flush(endmark=False)
-    library_fails = PpmdCodec(order=order).decompress(raw, len(data)) != data
-    codec = PpmdCodec(order=order)
+    library_fails = PpmdCodec(order=order, framing=0).decompress(raw, len(data)) != data
+    framed = PpmdCodec(order=order)
+    payload = framed.compress(data)
+    assert framed.decompress(payload, len(data)) == data
+    assert (payload[0] != order) == library_fails
+    unframed = PpmdCodec(order=order, framing=0)
     if library_fails:
         with pytest.raises(CodecError, match="cannot decode its own stream"):
-            codec.compress(data)
+            unframed.compress(data)
     else:
-        assert codec.decompress(codec.compress(data), len(data)) == data
+        assert unframed.decompress(unframed.compress(data), len(data)) == data
     if order == 6:
-        assert library_fails  # the known pyppmd 1.3 failure this guard exists for
+        assert library_fails  # the known pyppmd failure this guard exists for
+
+
+def test_a_block_pyppmd_cannot_round_trip_is_coded_at_another_order(monkeypatch) -> None:
+    """Version 2 frames each payload with its order: when order 10's stream does not decode back, the next
+    order of RETRY_ORDERS is used and recorded, so a large file is never refused (its blocks share a codec)."""
+    from lmar.plugins import ppmd_codec
+    from lmar.plugins.ppmd_codec import PpmdCodec
+
+    data = b"a block pyppmd is made to fail at order 10. " * 200
+    real = PpmdCodec._decode
+
+    def fails_at_10(self, stream, size, order):  # type: ignore[no-untyped-def]
+        return b"" if order == 10 else real(self, stream, size, order)
+
+    monkeypatch.setattr(PpmdCodec, "_decode", fails_at_10)
+    payload = PpmdCodec().compress(data)
+    assert payload[0] == ppmd_codec.RETRY_ORDERS[0]
+    assert PpmdCodec(**PpmdCodec().params).decompress(payload, len(data)) == data
+    monkeypatch.setattr(PpmdCodec, "_decode", lambda self, stream, size, order: b"")
+    with pytest.raises(lmar.errors.CodecError, match="cannot decode its own stream"):
+        PpmdCodec().compress(data)
+
+
+def test_version_1_members_bare_streams_still_decode() -> None:
+    """A version-1 member recorded {order, mem_mb} and its payload is the bare stream: no order byte."""
+    import pyppmd
+
+    from lmar.plugins.ppmd_codec import PpmdCodec
+
+    data = b"an old member's bytes " * 100
+    enc = pyppmd.Ppmd7Encoder(10, 256 << 20)
+    bare = enc.encode(data) + enc.flush(endmark=False)
+    old = PpmdCodec(order=10, mem_mb=256)
+    assert old.params["framing"] == 0 and old.decompress(bare, len(data)) == data
+    assert PpmdCodec().params["framing"] == 1 and PpmdCodec().compress(data)[0] == 10
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x00abc", b"\x41abc", b"\xffabc"])
+def test_a_framed_payload_with_no_valid_order_is_codec_error(payload: bytes) -> None:
+    from lmar.plugins.ppmd_codec import PpmdCodec
+
+    with pytest.raises(lmar.errors.CodecError):
+        PpmdCodec().decompress(payload, 10)
