@@ -36,9 +36,9 @@ LEVEL_SOLID_LIMIT: dict[str, int] = {}
 BINARY_SOLID_LIMIT = 64 << 10
 #: Largest solid group (raw bytes): an lm block, so at the default level a group is one model stream.
 DEFAULT_SOLID_SIZE = 16 << 20
-#: ...per level. Fast codes with classical codecs; PPMd, its usual choice, cuts a group into independent
-#: 4 MiB blocks coded one after another in one worker: groups of that size code the same way but in
-#: parallel (20,000 small files, 16.5 MB: one worker coded all of it while the other idled).
+#: ...per level. Fast codes with classical codecs, and a group is one task: with 16 MiB groups, 20,000 small
+#: files (16.5 MB) were coded by one worker while the other idled. Groups of 4 MiB code in parallel (each
+#: still much larger than the files in it; PPMd, fast's usual choice, learns less across 4 MiB than 16).
 LEVEL_SOLID_SIZE = {"fast": 4 << 20}
 MAX_SOLID_SIZE = 256 << 20
 _READ = 1 << 20
