@@ -32,6 +32,10 @@ class Codec:
     block_size: ClassVar[int] = 4 << 20
     #: Rough compression speed on one core in bytes/s; selection uses it to keep within a time budget.
     speed: ClassVar[float] = 20e6
+    #: Bytes of history a dictionary coder matches against (lzma's dictionary, zstd's window); None for
+    #: coders without one. Selection fully trials the longest-window codec on data that repeats itself
+    #: further apart than its sample's pieces, which estimates on the pieces cannot see.
+    window: ClassVar[int | None] = None
     #: Rough decompression speed on one core in bytes/s; None: the same as ``speed`` (a symmetric coder: PPMd,
     #: a language model). Extraction uses it to judge whether decoding groups in worker processes pays.
     decode_speed: ClassVar[float | None] = None

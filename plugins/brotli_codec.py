@@ -15,6 +15,7 @@ class BrotliCodec(Codec):
     decode_speed = 300e6
     default_params = {"quality": 11, "lgwin": 24}
     block_size = 16 << 20  # its window (lgwin 24): longer blocks would not be seen whole, shorter ones waste it
+    window = 1 << 24
 
     def compress(self, data: bytes) -> bytes:
         return brotli.compress(data, quality=self.params["quality"], lgwin=self.params["lgwin"])

@@ -23,6 +23,7 @@ class LzmaCodec(Codec):
     #: Preset 9's dictionary: with the default 4 MiB blocks a large file was cut into streams that could not
     #: see each other (9.3 MB of text repeated four times: 1,525,938 bytes against xz -9e's 622,700).
     block_size = 64 << 20
+    window = 64 << 20
 
     def compress(self, data: bytes) -> bytes:
         if self.params["preset"] not in range(10):

@@ -16,14 +16,18 @@ class ZstdCodec(Codec):
     default_params = {"level": 19, "window_log": 27}
     #: A long window is only worth its name over a long block (4 MiB blocks hid every repeat further apart).
     block_size = 64 << 20
+    window = 1 << 27
     probe_rank = 0  # selection's incompressibility test (level 1)
     _probe = None
 
     @classmethod
     def probe_size(cls, data: bytes) -> int:
         # Not zlib: its 32 KiB window misses repeats further apart (e.g. a 40 KiB random block stored thrice).
+        # A long window (128 MiB, long-distance matching) costs the same at level 1 and lets selection tell a
+        # file that repeats itself megabytes apart (selection._long_range_codec).
         if cls._probe is None:
-            cls._probe = zstandard.ZstdCompressor(level=1)
+            params = zstandard.ZstdCompressionParameters.from_level(1, window_log=27, enable_ldm=True)
+            cls._probe = zstandard.ZstdCompressor(compression_params=params)
         return len(cls._probe.compress(data))
 
     def compress(self, data: bytes) -> bytes:

@@ -196,3 +196,25 @@ def test_fast_level_with_the_installed_codecs_uses_no_lm_codec():
     for name in lm & set(choice.candidates):  # at most reported as unavailable, never measured
         assert choice.candidates[name][0] is None, choice.candidates[name]
     assert reg.codecs[choice.codec.name].kind != "lm"
+
+
+def test_data_that_repeats_itself_far_apart_gets_a_long_window_trial():
+    """Estimates on the sample's pieces cannot see repeats further apart than a piece; the probe over the
+    whole can: then a long-window codec (lzma: 64 MiB) is trialed too, and an incompressible-looking sample
+    does not get the whole stored. Here 200 KB of random bytes four times: every piece looks random."""
+    import os as _os
+
+    from lmar.registry import get_registry
+    from lmar.selection import SelectOptions, _long_range_codec, choose, sample_of
+
+    block = _os.urandom(200_000)
+    data = block * 4
+    reg = get_registry()
+    for level in ("fast", "default"):
+        choice = choose(reg, data, len(data), SelectOptions(level=level, candidates=["lzma", "zstd", "ppmd", "store"]))
+        stored = sum(len(b.stored) for b in choice.blocks)
+        assert choice.codec.name in ("lzma", "zstd") and stored < 0.3 * len(data), (level, choice.codec.name, stored)
+    text = b"".join(b"line %d of an ordinary log with words that vary %d\n" % (i, i * 7 % 13) for i in range(20000))
+    estimates = [(0.3, "lzma", reg.create("lzma"))]
+    assert _long_range_codec(reg, text, sample_of(text, 16 << 10), estimates) is None
+    assert _long_range_codec(reg, data, sample_of(data, 16 << 10), estimates) is estimates[0][2]
