@@ -40,8 +40,11 @@ class PpmdCodec(Codec):
     MAX_MEM_MB = 1024
 
     def __init__(self, **params: Any) -> None:
+        # Version 1 recorded every parameter but this one, so order and mem_mb without framing are an old
+        # member's (a user who names both on the command line also gets unframed payloads: still correct,
+        # only without the retry).
         if "framing" not in params and {"order", "mem_mb"} <= params.keys():
-            params = {**params, "framing": 0}  # recorded by version 1, which wrote every parameter but this one
+            params = {**params, "framing": 0}
         super().__init__(**params)
         order, mem_mb = self.params["order"], self.params["mem_mb"]
         if not (isinstance(order, int) and 2 <= order <= 64):
