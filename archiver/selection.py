@@ -186,10 +186,11 @@ def choose(registry: Registry, data: bytes, total_size: int, opts: SelectOptions
     pool = _eligible(registry, opts, total_size, data if whole else sample, candidates)
     if not pool:
         pool = [registry.fallback()]
-    # A sample the probe cannot shrink is stored, unless the whole (when we have it) can be: copies of
-    # incompressible data further apart than the sample's pieces (a tar holding one archive twice).
+    # A sample the probe cannot shrink is stored, unless all we read (the whole, or a large file's first
+    # WHOLE_LIMIT bytes) can be: copies of incompressible data further apart than the sample's pieces (a tar
+    # holding one archive twice). The probe runs at hundreds of MB/s.
     if (not any(c.whole_files for c in pool) and _incompressible(registry, sample)
-            and (not whole or len(sample) == len(data) or _incompressible(registry, data))):
+            and (len(sample) == len(data) or _incompressible(registry, data))):
         store = registry.fallback()
         candidates[store.name] = [total_size, "incompressible sample"]
         return Choice(store, candidates, encode_blocks(store, data, False) if whole else None)
@@ -223,7 +224,10 @@ def choose(registry: Registry, data: bytes, total_size: int, opts: SelectOptions
         return Choice(store, candidates, encode_blocks(store, data, False) if whole else None)
     estimates.sort(key=lambda e: (e[0], e[1]))
     if not whole:
-        winner = estimates[0][2]
+        # A large file is planned on its first WHOLE_LIMIT bytes and cannot be trialed: when they repeat
+        # themselves far apart, the long-window codec is taken on the probe's word.
+        far = _long_range_codec(registry, data, sample, estimates)
+        winner = far if far is not None else estimates[0][2]
         return Choice(winner, candidates, None, warnings)
 
     # Full trials for the finalists, then the smallest one that verifies.

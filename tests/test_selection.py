@@ -218,3 +218,16 @@ def test_data_that_repeats_itself_far_apart_gets_a_long_window_trial():
     estimates = [(0.3, "lzma", reg.create("lzma"))]
     assert _long_range_codec(reg, text, sample_of(text, 16 << 10), estimates) is None
     assert _long_range_codec(reg, data, sample_of(data, 16 << 10), estimates) is estimates[0][2]
+
+
+def test_a_large_file_that_repeats_itself_far_apart_is_planned_with_a_long_window_codec():
+    """Over WHOLE_LIMIT a file is planned on its first bytes and not trialed; when those repeat themselves
+    far apart (the probe), the long-window codec is chosen instead of the best estimate on the pieces."""
+    import os as _os
+
+    from lmar.registry import get_registry
+    from lmar.selection import SelectOptions, choose
+
+    head = _os.urandom(200_000) * 4  # stands for the first WHOLE_LIMIT bytes of a larger file
+    choice = choose(get_registry(), head, 10 * len(head), SelectOptions(level="fast", candidates=["lzma", "ppmd", "store"]))
+    assert choice.codec.name == "lzma" and choice.blocks is None
