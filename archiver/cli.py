@@ -19,6 +19,7 @@ from .console import error, make_progress, warn
 from .errors import LmarError
 from .listing import json_value, long_line, member_json
 from .members import MemberInfo
+from .printable import printable
 from .registry import describe, get_registry
 from .selection import LEVEL_BUDGET, SelectOptions
 
@@ -73,7 +74,7 @@ def _report_create(results: list[MemberResult], args: argparse.Namespace, second
             failed += 1
             error(f"{r.path}: {r.error}")
         elif args.verbose and r.type != "skipped":
-            print(f"{r.path}  {r.codec or r.type}  {r.size} -> {r.stored_size}", file=sys.stderr)
+            print(f"{printable(r.path)}  {r.codec or r.type}  {r.size} -> {r.stored_size}", file=sys.stderr)
     _note_machine_bound(results)
     if args.json:
         raw = sum(r.size for r in results if r.type == "file")
@@ -110,7 +111,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         if problem is not None:
             progress.note(f"lmar: {problem}")
         elif args.verbose and not args.to_stdout:
-            print(info.path, file=sys.stderr)
+            print(printable(info.path), file=sys.stderr)
 
     with _open_reader(args.archive) as reader:
         progress = make_progress(args.quiet or args.to_stdout)
@@ -134,7 +135,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             for m in members:
                 listed.append(m)
                 if not args.json:
-                    print(long_line(m) if args.long else m.path + ("/" if m.isdir() else ""))
+                    print(long_line(m) if args.long else printable(m.path) + ("/" if m.isdir() else ""))
         except LmarError as exc:
             if args.json:
                 json.dump([member_json(m) for m in listed], sys.stdout, indent=2, default=json_value)
@@ -155,7 +156,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         if problem is not None:
             progress.note(f"lmar: {problem}")
         elif args.verbose:
-            print(f"OK      {info.path}")
+            print(f"OK      {printable(info.path)}")
 
     with _open_reader(args.archive) as reader:
         progress = make_progress(args.quiet)

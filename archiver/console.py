@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from .printable import printable
+
 
 def stderr_is_tty() -> bool:
     return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
@@ -32,10 +34,10 @@ class RichProgress:
 
     def advance(self, nbytes: int, current: str = "") -> None:
         if self._task is not None:
-            self._progress.update(self._task, advance=nbytes, current=current[-40:])
+            self._progress.update(self._task, advance=nbytes, current=printable(current[-40:]))
 
     def note(self, message: str) -> None:
-        self._progress.console.print(message, markup=False, highlight=False)
+        self._progress.console.print(printable(message), markup=False, highlight=False)
 
     def stop(self) -> None:
         self._progress.stop()
@@ -50,8 +52,8 @@ def make_progress(quiet: bool) -> Any:
 
 
 def error(message: str) -> None:
-    print(f"lmar: {message}", file=sys.stderr, flush=True)
+    print(f"lmar: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def warn(message: str) -> None:
-    print(f"lmar: warning: {message}", file=sys.stderr, flush=True)
+    print(f"lmar: warning: {printable(message)}", file=sys.stderr, flush=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from .archive import machine_bound
 from .members import MemberInfo
+from .printable import printable
 
 
 def json_value(value: Any) -> Any:
@@ -34,15 +35,15 @@ def long_line(m: MemberInfo) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.mtime_ns / 1e9))
     stored = "-" if m.stored_size is None else str(m.stored_size)
     codec = m.codec.name if m.codec else "-"
-    name = m.path + (f" -> {m.link}" if m.issym() else f" link to {m.link}" if m.islnk() else "")
+    name = printable(m.path + (f" -> {m.link}" if m.issym() else f" link to {m.link}" if m.islnk() else ""))
     cands = " ".join(f"{k}={v[0]}" for k, v in sorted(m.candidates.items(), key=lambda kv: (kv[1][0] is None, kv[1][0] or 0))
                      if v and v[0] is not None)
     line = f"{mode} {m.size:>12} {stored:>12} {codec:<8} {when} {name}"
     if m.damage:
-        return f"?????????? {m.path}  [damaged: {m.damage}]"
+        return f"?????????? {printable(m.path)}  [damaged: {printable(m.damage)}]"
     notes = []
     if m.dedup_of is not None:
-        notes.append(f"= {m.dedup_of}")
+        notes.append(f"= {printable(m.dedup_of)}")
     if m.group is not None and m.isfile() and m.dedup_of is None:
         notes.append(f"solid block {m.group}" if m.solid else f"block {m.group}")
     if cands:

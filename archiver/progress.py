@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 from typing import Protocol
 
+from .printable import printable
+
 
 class Progress(Protocol):
     #: Whether :meth:`start` uses ``total_bytes``. Extraction gets the total by reading every member table
@@ -32,7 +34,7 @@ class NoProgress:
         pass
 
     def note(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        print(printable(message), file=sys.stderr, flush=True)
 
     def stop(self) -> None:
         pass

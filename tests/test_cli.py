@@ -221,6 +221,24 @@ def test_create_refuses_to_overwrite_an_archive(capsys, tmp_path, tree, monkeypa
     assert read_all(str(tmp_path / "x.lmar")) == {"tree/text.txt": TEXT}
 
 
+def test_odd_names_print_on_one_line_each(capsys, tmp_path, monkeypatch):
+    """A newline or an escape sequence in a name, or bytes that are not UTF-8, never split or drive a line."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "new\nline").write_bytes(b"a")
+    (tmp_path / "odd" / "esc\x1b[31m").write_bytes(b"b")
+    os.mkdir(os.fsencode(tmp_path / "odd") + b"/bad\xff")
+    rc, out, err = main_in(capsys, "create", "-q", "-j", "1", "--level", "fast", "x.lmar", "odd")
+    assert rc == 1 and err == "lmar: odd/bad\\xff: name is not valid UTF-8; not archived\n"
+    for args in (("list",), ("list", "-l"), ("test", "-v")):
+        rc, out, err = main_in(capsys, *args, "x.lmar")
+        assert rc == 0 and "\x1b" not in out + err
+        assert any(line.endswith("odd/new\\nline") or "odd/new\\nline  [" in line for line in out.splitlines())
+    rc, out, err = main_in(capsys, "extract", "x.lmar")  # everything exists already: one line per member
+    assert rc == 1 and err.count("\n") == 2 and "odd/new\\nline: already exists" in err
+    assert json.loads(main_in(capsys, "list", "--json", "x.lmar")[1])[1]["path"] in ("odd/new\nline", "odd/esc\x1b[31m")
+
+
 def test_archive_does_not_include_itself(capsys, tmp_path, tree, monkeypatch):
     monkeypatch.chdir(tree)
     rc, out, err = main_in(capsys, "create", "-q", "-j", "1", "--level", "fast", "self.lmar", ".")
