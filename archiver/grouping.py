@@ -78,6 +78,11 @@ class Group:
     #: xxh3_64 of each data member read here (small files), by position.
     hashes: dict[int, int] = field(default_factory=dict)
     errors: list[tuple[Source, str]] = field(default_factory=list)
+    #: Warnings for single members, by position (a file that changed while it was read).
+    notes: dict[int, list[str]] = field(default_factory=dict)
+    #: A large file's XXH3-128 when its duplicates were found: they are references to what its plan reads
+    #: (or streams), so the writer compares the two and says so when the file changed in between.
+    dup_digest: bytes | None = None
 
 
 def solid_limit_for(level: str) -> int:
@@ -129,12 +134,14 @@ def _digest(path: str) -> tuple[bytes | None, bytes | None]:
 KEEP_LIMIT = 64 << 20
 
 
-def find_duplicates(files: list[Source], keep: dict[int, bytes] | None = None, keep_below: int = 0) -> dict[int, int]:
+def find_duplicates(files: list[Source], keep: dict[int, bytes] | None = None, keep_below: int = 0,
+                    digests: dict[int, bytes] | None = None) -> dict[int, int]:
     """Positions of files whose content equals an earlier file's (same size and XXH3-128, then byte for
     byte): duplicate position -> original position. Only files sharing a size with another are read.
 
     ``keep``, when given, receives the bytes read of files at positions below ``keep_below`` (up to
-    :data:`KEEP_LIMIT` bytes in all), by position."""
+    :data:`KEEP_LIMIT` bytes in all), by position; ``digests`` the XXH3-128 of every original that has a
+    duplicate, by position (what the duplicates were matched on: a file may change before it is archived)."""
     kept = 0
     by_size: dict[int, list[int]] = {}
     for i, src in enumerate(files):
@@ -155,6 +162,8 @@ def find_duplicates(files: list[Source], keep: dict[int, bytes] | None = None, k
             for o in originals.get(digest, []):
                 if _same_content(files[o].fs_path, files[i].fs_path):
                     dups[i] = o
+                    if digests is not None:
+                        digests[o] = digest
                     break
             else:
                 originals.setdefault(digest, []).append(i)
@@ -178,7 +187,8 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
     large = [s for s in files if s.info.size >= limit]
     ordered = small + large
     read: dict[int, bytes] = {}  # small files' bytes as the duplicate search read them
-    dups = find_duplicates(ordered, read, len(small)) if opts.dedup else {}
+    digests: dict[int, bytes] = {}
+    dups = find_duplicates(ordered, read, len(small), digests) if opts.dedup else {}
     for d in dups:
         read.pop(d, None)
     followers: dict[int, list[int]] = {}
@@ -190,30 +200,18 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
     pools: dict[str, Group] = {}
     pool_bytes: dict[str, list[bytes]] = {}
     pool_size: dict[str, int] = {}
-    for pos, src in enumerate(ordered):
-        if pos in dups:
-            continue
-        if pos >= len(small):
-            yield _with_refs(Group("large", [src]), 0, followers.get(pos, []), ordered)
-            continue
-        try:
-            data = read.pop(pos, None)
-            if data is None or len(data) > limit:
-                with open(src.fs_path, "rb") as f:
-                    data = f.read(limit)
-        except OSError as exc:
-            failed = Group("solid", [])
-            failed.errors.append((src, f"cannot read: {exc.strerror or exc}"))
-            yield failed
-            continue
-        src.info.size = len(data)
+
+    def place(src: Source, data: bytes, copies: list[Source], notes: list[str]) -> Iterator[Group]:
+        """Put one small file (and the duplicates that refer to it) into its pool, yielding a full group."""
         kind = classify(data) if data else "solid"
         if kind != "solid" and len(data) >= BINARY_SOLID_LIMIT:
             kind = "alone"
         if kind == "alone":
-            g = Group("solid", [src], data, hashes={0: xxhash.xxh3_64_intdigest(data)})
-            yield _with_refs(g, 0, followers.get(pos, []), ordered)
-            continue
+            alone = Group("solid", [src], data, hashes={0: xxhash.xxh3_64_intdigest(data)})
+            if notes:
+                alone.notes[0] = notes
+            yield _with_refs(alone, 0, copies)
+            return
         g = pools.get(kind)
         if g is not None and len(g.members) and pool_size[kind] + len(data) > solid_size:
             yield _close(g, pool_bytes.pop(kind))
@@ -223,13 +221,39 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
             pool_bytes[kind] = []
             pool_size[kind] = 0
         pool_size[kind] += len(data)
-        g.hashes[len(g.members)] = xxhash.xxh3_64_intdigest(data)
+        at = len(g.members)
+        g.hashes[at] = xxhash.xxh3_64_intdigest(data)
+        if notes:
+            g.notes[at] = notes
         g.members.append(src)
         pool_bytes[kind].append(data)
-        at = len(g.members) - 1
-        for d in followers.get(pos, []):
-            g.refs[len(g.members)] = at
-            g.members.append(ordered[d])
+        _with_refs(g, at, copies)
+
+    for pos, src in enumerate(ordered):
+        if pos in dups:
+            continue
+        copies = [ordered[d] for d in followers.get(pos, [])]
+        if pos >= len(small):
+            yield _with_refs(Group("large", [src], dup_digest=digests.get(pos)), 0, copies)
+            continue
+        read_again: list[Source] = []
+        try:
+            data, changed = _read_small(src, read.pop(pos, None))
+        except OSError as exc:
+            yield _unreadable(src, exc)
+            # its duplicates were matched on bytes read moments ago: they are stored on their own
+            read_again, copies = copies, []
+        else:
+            if copies and xxhash.xxh3_128_digest(data) != digests.get(pos):
+                read_again, copies = copies, []  # it changed after they were matched: they stand alone
+            yield from place(src, data, copies, [CHANGED] if changed else [])
+        for copy in read_again:
+            try:
+                data, changed = _read_small(copy, None)
+            except OSError as exc:
+                yield _unreadable(copy, exc)
+                continue
+            yield from place(copy, data, [], [CHANGED] if changed else [])
     for kind in sorted(pools):
         if pools[kind].members:
             yield _close(pools[kind], pool_bytes[kind])
@@ -237,10 +261,38 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
         yield Group("links", links)
 
 
-def _with_refs(g: Group, at: int, dup_positions: list[int], ordered: list[Source]) -> Group:
-    for d in dup_positions:
+#: The warning for a file whose size or bytes changed between the walk (or the duplicate search) and its read.
+CHANGED = "file changed while it was being archived"
+
+
+def _read_small(src: Source, kept: bytes | None) -> tuple[bytes, bool]:
+    """A small file's bytes (``kept``: as the duplicate search read them) and whether its size differs from
+    the walk's. At most the walked size is kept, as tar does: a file that grows (a log being written) is
+    archived as it was when walked, and cannot swell a solid group without bound; one that shrank is archived
+    as it is. ``src.info.size`` becomes the size archived."""
+    want = src.info.size
+    data = kept
+    if data is None:
+        with open(src.fs_path, "rb") as f:
+            data = f.read(want + 1)
+    changed = len(data) != want
+    data = data[:want]
+    src.info.size = len(data)
+    return data, changed
+
+
+def _unreadable(src: Source, exc: OSError) -> Group:
+    """An empty group that carries the error of a file that could not be read."""
+    failed = Group("solid", [])
+    failed.errors.append((src, f"cannot read: {exc.strerror or exc}"))
+    return failed
+
+
+def _with_refs(g: Group, at: int, copies: list[Source]) -> Group:
+    """``g`` with ``copies`` appended as references to its member at position ``at``."""
+    for copy in copies:
         g.refs[len(g.members)] = at
-        g.members.append(ordered[d])
+        g.members.append(copy)
     return g
 
 

@@ -18,7 +18,7 @@ from lmar.formats.container import ContainerWriter
 from lmar.formats.member_table import Table, TableMember
 
 from .errors import CodecError, LmarError
-from .grouping import Group, GroupingOptions, plan_groups
+from .grouping import CHANGED, Group, GroupingOptions, plan_groups
 from .members import FILE
 from .executors import open_executor, window_has_room
 from .pipeline import Plan, failed_plan, iter_blocks_of_large_file, plan_bytes, plan_input_size, submit_file
@@ -207,9 +207,13 @@ class ArchiveWriter:
             codec_id = self._container.descriptor({"name": plan.codec_name, "version": plan.version,
                                                    "params": plan.params, "provider": plan.provider,
                                                    "info": plan.info})
+        warnings = list(plan.warnings) if plan is not None else []
+        if group.kind == "large" and plan is not None and plan.blocks is not None:  # read whole by its plan
+            if plan.size != members[0].info.size or (group.refs and plan.xxh3_128 != group.dup_digest):
+                warnings.append(CHANGED + _copies_note(group))
+                members[0].info.size = plan.size
         table = self._table(group, codec_id, plan)
         self._container.begin_group(table)
-        warnings = list(plan.warnings) if plan is not None else []
         stored = 0
         streamed = False
         hashes = dict(group.hashes)
@@ -221,9 +225,9 @@ class ArchiveWriter:
                 hashes[0] = plan.xxh3_64 if plan.xxh3_64 is not None else _EMPTY_XXH64
         elif plan is not None:  # a large file: read and coded block by block
             streamed = True
-            stored, hashes[0], size = self._stream_large(members[0], plan, executor, jobs)
-            if size != members[0].info.size:
-                warnings.append("file changed size while it was being archived")
+            stored, hashes[0], size, digest = self._stream_large(members[0], plan, executor, jobs)
+            if size != members[0].info.size or (group.refs and digest != group.dup_digest):
+                warnings.append(CHANGED + _copies_note(group))
                 members[0].info.size = size
         file_hashes = []
         for i, m in enumerate(table.members):
@@ -233,7 +237,8 @@ class ArchiveWriter:
         self._container.end_group(file_hashes)
         yield from self._results(group, plan, stored, warnings, table.group, streamed)
 
-    def _stream_large(self, src: Source, plan: Plan, executor: Any, jobs: int) -> tuple[int, int, int]:
+    def _stream_large(self, src: Source, plan: Plan, executor: Any, jobs: int) -> tuple[int, int, int, bytes]:
+        """(bytes stored, XXH3-64 and size of what was read, its XXH3-128)."""
         hasher = xxhash.xxh3_128()
         h64 = xxhash.xxh3_64()
         stored = size = 0
@@ -248,7 +253,7 @@ class ArchiveWriter:
             raise LmarError(f"{src.info.path}: read failed while archiving: {exc.strerror or exc}") from None
         except CodecError as exc:
             raise LmarError(f"{src.info.path}: {exc}") from None
-        return stored, h64.intdigest(), size
+        return stored, h64.intdigest(), size, hasher.digest()
 
     def _results(self, group: Group, plan: Plan | None, stored: int, warnings: list[str],
                  number: int, streamed: bool) -> Iterator[MemberResult]:
@@ -270,8 +275,7 @@ class ArchiveWriter:
                     share = left if i == data_members[-1] else stored * info.size // data_size
                     r.stored_size = share
                     left -= share
-            if i == 0:
-                r.warnings = warnings
+            r.warnings = (warnings if i == 0 else []) + group.notes.get(i, [])
             if not (streamed and i == 0) and info.type == FILE and i not in group.refs:
                 self.progress.advance(info.size, info.path)
             yield r
@@ -295,3 +299,12 @@ class ArchiveWriter:
         if not self._closed:
             self._closed = True
             self._container.close()
+
+
+def _copies_note(group: Group) -> str:
+    """What a large file's change means for the duplicates already written as references to it."""
+    copies = [m.info.path for i, m in enumerate(group.members) if i in group.refs]
+    if not copies:
+        return ""
+    return (f"; {len(copies)} file(s) that were identical to it ({', '.join(copies[:3])}"
+            f"{' ...' if len(copies) > 3 else ''}) are stored as references and extract with its new content")

@@ -419,3 +419,55 @@ def test_duplicate_search_hands_its_reads_to_the_grouping(tmp_path, monkeypatch)
     assert groups() == with_limit
     # each file read once (f0 and its duplicate g once more, compared byte for byte)
     assert all(opened.count(os.path.join("t", f"f{i}.txt")) == 1 for i in range(1, 6)), opened
+
+
+def test_a_file_that_changes_while_archived_is_said_and_its_copies_stay_right(tmp_path, monkeypatch):
+    """A small file read at another size than walked is archived at most at its walked size and warned
+    about; one that changed after its duplicates were matched does not lend them its new bytes: they are
+    stored on their own. A large file's duplicates are references to what is streamed: the warning names them."""
+    from lmar import grouping
+    from lmar.walk import collect
+
+    src = tmp_path / "t"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"same content\n" * 20)
+    (src / "b.txt").write_bytes(b"same content\n" * 20)  # a duplicate of a.txt
+    (src / "grows.log").write_bytes(b"line\n" * 10)
+    monkeypatch.chdir(tmp_path)
+    sources = [s for s in collect(["t"]) if not hasattr(s, "reason")]
+    real_find = grouping.find_duplicates
+
+    def find_then_change(files, keep=None, keep_below=0, digests=None):
+        dups = real_find(files, keep, keep_below, digests)
+        keep.clear()  # as if past KEEP_LIMIT: plan_groups reads the files again
+        (src / "a.txt").write_bytes(b"SAME content\n" * 20)  # same size, other bytes
+        (src / "grows.log").write_bytes(b"line\n" * 30)
+        return dups
+
+    monkeypatch.setattr(grouping, "find_duplicates", find_then_change)
+    groups = list(grouping.plan_groups(sources, GroupingOptions(), lambda d: "solid"))
+    [g] = [g for g in groups if g.kind == "solid"]
+    names = [m.info.path for m in g.members]
+    assert g.refs == {}, "b.txt must not refer to the changed a.txt"
+    assert g.data == b"".join(
+        {"t/a.txt": b"SAME content\n" * 20, "t/b.txt": b"same content\n" * 20, "t/grows.log": b"line\n" * 10}[n]
+        for n in names)
+    assert {names[i]: notes for i, notes in g.notes.items()} == {"t/grows.log": [grouping.CHANGED]}
+
+    # through the writer: the warning reaches the member's result, the archive holds what was read
+    monkeypatch.setattr(grouping, "find_duplicates", real_find)
+    (src / "big.bin").write_bytes(b"0123456789abcdef" * 80_000)
+    (src / "big-copy.bin").write_bytes(b"0123456789abcdef" * 80_000)
+    real_submit = lmar.writer.submit_file
+
+    def submit_changed(executor, path, size, opts):  # the plan reads the large file whole, changed
+        if path.endswith("big-copy.bin"):  # the original: it comes first in tree order
+            (src / "big-copy.bin").write_bytes(b"fedcba9876543210" * 80_000)
+        return real_submit(executor, path, size, opts)
+
+    monkeypatch.setattr(lmar.writer, "submit_file", submit_changed)
+    with lmar.open(tmp_path / "x.lmar", "w", options=CreateOptions(
+            select=SelectOptions(codec="zstd"), grouping=GroupingOptions(solid_limit=1 << 20))) as w:
+        results = w.add(["t"])
+    warned = {r.path: r.warnings for r in results if r.warnings}
+    assert list(warned) == ["t/big-copy.bin"] and "(t/big.bin)" in warned["t/big-copy.bin"][0]
