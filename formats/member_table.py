@@ -64,14 +64,27 @@ def front_code(paths: Iterable[str]) -> tuple[list[int], list[bytes]]:
     prev = b""
     for path in paths:
         cur = path.encode("utf-8", "surrogateescape")
-        n = 0
-        limit = min(len(prev), len(cur), 65535)
-        while n < limit and prev[n] == cur[n]:
-            n += 1
+        n = _shared(prev, cur, min(len(prev), len(cur), 65535))
         pfx.append(n)
         sfx.append(cur[n:])
         prev = cur
     return pfx, sfx
+
+
+def _shared(a: bytes, b: bytes, limit: int) -> int:
+    """Length of the common prefix of ``a`` and ``b``, at most ``limit``: a binary search over slice
+    comparisons (each in C), since a byte-by-byte loop cost ~17 us per path of a deep tree (0.35 s for
+    20,000 files)."""
+    if a[:limit] == b[:limit]:
+        return limit
+    lo, hi = 0, limit  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def front_decode(pfx: Any, sfx: Any, count: int, what: str) -> list[str]:
