@@ -23,7 +23,9 @@ class Codec:
 
     #: Stable identifier written into archives; never reuse a name for a different bitstream.
     name: ClassVar[str] = ""
-    #: Bitstream version written with each member; bump it when old payloads would no longer decode.
+    #: Bitstream version written with each member; bump it when the payload or the meaning of a parameter
+    #: changes. Members of every older version must keep decoding: the core hands each member's recorded
+    #: version to :meth:`read_params`, and refuses a member newer than the installed codec.
     version: ClassVar[int] = 1
     #: "classical", "lm", "image", "audio", ...: shown by ``lmar codecs`` and bench reports, nothing more.
     kind: ClassVar[str] = "classical"
@@ -81,6 +83,14 @@ class Codec:
         The core never reads params itself: only the codec knows what they mean.
         """
         return ""
+
+    @classmethod
+    def read_params(cls, params: Mapping[str, ParamValue], version: int) -> dict[str, ParamValue]:
+        """The parameters that decode a member which recorded ``params`` at bitstream ``version`` (at most
+        :attr:`version`). Override when a version changed what a parameter's absence means: a parameter
+        added with a new default must get, for older members, the value that reproduces their behaviour
+        (ppmd 2 added ``framing``: a version-1 member has none, and its payload is a bare stream)."""
+        return dict(params)
 
     @classmethod
     def probe_size(cls, data: bytes) -> int:

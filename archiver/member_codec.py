@@ -27,7 +27,7 @@ def codec_for(registry: Registry, info: MemberInfo) -> Any:
         raise CodecUnavailable(f"{info.path}: coded with {ref.name} version {ref.version}; the installed codec "
                                f"is version {cls.version} — upgrade {ref.provider or 'the plugin'}")
     try:
-        return registry.create(ref.name, ref.params, ref.provider)
+        return registry.create(ref.name, ref.params, ref.provider, ref.version)
     except CodecError as exc:
         raise type(exc)(f"{info.path}: {exc}") from None
 

@@ -34,7 +34,8 @@ def decode_task(desc: dict[str, Any], stored: bytes, raw_len: int) -> bytes:
     key = repr((desc.get("name"), desc.get("version"), desc.get("provider"), desc.get("params")))
     codec = _WORKER_CODECS.get(key)
     if codec is None:
-        codec = get_registry().create(desc["name"], desc.get("params") or {}, desc.get("provider") or "")
+        codec = get_registry().create(desc["name"], desc.get("params") or {}, desc.get("provider") or "",
+                                      desc.get("version"))
         _WORKER_CODECS[key] = codec
     return codec.decompress(stored, raw_len)
 

@@ -63,17 +63,22 @@ class Registry:
             hint = f"; install the package that provides it ({provider})" if provider else ""
             raise CodecUnavailable(f"codec '{name}' is not installed{hint}") from None
 
-    def create(self, name: str, params: Mapping[str, Any] | None = None, provider: str = "") -> Codec:
+    def create(self, name: str, params: Mapping[str, Any] | None = None, provider: str = "",
+               version: int | None = None) -> Codec:
         """Instantiate a codec for coding, raising :class:`CodecUnavailable` if it cannot run here.
 
-        ``params`` are a member's recorded ones when reading; the codec's :meth:`Codec.describe` of them
-        then says what that member needs (its model, say), which ``availability()`` alone cannot know.
+        ``params`` are a member's recorded ones when reading, and ``version`` the bitstream version it
+        recorded: the codec's :meth:`Codec.read_params` turns them into what decodes that member, and its
+        :meth:`Codec.describe` of them says what the member needs (its model, say), which
+        ``availability()`` alone cannot know.
         """
         cls = self.get(name, provider)
         ok, why = cls.availability()
         if not ok:
             needs = describe(cls, params) if params is not None else ""
             raise CodecUnavailable(f"codec '{name}' cannot run here: {why}" + (f" (it needs {needs})" if needs else ""))
+        if version is not None:
+            return cls(**cls.read_params(params or {}, version))
         return cls(**dict(params or {}))
 
     def available_names(self) -> list[str]:

@@ -1,7 +1,7 @@
 """PPMd variant H (pyppmd): the classical context model to beat on text."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import pyppmd
 
@@ -39,12 +39,12 @@ class PpmdCodec(Codec):
     #: Bounds on recorded parameters: a hostile header must not make the decoder allocate gigabytes.
     MAX_MEM_MB = 1024
 
+    @classmethod
+    def read_params(cls, params: Mapping[str, Any], version: int) -> dict[str, Any]:
+        """A version-1 member recorded no ``framing``: its payload is the bare stream at its order."""
+        return {**params, "framing": 0} if version < 2 and "framing" not in params else dict(params)
+
     def __init__(self, **params: Any) -> None:
-        # Version 1 recorded every parameter but this one, so order and mem_mb without framing are an old
-        # member's (a user who names both on the command line also gets unframed payloads: still correct,
-        # only without the retry).
-        if "framing" not in params and {"order", "mem_mb"} <= params.keys():
-            params = {**params, "framing": 0}
         super().__init__(**params)
         order, mem_mb = self.params["order"], self.params["mem_mb"]
         if not (isinstance(order, int) and 2 <= order <= 64):

@@ -117,9 +117,16 @@ def test_version_1_members_bare_streams_still_decode() -> None:
     data = b"an old member's bytes " * 100
     enc = pyppmd.Ppmd7Encoder(10, 256 << 20)
     bare = enc.encode(data) + enc.flush(endmark=False)
-    old = PpmdCodec(order=10, mem_mb=256)
+    recorded = {"order": 10, "mem_mb": 256}
+    old = PpmdCodec(**PpmdCodec.read_params(recorded, 1))
     assert old.params["framing"] == 0 and old.decompress(bare, len(data)) == data
-    assert PpmdCodec().params["framing"] == 1 and PpmdCodec().compress(data)[0] == 10
+    # through the registry, as a reader builds it from the member's recorded version
+    from lmar.registry import get_registry
+
+    assert get_registry().create("ppmd", recorded, version=1).decompress(bare, len(data)) == data
+    assert get_registry().create("ppmd", recorded, version=2).params["framing"] == 1
+    # parameters named today (on the command line, say) code framed payloads
+    assert PpmdCodec(**recorded).params["framing"] == 1 and PpmdCodec(**recorded).compress(data)[0] == 10
 
 
 @pytest.mark.parametrize("payload", [b"", b"\x00abc", b"\x41abc", b"\xffabc"])
