@@ -98,6 +98,8 @@ def _visit(reader: "ArchiveReader", members: Sequence[str] | None, act: Callable
             except OSError as exc:
                 problem = f"{info.path}: {exc.strerror or exc}"
             if problem is not None:
+                if not problem.startswith(info.path + ":"):  # an archive-level error met inside this member
+                    problem = f"{info.path}: {problem}"
                 report.failures.append((info.path, problem))
             on_member(info, problem)
             if progress is not None:

@@ -471,3 +471,20 @@ def test_a_file_that_changes_while_archived_is_said_and_its_copies_stay_right(tm
         results = w.add(["t"])
     warned = {r.path: r.warnings for r in results if r.warnings}
     assert list(warned) == ["t/big-copy.bin"] and "(t/big.bin)" in warned["t/big-copy.bin"][0]
+
+
+def test_a_cut_archive_names_the_member_it_cuts(tmp_path):
+    """Truncation inside a member's data is that member's failure, named, not only the archive's."""
+    src = tmp_path / "t"
+    src.mkdir()
+    (src / "big.txt").write_bytes(b"".join(b"%07d some words\n" % i for i in range(120_000)))
+    with lmar.open(tmp_path / "a.lmar", "w", options=CreateOptions(select=SelectOptions(codec="store"))) as w:
+        w.add([str(src)])
+    whole = (tmp_path / "a.lmar").read_bytes()
+    (tmp_path / "cut.lmar").write_bytes(whole[:len(whole) // 2])
+    problems = []
+    with pytest.raises(FormatError, match="group end record is missing"):
+        with lmar.open(tmp_path / "cut.lmar") as r:
+            r.test(on_member=lambda info, problem: problems.append(problem))
+    assert [p for p in problems if p] and all(p.endswith("big.txt: " + str(tmp_path / "cut.lmar")
+                                                         + " is truncated (in data block)") for p in problems if p)
