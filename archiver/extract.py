@@ -24,11 +24,39 @@ SAFE_MODE_MASK = 0o777 & ~(stat.S_IWGRP | stat.S_IWOTH)
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
+#: Runs of zero bytes this long, aligned to it, are skipped instead of written, so the file gets holes.
+HOLE = 64 << 10
+
+
+def _write_sparse(f: IO[bytes], chunk: bytes) -> None:
+    """Write ``chunk`` at ``f``'s position, seeking over each aligned all-zero piece of :data:`HOLE` bytes.
+
+    Why: a sparse file (a disk image, a database preallocated with zeros) codes to almost nothing, and
+    written back block by block it would take its full size on disk; GNU tar needs ``--sparse`` for this,
+    bsdtar and ``cp`` do it by default. Only whole aligned pieces become holes, so small runs of zeros in
+    ordinary files cost nothing extra but the scan (C speed)."""
+    if not isinstance(chunk, (bytes, bytearray)):
+        chunk = bytes(chunk)
+    view = memoryview(chunk)
+    written = 0  # bytes of the chunk written or skipped so far
+    pos = -f.tell() % HOLE  # the first piece boundary, aligned in the file
+    while pos + HOLE <= len(view):
+        if not view[pos] and not view[pos + HOLE - 1] and chunk.count(0, pos, pos + HOLE) == HOLE:
+            if written < pos:
+                f.write(view[written:pos])
+            f.seek(HOLE, os.SEEK_CUR)  # the file is at the piece's start: skip over it
+            written = pos + HOLE
+        pos += HOLE
+    if written < len(view):
+        f.write(view[written:])
+
+
 def _write_content(f: IO[bytes], path: str, chunks: Iterator[bytes], info: MemberInfo) -> None:
-    """Write a file's bytes to ``f`` (open at ``path``), then its mode and time, through the open file
-    where the platform allows it."""
+    """Write a file's bytes to ``f`` (open at ``path``), leaving holes for long runs of zeros, then its
+    mode and time, through the open file where the platform allows it."""
     for chunk in chunks:
-        f.write(chunk)
+        _write_sparse(f, chunk)
+    f.truncate()  # a file that ends in a hole: its size is the position reached
     f.flush()
     mode = info.mode & SAFE_MODE_MASK
     times = (info.mtime_ns, info.mtime_ns)
