@@ -236,7 +236,17 @@ def _solid_bytes(value: str) -> int:
     return n
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: The commands lmar defines itself. When one of them is run, the optional ones (``bench``, a plugin's
+#: ``register_commands``) are not built: importing ``lmar.bench`` alone took ~30 ms of every command's start.
+CORE_COMMANDS = frozenset({"create", "extract", "list", "test", "codecs"})
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The first word of ``argv`` that is not an option (the command, unless an option's value comes first)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(optional_commands: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmar", description="Archive files, compressing each one with the codec "
                                      "(classical or language model) that makes it smallest.")
     parser.add_argument("--version", action="version", version=f"lmar {__version__}")
@@ -308,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--json", action="store_true")
     k.set_defaults(func=cmd_codecs)
 
-    _add_optional_commands(sub)
+    if optional_commands:
+        _add_optional_commands(sub)
     return parser
 
 
@@ -326,8 +337,9 @@ def _add_optional_commands(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        parser = build_parser()
-        args, extra = parser.parse_known_args(argv)
+        words = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(optional_commands=_command_word(words) not in CORE_COMMANDS)
+        args, extra = parser.parse_known_args(words)
         if extra:
             # argparse matches ARCHIVE and MEMBER... in one go, so in `extract A -C DIR M...` the members after
             # the option come back unmatched: they are still members.

@@ -9,9 +9,8 @@ Ray is imported only when asked for (``lmar[ray]`` is an optional extra).
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from typing import Any, Callable, Protocol
 
 from .errors import LmarError
@@ -60,17 +59,6 @@ class InlineExecutor:
         pass
 
 
-class LocalPool(ProcessPoolExecutor):
-    """A process pool on this machine; workers read large files by path themselves."""
-
-    reads_paths = True
-
-    def __init__(self, workers: int) -> None:
-        # spawn: no inherited threads or half-initialised runtimes (progress bars, ONNX Runtime) in workers.
-        super().__init__(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        self.workers = workers
-
-
 def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
@@ -81,7 +69,11 @@ def open_executor(kind: str = "local", jobs: int = 0, address: str | None = None
     ``address`` is the Ray cluster's (default: ``RAY_ADDRESS``; neither: Ray starts on this machine)."""
     if kind == "local":
         jobs = jobs or default_jobs()
-        return InlineExecutor() if jobs <= 1 else LocalPool(jobs)
+        if jobs <= 1:
+            return InlineExecutor()
+        from .local_pool import LocalPool  # multiprocessing costs ~40 ms to import: only when a pool is made
+
+        return LocalPool(jobs)
     if kind == "ray":
         try:
             from .ray_executor import RayExecutor

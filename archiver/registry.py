@@ -12,7 +12,6 @@ spelling, still accepted). A plugin that fails to import is recorded, not fatal.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import re
 from dataclasses import dataclass, field
@@ -203,6 +202,8 @@ def load_registry() -> Registry:
 def _warn(message: str) -> None:
     """One line on stderr (via logging's last-resort handler unless the application configures ``lmar``),
     from the main process only: worker processes load the registry again and would repeat it."""
+    import multiprocessing  # here: ~15 ms to import, and only a warning needs it
+
     if multiprocessing.parent_process() is None:
         log.warning("lmar: warning: %s", message)
 

@@ -14,7 +14,8 @@ import lmar
 from lmar import prefetch
 from lmar.archive import CreateOptions, GroupingOptions
 from lmar.errors import LmarError
-from lmar.executors import InlineExecutor, LocalPool, open_executor
+from lmar.executors import InlineExecutor, open_executor
+from lmar.local_pool import LocalPool
 from lmar.selection import SelectOptions
 
 from conftest import classical_codecs

@@ -150,3 +150,21 @@ def test_plugin_distribution_metadata_is_real(example_plugin):
     eps = [ep for ep in metadata.distribution(EXAMPLE_DIST).entry_points if ep.group == ENTRY_POINT_GROUP]
     assert [ep.name for ep in eps] == [EXAMPLE_PLUGIN]
     reset_registry()
+
+
+def test_a_core_command_imports_neither_bench_nor_a_process_pool(tmp_path):
+    """`lmar list` (and every core command without workers) starts without ``lmar.bench`` or
+    ``multiprocessing`` (~30 and ~40 ms to import); `lmar --help` still lists the optional commands."""
+    import subprocess
+    import sys
+
+    from lmar.cli import main
+
+    (tmp_path / "f.txt").write_text("x\n")
+    assert main(["create", "-q", "-j", "1", "--level", "fast", str(tmp_path / "a.lmar"), str(tmp_path / "f.txt")]) == 0
+    code = ("import sys; from lmar.cli import main; main(['list', sys.argv[1]]); "
+            "print(sorted(m for m in ('lmar.bench', 'multiprocessing', 'concurrent.futures.process') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.lmar")], capture_output=True, text=True, check=True)
+    assert run.stdout.splitlines()[-1] == "[]", run.stdout
+    helped = subprocess.run([sys.executable, "-m", "lmar.cli", "--help"], capture_output=True, text=True, check=True)
+    assert "bench" in helped.stdout
