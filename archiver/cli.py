@@ -187,11 +187,16 @@ def cmd_codecs(args: argparse.Namespace) -> int:
                   sys.stdout, indent=2, default=json_value)
         print()
         return EXIT_OK
+    width = max([len(r["name"]) for r in rows] + [5])
+    provider_width = max([len(r["provider"] or "?") for r in rows] + [4])
+    print(f"{'CODEC':<{width}}  VER  {'KIND':<10} {'FROM':<{provider_width}}  AVAILABLE")
     for r in rows:
-        status = "yes" if r["available"] else f"no ({r['reason']})"
-        needs = describe(registry.codecs[r["name"]], None)  # the codec words it; the CLI reads no params
-        print(f"{r['name']:<12} v{r['version']:<3} {r['kind']:<10} available={status:<5} "
-              f"from {r['provider'] or '?'}  {r['description']}" + (f"  [{needs}]" if needs else ""))
+        if r["available"]:
+            needs = describe(registry.codecs[r["name"]], None)  # the codec words it; the CLI reads no params
+            status = "yes  " + r["description"] + (f"  [{needs}]" if needs else "")
+        else:  # the reason says what to do; the description of a codec that cannot run adds nothing
+            status = f"no   {r['reason']}"
+        print(f"{r['name']:<{width}}  v{r['version']:<3} {r['kind']:<10} {r['provider'] or '?':<{provider_width}}  {status}")
     for f in failures:
         print(f"plugin {f['plugin']} (from {f['provider'] or '?'}) failed to load: {f['error']}")
     return EXIT_OK

@@ -154,7 +154,7 @@ class MissingLlmCodec(Codec):
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
-        which = f"model {cls.model_id}" if cls.model_id else "its model (params: model_id)"
+        which = f"model {cls.model_id}" if cls.model_id else "its model"
         return False, f"{which} is not installed; run `lmar model import {cls.source or 'SOURCE'}`"
 
     @classmethod
