@@ -7,8 +7,9 @@ checked here, the same way for the built-ins and for third-party packages:
   all-byte-values inputs (those the codec ``accepts``), decoded by a *fresh* instance built from the
   parameters as the archive records them (msgpack), never by the instance that encoded;
 - **determinism**: two instances code the same input to the same payload (archives are byte-identical);
-- **parameters**: ``params`` and ``header_info()`` survive a msgpack round trip unchanged, and the class
-  declares a stable lower-case ``name`` and an integer ``version``;
+- **parameters**: ``params`` and ``header_info()`` survive a msgpack round trip unchanged, ``read_params``
+  leaves the parameters of today's ``version`` as they are, and the class declares a stable lower-case
+  ``name`` and an integer ``version``;
 - **hostile payloads**: truncated, bit-flipped, random and empty payloads, and a decompression bomb (a
   payload of megabytes of zeros announced as a few bytes), either raise :class:`~lmar.errors.CodecError` or
   return at most ``size + 1`` bytes, within a time and (Python-traced) memory bound.
@@ -124,6 +125,12 @@ def _check_params(encoder: Codec, report: _Report) -> dict[str, Any]:
     ``header_info()`` must come back unchanged."""
     recorded = _read_back("params", encoder.params, report)
     _read_back("header_info()", encoder.header_info(), report)
+    try:
+        current = type(encoder).read_params(recorded, type(encoder).version)
+    except Exception as exc:
+        report.fail("parameters", f"read_params raised {type(exc).__name__} on today's parameters: {exc}")
+    if current != recorded:
+        report.fail("parameters", f"read_params changes a member of today's version: {recorded!r} -> {current!r}")
     report.done.append("parameters")
     return recorded
 
@@ -153,7 +160,7 @@ def _round_trip(codec_cls: type[Codec], encoder: Codec, recorded: dict[str, Any]
         payload = bytes(encoder.compress(data))
     except Exception as exc:
         report.fail("round trip", f"compress raised {type(exc).__name__} on the {label} sample: {exc}")
-    decoder = codec_cls(**recorded)  # as extraction builds it: from the recorded parameters only
+    decoder = codec_cls(**codec_cls.read_params(recorded, codec_cls.version))  # as extraction builds it
     try:
         back = bytes(decoder.decompress(payload, len(data)))
     except Exception as exc:
