@@ -231,3 +231,20 @@ def test_a_large_file_that_repeats_itself_far_apart_is_planned_with_a_long_windo
     head = _os.urandom(200_000) * 4  # stands for the first WHOLE_LIMIT bytes of a larger file
     choice = choose(get_registry(), head, 10 * len(head), SelectOptions(level="fast", candidates=["lzma", "ppmd", "store"]))
     assert choice.codec.name == "lzma" and choice.blocks is None
+
+
+def test_zstd_estimates_level_19_from_a_quick_level():
+    """zstd's estimate codes the sample at level 9 and scales it: within a few per cent of level 19's real
+    ratio on text, and a level-9 codec estimates with its own level, unscaled."""
+    import random
+
+    from lmar.plugins.zstd_codec import ZstdCodec
+
+    rnd = random.Random(3)
+    words = [bytes(rnd.choice(b"abcdefghij") for _ in range(rnd.randint(2, 9))) for _ in range(400)]
+    text = b" ".join(rnd.choice(words) for _ in range(12000))[:65536]
+    real = len(ZstdCodec().compress(text)) / len(text)
+    assert abs(ZstdCodec().estimate(text) / real - 1) < 0.05
+    quick = ZstdCodec(level=9)
+    assert quick.estimate(text) == pytest.approx(len(quick.compress(text)) / len(text), rel=0.02)
+    assert ZstdCodec().estimate(b"") is None
