@@ -28,13 +28,16 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) 
 HOLE = 64 << 10
 
 
-def _write_sparse(f: IO[bytes], chunk: bytes) -> None:
+def _write_sparse(f: IO[bytes], chunk: bytes) -> bool:
     """Write ``chunk`` at ``f``'s position, seeking over each aligned all-zero piece of :data:`HOLE` bytes.
 
     Why: a sparse file (a disk image, a database preallocated with zeros) codes to almost nothing, and
     written back block by block it would take its full size on disk; GNU tar needs ``--sparse`` for this,
     bsdtar and ``cp`` do it by default. Only whole aligned pieces become holes, so small runs of zeros in
-    ordinary files cost nothing extra but the scan (C speed)."""
+    ordinary files cost nothing extra but the scan (C speed). True when the chunk ends in a hole."""
+    if len(chunk) < HOLE:  # holds no whole piece: most files
+        f.write(chunk)
+        return False
     if not isinstance(chunk, (bytes, bytearray)):
         chunk = bytes(chunk)
     view = memoryview(chunk)
@@ -49,14 +52,19 @@ def _write_sparse(f: IO[bytes], chunk: bytes) -> None:
         pos += HOLE
     if written < len(view):
         f.write(view[written:])
+        return False
+    return written > 0  # the chunk ended in a hole: the file is shorter than the position until truncated
 
 
 def _write_content(f: IO[bytes], path: str, chunks: Iterator[bytes], info: MemberInfo) -> None:
     """Write a file's bytes to ``f`` (open at ``path``), leaving holes for long runs of zeros, then its
     mode and time, through the open file where the platform allows it."""
+    ends_in_hole = False
     for chunk in chunks:
-        _write_sparse(f, chunk)
-    f.truncate()  # a file that ends in a hole: its size is the position reached
+        if chunk:
+            ends_in_hole = _write_sparse(f, chunk)
+    if ends_in_hole:
+        f.truncate()  # its size is the position reached (only then: ~15 us a file on 20,000 small files)
     f.flush()
     mode = info.mode & SAFE_MODE_MASK
     times = (info.mtime_ns, info.mtime_ns)
