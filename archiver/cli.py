@@ -100,6 +100,8 @@ def _note_machine_bound(results: list[MemberResult]) -> None:
 
 # -- reading -----------------------------------------------------------------------------------------------
 def _open_reader(path: str) -> ArchiveReader:
+    if path == "-" and sys.stdin.isatty():  # tar refuses too: the user would wait on a silent prompt
+        raise LmarError("refusing to read an archive from a terminal (pipe one in, or name the file)")
     reader = ArchiveReader(sys.stdin.buffer, "<stdin>") if path == "-" else open_archive(path, "r")
     if reader.index_problem:
         warn(f"{reader.name}: {reader.index_problem}; reading the archive by scanning it")

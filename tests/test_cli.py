@@ -412,3 +412,17 @@ def test_destination_and_disk_problems_are_one_line_errors(capsys, tmp_path, tre
                                    "-", str(tree)], stdout=full, stderr=subprocess.PIPE, timeout=120)
         err = proc.stderr.decode()
         assert proc.returncode == 2 and "No space left" in err and "internal error" not in err, err
+
+
+def test_reading_an_archive_from_a_terminal_is_refused(capsys, monkeypatch):
+    """`lmar list -` with a terminal on stdin would wait silently for input: refused, as tar does."""
+    class Tty:
+        buffer = None
+
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Tty())
+    for command in ("list", "test", "extract"):
+        rc, out, err = main_in(capsys, command, "-")
+        assert rc == 2 and err == "lmar: refusing to read an archive from a terminal (pipe one in, or name the file)\n"
