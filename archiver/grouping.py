@@ -203,7 +203,13 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
 
     def place(src: Source, data: bytes, copies: list[Source], notes: list[str]) -> Iterator[Group]:
         """Put one small file (and the duplicates that refer to it) into its pool, yielding a full group."""
-        kind = classify(data) if data else "solid"
+        if not data:  # emptied since the walk: a group without data, like the empty files' (a reader
+            empty = Group("meta", [src])  # takes a group with one data member to list it first)
+            if notes:
+                empty.notes[0] = notes
+            yield empty
+            return
+        kind = classify(data)
         if kind != "solid" and len(data) >= BINARY_SOLID_LIMIT:
             kind = "alone"
         if kind == "alone":
