@@ -39,7 +39,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                                dedup=not args.no_dedup)
     options = CreateOptions(select=select, jobs=args.jobs, excludes=args.exclude, time_budget=args.time_budget,
                             grouping=grouping, record_trials=args.record_trials, executor=args.executor,
-                            ray_address=args.ray_address)
+                            ray_address=args.ray_address, owners=not args.no_owner)
     archive = args.archive if args.archive == "-" else os.path.abspath(args.archive)
     if args.directory:
         try:
@@ -122,7 +122,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
                                               **_parallel(args))
         else:
             report = reader.extractall(args.directory or ".", args.members, overwrite=args.overwrite,
-                                       on_member=on_member, progress=progress, **_parallel(args))
+                                       on_member=on_member, progress=progress, same_owner=args.same_owner,
+                                       **_parallel(args))
     for p in report.unmatched:
         error(f"{p}: not found in archive")
     return EXIT_OK if report.ok else EXIT_SOME_FAILED
@@ -282,6 +283,8 @@ def build_parser(optional_commands: bool = True) -> argparse.ArgumentParser:
     c.add_argument("--solid-limit", type=_solid_bytes, default=None, metavar="N",
                    help=f"files of at least N bytes are coded on their own (default {DEFAULT_SOLID_LIMIT >> 20}M)")
     c.add_argument("--no-dedup", action="store_true", help="store every file's content even when it repeats another's")
+    c.add_argument("--no-owner", action="store_true",
+                   help="do not record owners (user and group of each member, as tar records them)")
     c.add_argument("--record-trials", action="store_true",
                    help="keep every candidate codec's trial size in the archive (shown by list -l)")
     c.add_argument("--overwrite", action="store_true", help="replace ARCHIVE if it exists")
@@ -296,6 +299,9 @@ def build_parser(optional_commands: bool = True) -> argparse.ArgumentParser:
     x.add_argument("members", nargs="*", metavar="MEMBER")
     x.add_argument("-C", "--directory", help="extract into DIR (default: current directory)")
     x.add_argument("--overwrite", action="store_true", help="replace existing files")
+    x.add_argument("--same-owner", action="store_true",
+                   help="give members their recorded owners, by name where this machine knows it (root only; "
+                        "by default extracted files belong to the user extracting, as with tarfile's data filter)")
     x.add_argument("-O", "--to-stdout", action="store_true", help="write file contents to stdout")
     x.add_argument("-v", "--verbose", action="store_true")
     x.add_argument("-q", "--quiet", action="store_true")

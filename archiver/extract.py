@@ -56,9 +56,10 @@ def _write_sparse(f: IO[bytes], chunk: bytes) -> bool:
     return written > 0  # the chunk ended in a hole: the file is shorter than the position until truncated
 
 
-def _write_content(f: IO[bytes], path: str, chunks: Iterator[bytes], info: MemberInfo) -> None:
+def _write_content(f: IO[bytes], path: str, chunks: Iterator[bytes], info: MemberInfo,
+                   ids: tuple[int, int] | None = None) -> None:
     """Write a file's bytes to ``f`` (open at ``path``), leaving holes for long runs of zeros, then its
-    mode and time, through the open file where the platform allows it."""
+    owner (``ids``, when restored), mode and time, through the open file where the platform allows it."""
     ends_in_hole = False
     for chunk in chunks:
         if chunk:
@@ -66,6 +67,8 @@ def _write_content(f: IO[bytes], path: str, chunks: Iterator[bytes], info: Membe
     if ends_in_hole:
         f.truncate()  # its size is the position reached (only then: ~15 us a file on 20,000 small files)
     f.flush()
+    if ids is not None:  # before the mode: changing the owner may clear mode bits
+        os.chown(f.fileno() if os.chown in os.supports_fd else path, *ids)
     mode = info.mode & SAFE_MODE_MASK
     times = (info.mtime_ns, info.mtime_ns)
     os.chmod(f.fileno() if os.chmod in os.supports_fd else path, mode)
@@ -86,12 +89,32 @@ def safe_relpath(path: str) -> str:
     return "/".join(parts)
 
 
+def _local_id(module: str, name: str, recorded: int) -> int:
+    """The id of user (``module`` "pwd") or group ("grp") ``name`` on this machine, else the recorded id."""
+    if name:
+        try:
+            if module == "pwd":
+                import pwd
+
+                return pwd.getpwnam(name).pw_uid
+            import grp
+
+            return grp.getgrnam(name).gr_gid
+        except (ImportError, KeyError):
+            pass
+    return recorded
+
+
 class Extractor:
     """Materialises members under ``dest``; directory modes and times are applied at ``finish()``."""
 
-    def __init__(self, dest: str, overwrite: bool = False) -> None:
+    def __init__(self, dest: str, overwrite: bool = False, same_owner: bool = False) -> None:
+        if same_owner and (not hasattr(os, "geteuid") or os.geteuid() != 0):
+            raise LmarError("--same-owner needs root: only root can give files to other users")
         self.dest = os.path.abspath(dest)
         self.overwrite = overwrite
+        #: Restore recorded owners (tar's --same-owner); off by default, as Python's tarfile data filter does.
+        self.same_owner = same_owner
         self._dirs: list[tuple[str, MemberInfo]] = []
         try:
             os.makedirs(self.dest, exist_ok=True)
@@ -183,6 +206,9 @@ class Extractor:
             self._write_file(info, target, chunks or iter(()))
         elif info.type == SYMLINK:
             self._place(target, lambda tmp: os.symlink(info.link, tmp))
+            ids = self._ids(info)
+            if ids is not None:
+                os.lchown(target, *ids)
             self._set_times(target, info, follow=False)
         elif info.type == HARDLINK:
             source = self.target_of(MemberInfo(info.link, FILE))
@@ -213,7 +239,7 @@ class Extractor:
             raise LmarError(f"{info.path}: already exists (use --overwrite to replace it)") from None
         try:
             with os.fdopen(fd, "wb") as f:
-                _write_content(f, target, chunks, info)
+                _write_content(f, target, chunks, info, self._ids(info))
         except BaseException:
             os.unlink(target)  # created by us a moment ago: no partial or unverified file is left
             raise
@@ -222,7 +248,7 @@ class Extractor:
         fd, tmp = tempfile.mkstemp(prefix=".lmar-", dir=os.path.dirname(target))
         try:
             with os.fdopen(fd, "wb") as f:
-                _write_content(f, tmp, chunks, info)
+                _write_content(f, tmp, chunks, info, self._ids(info))
             os.replace(tmp, target)
         except BaseException:
             if os.path.lexists(tmp):
@@ -238,6 +264,14 @@ class Extractor:
             os.unlink(tmp)
             raise
 
+    def _ids(self, info: MemberInfo) -> tuple[int, int] | None:
+        """The (uid, gid) to give ``info`` here: None unless restoring owners and the archive recorded one.
+        Names win over numbers where this machine knows them (a user's id differs between machines), as
+        tar does."""
+        if not self.same_owner or info.owner is None:
+            return None
+        return _local_id("pwd", info.uname, info.uid or 0), _local_id("grp", info.gname, info.gid or 0)
+
     def _set_times(self, path: str, info: MemberInfo, follow: bool) -> None:
         try:
             os.utime(path, ns=(info.mtime_ns, info.mtime_ns), follow_symlinks=follow)
@@ -250,6 +284,9 @@ class Extractor:
             if os.path.islink(target) or not os.path.isdir(target):  # replaced since: do not follow it
                 continue
             try:
+                ids = self._ids(info)
+                if ids is not None:
+                    os.chown(target, *ids, follow_symlinks=False)
                 os.chmod(target, (info.mode & SAFE_MODE_MASK) | stat.S_IRWXU)
             except OSError:
                 pass

@@ -26,7 +26,15 @@ def member_json(m: MemberInfo) -> dict[str, Any]:
             "codec_params": m.codec.params if m.codec else None,
             "candidates": {k: {"size": v[0], "how": v[1] if len(v) > 1 else None} for k, v in m.candidates.items()},
             "group": m.group, "solid": m.solid, "dedup_of": m.dedup_of, "damage": m.damage,
-            "machine_bound": machine_bound(m) or None}
+            "machine_bound": machine_bound(m) or None,
+            "uid": m.uid, "gid": m.gid, "uname": m.uname or None, "gname": m.gname or None}
+
+
+def owner_text(m: MemberInfo) -> str:
+    """``user/group`` as tar lists it (ids where a name was not recorded); "-" when no owner was recorded."""
+    if m.owner is None:
+        return "-"
+    return f"{m.uname or m.uid}/{m.gname or m.gid}"
 
 
 def long_line(m: MemberInfo) -> str:
@@ -38,7 +46,7 @@ def long_line(m: MemberInfo) -> str:
     name = printable(m.path + (f" -> {m.link}" if m.issym() else f" link to {m.link}" if m.islnk() else ""))
     cands = " ".join(f"{k}={v[0]}" for k, v in sorted(m.candidates.items(), key=lambda kv: (kv[1][0] is None, kv[1][0] or 0))
                      if v and v[0] is not None)
-    line = f"{mode} {m.size:>12} {stored:>12} {codec:<8} {when} {name}"
+    line = f"{mode} {printable(owner_text(m)):<16} {m.size:>12} {stored:>12} {codec:<8} {when} {name}"
     if m.damage:
         return f"?????????? {printable(m.path)}  [damaged: {printable(m.damage)}]"
     notes = []

@@ -56,6 +56,16 @@ class MemberInfo:
     trials_recorded: bool = True
     #: Set when the member could not be read from the archive at all (its table is damaged): the reason.
     damage: str | None = None
+    #: The owner when recorded (format 2.1): user and group ids, and their names ("" when unknown).
+    uid: int | None = None
+    gid: int | None = None
+    uname: str = ""
+    gname: str = ""
+
+    @property
+    def owner(self) -> tuple[int, int, str, str] | None:
+        """(uid, gid, user name, group name), or None when the archive does not record it."""
+        return None if self.uid is None or self.gid is None else (self.uid, self.gid, self.uname, self.gname)
 
     def isfile(self) -> bool:
         return self.type == FILE

@@ -98,6 +98,8 @@ class ArchiveReaderV2:
     def _info(self, table: Table, m: TableMember, number: int, solid: bool) -> MemberInfo:
         info = MemberInfo(m.path, m.kind, m.mode, m.mtime_ns, m.size, m.link, group=table.group, number=number,
                           trials_recorded=bool(table.trials))
+        if m.owner is not None:
+            info.uid, info.gid, info.uname, info.gname = m.owner
         if m.kind == FILE and table.codec is not None:
             d = self._c.descriptors[table.codec]
             info.codec = CodecRef(d["name"], d["version"], d["params"], d["provider"], d["info"])

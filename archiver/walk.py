@@ -10,6 +10,7 @@ import os
 import posixpath
 import stat
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Iterator
 
 from .members import DIR, FILE, HARDLINK, SYMLINK, MemberInfo
@@ -59,6 +60,34 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=256)
+def user_name(uid: int) -> str:
+    """The name of user ``uid`` on this machine, "" when it has none (names are recorded as tar does)."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError, OverflowError):
+        return ""
+
+
+@lru_cache(maxsize=256)
+def group_name(gid: int) -> str:
+    """The name of group ``gid`` on this machine, "" when it has none."""
+    try:
+        import grp
+
+        return grp.getgrgid(gid).gr_name
+    except (ImportError, KeyError, OverflowError):
+        return ""
+
+
+def _owned(info: MemberInfo, st: os.stat_result) -> MemberInfo:
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.uname, info.gname = user_name(st.st_uid), group_name(st.st_gid)
+    return info
+
+
 class Walker:
     """Walks trees in archive order, remembering names and inodes across every path of one run.
 
@@ -100,7 +129,7 @@ class Walker:
         if stat.S_ISDIR(st.st_mode):
             if arcname and arcname not in self.seen_names:
                 self.seen_names.add(arcname)
-                yield Source(MemberInfo(arcname, DIR, mode, st.st_mtime_ns), fs_path)
+                yield Source(_owned(MemberInfo(arcname, DIR, mode, st.st_mtime_ns), st), fs_path)
             try:
                 names = sorted(os.listdir(fs_path))
             except OSError as exc:
@@ -121,18 +150,19 @@ class Walker:
             if not _is_utf8(target):
                 yield Skipped(fs_path, "link target is not valid UTF-8; not archived")
                 return
-            yield Source(MemberInfo(arcname, SYMLINK, mode, st.st_mtime_ns, link=target), fs_path)
+            yield Source(_owned(MemberInfo(arcname, SYMLINK, mode, st.st_mtime_ns, link=target), st), fs_path)
         elif stat.S_ISREG(st.st_mode):
             key = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and key in self.seen_inodes:
-                yield Source(MemberInfo(arcname, HARDLINK, mode, st.st_mtime_ns, link=self.seen_inodes[key]), fs_path)
+                link = MemberInfo(arcname, HARDLINK, mode, st.st_mtime_ns, link=self.seen_inodes[key])
+                yield Source(_owned(link, st), fs_path)
                 return
             if not os.access(fs_path, os.R_OK):
                 yield Skipped(fs_path, "cannot read: permission denied")
                 return
             if st.st_nlink > 1:  # only once it will be archived: later names become links to it
                 self.seen_inodes[key] = arcname
-            yield Source(MemberInfo(arcname, FILE, mode, st.st_mtime_ns, size=st.st_size), fs_path)
+            yield Source(_owned(MemberInfo(arcname, FILE, mode, st.st_mtime_ns, size=st.st_size), st), fs_path)
         else:
             yield Skipped(fs_path, "is a device, FIFO or socket; skipped", is_error=False)
 

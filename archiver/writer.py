@@ -55,6 +55,8 @@ class CreateOptions:
     executor: str = "local"
     #: The Ray cluster to join (default: ``RAY_ADDRESS``; neither: Ray starts on this machine).
     ray_address: str | None = None
+    #: Record each member's owner (user and group, ids and names), as tar does; ``--no-owner`` turns it off.
+    owners: bool = True
 
 
 @dataclass
@@ -189,7 +191,8 @@ class ArchiveWriter:
             info = src.info
             members.append(TableMember(info.path, info.type, info.mode, info.mtime_ns,
                                        info.size if info.type == FILE else 0, info.link,
-                                       first + group.refs[i] if i in group.refs else None, refd.get(i, 0)))
+                                       first + group.refs[i] if i in group.refs else None, refd.get(i, 0),
+                                       info.owner if self.options.owners else None))
         trials = {}
         if plan is not None and self.options.record_trials:
             trials = {k: v[0] for k, v in plan.candidates.items() if v and isinstance(v[0], int)}

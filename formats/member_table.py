@@ -21,6 +21,10 @@ KIND_NAMES = {v: k for k, v in KIND_CODES.items()}
 MAX_TABLE_MEMBERS = 1_000_000
 MAX_TABLE_BYTES = 64 << 20
 _NS = 1_000_000_000
+#: An owner as a table records it: (user id, group id, user name, group name); a name is "" when unknown.
+Owner = tuple[int, int, str, str]
+MAX_OWNER_ID = (1 << 32) - 1
+MAX_OWNER_NAME = 255
 
 
 @dataclass
@@ -35,6 +39,7 @@ class TableMember:
     link: str = ""
     ref: int | None = None
     refd: int = 0
+    owner: Owner | None = None
 
     @property
     def has_data(self) -> bool:
@@ -123,6 +128,8 @@ def encode_table(table: Table) -> bytes:
         "size": [m.size for m in ms if m.kind == "file"],
         "link": [m.link for m in ms if m.kind in ("symlink", "hardlink")],
     }
+    if any(m.owner is not None for m in ms):
+        doc["own"], doc["owner"] = _owner_columns(ms)
     refs = [[i, m.ref] for i, m in enumerate(ms) if m.ref is not None]
     if refs:
         doc["ref"] = refs
@@ -132,6 +139,47 @@ def encode_table(table: Table) -> bytes:
     if table.trials:
         doc["trials"] = dict(sorted(table.trials.items()))
     return compress(pack(doc))
+
+
+def _owner_columns(ms: Sequence[TableMember]) -> tuple[list[list[Any]], list[int | None]]:
+    """The distinct owners in order of first use, and each member's index into them (None: not recorded)."""
+    own: list[list[Any]] = []
+    index: dict[Owner, int] = {}
+    column: list[int | None] = []
+    for m in ms:
+        if m.owner is None:
+            column.append(None)
+            continue
+        if m.owner not in index:
+            index[m.owner] = len(own)
+            own.append(list(m.owner))
+        column.append(index[m.owner])
+    return own, column
+
+
+def _owners(own: Any, column: Any, count: int, what: str) -> list[Owner | None]:
+    """The ``own``/``owner`` columns checked (both absent: nothing recorded)."""
+    if own is None and column is None:
+        return [None] * count
+    bad = FormatError(f"{what}: owner columns are corrupt")
+    if not isinstance(own, list) or not isinstance(column, list) or len(column) != count or len(own) > count:
+        raise bad
+    owners: list[Owner] = []
+    for o in own:
+        if not (isinstance(o, list) and len(o) == 4
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_OWNER_ID for v in o[:2])
+                and all(isinstance(v, str) and len(v) <= MAX_OWNER_NAME for v in o[2:])):
+            raise bad
+        owners.append((o[0], o[1], o[2], o[3]))
+    out: list[Owner | None] = []
+    for k in column:
+        if k is None:
+            out.append(None)
+        elif isinstance(k, int) and not isinstance(k, bool) and 0 <= k < len(owners):
+            out.append(owners[k])
+        else:
+            raise bad
+    return out
 
 
 def _ints(value: Any, count: int, what: str, lo: int | None = None, hi: int | None = None) -> list[int]:
@@ -177,13 +225,14 @@ def decode_table(body: bytes, what: str, first_member: int) -> Table:
     links = doc.get("link")
     if not isinstance(links, list) or len(links) != n_links or not all(isinstance(x, str) for x in links):
         raise FormatError(f"{what}: link column is corrupt")
+    owners = _owners(doc.get("own"), doc.get("owner"), count, what)
     members: list[TableMember] = []
     sec = 0
     it_size, it_link = iter(sizes), iter(links)
     for i in range(count):
         sec += mts[i]
         kind = KIND_NAMES.get(kinds[i], f"unknown-{kinds[i]}")
-        m = TableMember(paths[i], kind, modes[i] & 0o7777, sec * _NS + mtn[i])
+        m = TableMember(paths[i], kind, modes[i] & 0o7777, sec * _NS + mtn[i], owner=owners[i])
         if kind == "file":
             m.size = next(it_size)
         elif kind in ("symlink", "hardlink"):

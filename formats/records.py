@@ -20,7 +20,7 @@ from .limits import MAX_INDEX, MAX_ITEMS, MAX_STORED_BLOCK, MAX_STR
 
 MAGIC = b"LMAR\x89\r\n\x1a"
 FORMAT_MAJOR = 2
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1  # 2.1: member tables may record owners (readers of 2.0 ignore them)
 FOOTER_MAGIC = b"LMARIDX2"
 
 TAG_DESCRIPTOR = b"C"
