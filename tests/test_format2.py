@@ -581,3 +581,17 @@ def test_owners_are_recorded_listed_and_given_back_only_when_asked(tmp_path, mon
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert main(["extract", "--same-owner", "p.lmar", "-C", "user"]) == 2
     assert "--same-owner needs root" in capsys.readouterr().err and not (tmp_path / "user").exists()
+
+
+def test_a_format_2_0_archive_and_a_future_minor_version_still_read(tmp_path, tree):
+    """Minor versions only add what readers may ignore: an archive stamped 2.0 (no owner columns) and one
+    stamped 2.9 both list, test and extract, the first with no owners."""
+    arc = create(tmp_path, tree, "--no-owner")
+    data = bytearray(arc.read_bytes())
+    for minor in (0, 9):
+        head = rec.PREAMBLE_V1.pack(rec.MAGIC, 2, minor)
+        data[:16] = head + struct.pack("<I", rec.check32(head))
+        stamped = tmp_path / f"v2_{minor}.lmar"
+        stamped.write_bytes(bytes(data))
+        with lmar.open(stamped) as r:
+            assert r.test().ok and all(m.owner is None for m in r.getmembers())
