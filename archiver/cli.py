@@ -13,7 +13,7 @@ import time
 from typing import Any, Sequence
 
 from . import __version__
-from .archive import ArchiveReader, CreateOptions, MemberResult, open_archive, stdout_writer
+from .archive import ArchiveReader, CreateOptions, MemberFilter, MemberResult, open_archive, stdout_writer
 from .grouping import DEFAULT_SOLID_LIMIT, DEFAULT_SOLID_SIZE, LEVEL_SOLID_SIZE, MAX_SOLID_SIZE, GroupingOptions
 from .console import error, make_progress, warn
 from .errors import LmarError
@@ -41,6 +41,10 @@ def cmd_create(args: argparse.Namespace) -> int:
                             grouping=grouping, record_trials=args.record_trials, executor=args.executor,
                             ray_address=args.ray_address, owners=not args.no_owner)
     archive = args.archive if args.archive == "-" else os.path.abspath(args.archive)
+    if args.files_from is not None:
+        args.paths = [*args.paths, *_read_names(args.files_from, args.null)]
+    if not args.paths:
+        raise LmarError("no paths to archive (name some, or give --files-from)")
     if args.directory:
         try:
             os.chdir(args.directory)
@@ -63,6 +67,23 @@ def cmd_create(args: argparse.Namespace) -> int:
             results = writer.add([p for p in args.paths if p not in missing])
     failed = _report_create(results, args, time.monotonic() - started)
     return EXIT_SOME_FAILED if failed or missing else EXIT_OK
+
+
+def _read_names(source: str, null: bool) -> list[str]:
+    """Paths listed one per line (``--null``: NUL-separated, as ``find -print0`` writes them) in a file, or
+    on stdin for ``-``. Read before ``-C`` changes directory, as tar reads its -T file."""
+    try:
+        if source == "-":
+            if sys.stdin.isatty():
+                raise LmarError("--files-from -: refusing to read names from a terminal")
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(source, "rb") as f:
+                raw = f.read()
+    except OSError as exc:
+        raise LmarError(f"--files-from {source}: {exc.strerror or exc}") from None
+    names = raw.split(b"\0") if null else raw.splitlines()
+    return [os.fsdecode(n) for n in names if n]
 
 
 def _report_create(results: list[MemberResult], args: argparse.Namespace, seconds: float) -> int:
@@ -123,7 +144,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         else:
             report = reader.extractall(args.directory or ".", args.members, overwrite=args.overwrite,
                                        on_member=on_member, progress=progress, same_owner=args.same_owner,
-                                       **_parallel(args))
+                                       strip=args.strip_components, **_parallel(args))
     for p in report.unmatched:
         error(f"{p}: not found in archive")
     return EXIT_OK if report.ok else EXIT_SOME_FAILED
@@ -132,10 +153,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     """List from the index; without one, scan and print as we go so a damaged tail still lists the rest."""
     listed: list[MemberInfo] = []
+    wanted = MemberFilter(args.members)
     with _open_reader(args.archive) as reader:
         try:
             members = reader.getmembers() if reader.indexed else (info for info, _ in reader.iter_members())
             for m in members:
+                if not wanted(m.path):
+                    continue
                 listed.append(m)
                 if not args.json:
                     print(long_line(m) if args.long else printable(m.path) + ("/" if m.isdir() else ""))
@@ -151,7 +175,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     damaged = [m for m in listed if m.damage]
     for m in damaged:
         error(m.damage or m.path)
-    return EXIT_SOME_FAILED if damaged else EXIT_OK
+    for p in wanted.unmatched:
+        error(f"{p}: not found in archive")
+    return EXIT_SOME_FAILED if damaged or wanted.unmatched else EXIT_OK
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -217,6 +243,16 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
                    "neither: Ray starts on this machine)")
 
 
+def _count(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return n
+
+
 def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -264,7 +300,10 @@ def build_parser(optional_commands: bool = True) -> argparse.ArgumentParser:
 
     c = sub.add_parser("create", help="create an archive", description="Create ARCHIVE ('-' for stdout) from PATHs.")
     c.add_argument("archive")
-    c.add_argument("paths", nargs="+", metavar="PATH")
+    c.add_argument("paths", nargs="*", metavar="PATH")
+    c.add_argument("-T", "--files-from", metavar="FILE",
+                   help="also archive the paths listed in FILE, one per line ('-': stdin)")
+    c.add_argument("--null", action="store_true", help="--files-from names are NUL-separated (find -print0)")
     c.add_argument("-C", "--directory", help="change to DIR before adding PATHs")
     c.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip matching paths (repeatable)")
     c.add_argument("--codec", default="auto", help="codec for every file, or 'auto' (default) to pick per file")
@@ -299,6 +338,9 @@ def build_parser(optional_commands: bool = True) -> argparse.ArgumentParser:
     x.add_argument("members", nargs="*", metavar="MEMBER")
     x.add_argument("-C", "--directory", help="extract into DIR (default: current directory)")
     x.add_argument("--overwrite", action="store_true", help="replace existing files")
+    x.add_argument("--strip-components", type=_count, default=0, metavar="N",
+                   help="drop N leading components from member names (and hard link targets); members with no "
+                        "more than N components are skipped")
     x.add_argument("--same-owner", action="store_true",
                    help="give members their recorded owners, by name where this machine knows it (root only; "
                         "by default extracted files belong to the user extracting, as with tarfile's data filter)")
@@ -313,6 +355,7 @@ def build_parser(optional_commands: bool = True) -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list members")
     ls.add_argument("archive")
+    ls.add_argument("members", nargs="*", metavar="MEMBER", help="only these members (paths, directories or globs)")
     ls.add_argument("-l", "--long", action="store_true", help="mode, size, stored size, codec, time, candidates")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)

@@ -108,13 +108,16 @@ def _local_id(module: str, name: str, recorded: int) -> int:
 class Extractor:
     """Materialises members under ``dest``; directory modes and times are applied at ``finish()``."""
 
-    def __init__(self, dest: str, overwrite: bool = False, same_owner: bool = False) -> None:
+    def __init__(self, dest: str, overwrite: bool = False, same_owner: bool = False, strip: int = 0) -> None:
         if same_owner and (not hasattr(os, "geteuid") or os.geteuid() != 0):
             raise LmarError("--same-owner needs root: only root can give files to other users")
         self.dest = os.path.abspath(dest)
         self.overwrite = overwrite
         #: Restore recorded owners (tar's --same-owner); off by default, as Python's tarfile data filter does.
         self.same_owner = same_owner
+        #: Leading path components dropped from every member name (and hard link target), as tar's
+        #: --strip-components; a member with no more components than that is skipped (:meth:`skips`).
+        self.strip = strip
         self._dirs: list[tuple[str, MemberInfo]] = []
         try:
             os.makedirs(self.dest, exist_ok=True)
@@ -126,9 +129,16 @@ class Extractor:
         self._known_dirs: set[str] = {self.dest}
 
     # -- checks ----------------------------------------------------------------------------------------
+    def skips(self, info: MemberInfo) -> bool:
+        """Whether ``info`` has nothing left of its name after stripping (``a/`` with ``strip=1``)."""
+        return self.strip > 0 and len(safe_relpath(info.path).split("/")) <= self.strip
+
     def target_of(self, info: MemberInfo) -> str:
-        rel = safe_relpath(info.path)
-        return os.path.join(self.dest, *rel.split("/"))
+        parts = safe_relpath(info.path).split("/")[self.strip:]
+        if not parts:
+            raise UnsafeMemberError(f"{info.path}: nothing is left of the name after --strip-components "
+                                    f"{self.strip}")
+        return os.path.join(self.dest, *parts)
 
     def _check_parents(self, info: MemberInfo, target: str) -> None:
         """Refuse any existing symlink among the parents: writing through it could land anywhere."""

@@ -426,3 +426,37 @@ def test_reading_an_archive_from_a_terminal_is_refused(capsys, monkeypatch):
     for command in ("list", "test", "extract"):
         rc, out, err = main_in(capsys, command, "-")
         assert rc == 2 and err == "lmar: refusing to read an archive from a terminal (pipe one in, or name the file)\n"
+
+
+def test_list_patterns_files_from_and_strip_components(capsys, tmp_path, tree, monkeypatch):
+    """tar's everyday options: `list ARCHIVE MEMBER...` lists only those (an unmatched pattern is named,
+    exit 1); `create -T FILE` (`--null` for find -print0) adds the paths a file lists; `extract
+    --strip-components N` drops leading name components, hard link targets too, and skips what has none left."""
+    monkeypatch.chdir(tmp_path)
+    os.link(tree / "text.txt", tree / "hard.txt")
+    (tmp_path / "names").write_bytes(b"tree/sub/notes.md\0tree/hard.txt\0tree/text.txt\0")
+    rc, out, err = main_in(capsys, "create", "-q", "-j", "1", "--level", "fast", "--null", "-T", "names", "n.lmar")
+    assert rc == 0, err
+    assert main_in(capsys, "list", "n.lmar")[1].split() == ["tree/sub/notes.md", "tree/hard.txt", "tree/text.txt"]
+    (tmp_path / "lines").write_text("tree/empty\n\ntree/runs.dat\n")
+    rc, out, err = main_in(capsys, "create", "-q", "-j", "1", "--level", "fast", "-T", "lines", "l.lmar", "tree/link")
+    assert rc == 0 and main_in(capsys, "list", "l.lmar")[1].split() == ["tree/empty", "tree/runs.dat", "tree/link"]
+    rc, out, err = main_in(capsys, "create", "-q", "x.lmar")
+    assert rc == 2 and "no paths to archive" in err
+
+    assert main_in(capsys, "create", "-q", "-j", "1", "--level", "fast", "t.lmar", "tree")[0] == 0
+    rc, out, err = main_in(capsys, "list", "t.lmar", "tree/sub", "*.dat", "tree/nosuch")
+    assert rc == 1 and err == "lmar: tree/nosuch: not found in archive\n"
+    assert sorted(out.split()) == ["tree/runs.dat", "tree/sub/", "tree/sub/deeper/", "tree/sub/deeper/skip.log",
+                                   "tree/sub/notes.md"]
+
+    rc, out, err = main_in(capsys, "extract", "--strip-components", "1", "n.lmar", "-C", "s1")
+    assert rc == 0, err
+    assert sorted(str(p.relative_to(tmp_path / "s1")) for p in (tmp_path / "s1").rglob("*")) == [
+        "hard.txt", "sub", "sub/notes.md", "text.txt"]
+    assert (tmp_path / "s1" / "hard.txt").read_bytes() == TEXT
+    rc, out, err = main_in(capsys, "extract", "--strip-components", "2", "n.lmar", "-C", "s2")
+    assert rc == 0 and [p.name for p in (tmp_path / "s2").iterdir()] == ["notes.md"]
+    with pytest.raises(SystemExit) as usage:
+        lmar_main(["extract", "--strip-components", "-1", "n.lmar"])
+    assert usage.value.code == 2 and "must be 0 or more" in capsys.readouterr().err
