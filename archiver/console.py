@@ -12,18 +12,21 @@ def stderr_is_tty() -> bool:
 
 
 class RichProgress:
-    """A byte-counting progress bar on stderr; created only for a terminal and without ``-q``."""
+    """A byte-counting progress bar on stderr; created only for a terminal and without ``-q``.
+
+    The elapsed time ticks even while one long task (a solid block coded by a language model: minutes)
+    advances nothing, so a slow run does not look hung."""
 
     shows_total = True
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn, TransferSpeedColumn)
 
         self._console = Console(stderr=True)
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                  TransferSpeedColumn(), TimeRemainingColumn(),
+                                  TransferSpeedColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                                   TextColumn("{task.fields[current]}", style="dim"),
                                   console=self._console, transient=True)
         self._task: Any = None
