@@ -15,7 +15,7 @@ from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from lmar.formats.container import open_container
 
-from .bulk import MemberFilter, OnMember, RunReport, check_all, extract_all
+from .bulk import MemberFilter, OnMember, RunReport, check_all, compare_all, extract_all
 from .errors import LmarError
 from .grouping import GroupingOptions  # noqa: F401 - part of the API (CreateOptions.grouping)
 from .members import MemberInfo
@@ -119,6 +119,12 @@ class ArchiveReader:
         """Write matching regular files' verified bytes to ``stream`` one after another (``extract -O``)."""
         return extract_all(self, members=members, to_stream=stream, on_member=on_member, progress=progress,
                            **parallel)
+
+    def compare(self, path: str = ".", members: Sequence[str] | None = None, on_member: OnMember | None = None,
+                progress: Progress | None = None, **parallel: Any) -> RunReport:
+        """What differs between members and the files under ``path`` (kind, content, size, mode, time, link
+        target; tar's ``--diff``): each member that differs is a failure saying what; nothing is written."""
+        return compare_all(self, path, members, on_member=on_member, progress=progress, **parallel)
 
     def test(self, members: Sequence[str] | None = None, on_member: OnMember | None = None,
              progress: Progress | None = None, **parallel: Any) -> RunReport:

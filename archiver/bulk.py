@@ -152,3 +152,16 @@ def check_all(reader: "ArchiveReader", members: Sequence[str] | None = None,
             pass
 
     return _visit(reader, members, act, on_member, progress, "testing", jobs, executor, ray_address)
+
+
+def compare_all(reader: "ArchiveReader", root: str = ".", members: Sequence[str] | None = None,
+                on_member: OnMember | None = None, progress: "Progress | None" = None, jobs: int | None = None,
+                executor: str = "local", ray_address: str | None = None) -> RunReport:
+    """Compare matching members with the files under ``root`` (:mod:`lmar.compare`); each member that
+    differs is a failure naming what differs. Nothing is written."""
+    from .compare import check_member
+
+    def act(info: MemberInfo, read: Any) -> None:
+        check_member(info, root, read() if info.isfile() else None)
+
+    return _visit(reader, members, act, on_member, progress, "comparing", jobs, executor, ray_address)

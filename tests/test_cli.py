@@ -460,3 +460,43 @@ def test_list_patterns_files_from_and_strip_components(capsys, tmp_path, tree, m
     with pytest.raises(SystemExit) as usage:
         lmar_main(["extract", "--strip-components", "-1", "n.lmar"])
     assert usage.value.code == 2 and "must be 0 or more" in capsys.readouterr().err
+
+
+def test_compare_says_what_differs_from_the_disk(capsys, tmp_path, tree, monkeypatch):
+    """`lmar compare` (alias `diff`, tar's --diff): every member checked against the path it would extract
+    to; each difference is named on one line, with a summary and exit 1; nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    os.link(tree / "runs.dat", tree / "hard.dat")
+    assert main_in(capsys, "create", "-q", "-j", "1", "--level", "fast", "t.lmar", "tree")[0] == 0
+    rc, out, err = main_in(capsys, "compare", "t.lmar")
+    assert rc == 0 and err == "12 of 12 members match the disk\n"
+
+    same_time = os.stat(tree / "text.txt").st_mtime_ns
+    (tree / "text.txt").write_bytes(TEXT.replace(b"quick", b"QUICK"))  # same size, other bytes, same time
+    os.utime(tree / "text.txt", ns=(same_time, same_time))
+    (tree / "sub" / "notes.md").write_bytes(b"longer " * 100)
+    os.chmod(tree / "random.bin", 0o600)
+    os.unlink(tree / "empty")
+    os.unlink(tree / "link")
+    os.symlink("runs.dat", tree / "link")
+    os.unlink(tree / "hard.dat")
+    (tree / "hard.dat").write_bytes(RUNS)
+    (tree / "new.txt").write_text("not in the archive: not reported, as tar does")
+    before = sorted(p.name for p in tree.rglob("*"))
+    rc, out, err = main_in(capsys, "diff", "t.lmar", "-C", ".")
+    assert rc == 1
+    lines = err.splitlines()
+    assert lines[-1] == "5 of 12 members match the disk, 7 differ"
+    assert set(lines[:-1]) == {
+        "lmar: tree/text.txt: contents differ",
+        "lmar: tree/sub/notes.md: mod time differs; size differs (archive: 400, disk: 700)",
+        "lmar: tree/random.bin: mode differs (archive: 644, disk: 600)",
+        "lmar: tree/empty: missing on disk",
+        "lmar: tree/link: symlink differs (archive: text.txt, disk: runs.dat)",
+        "lmar: tree/hard.dat: mod time differs",  # hard.dat was walked first: the file, runs.dat its link
+        "lmar: tree/runs.dat: not linked to tree/hard.dat"}
+    assert sorted(p.name for p in tree.rglob("*")) == before
+    rc, out, err = main_in(capsys, "compare", "-v", "t.lmar", "tree/runs.dat", "tree/text.txt", "tree/nosuch")
+    assert rc == 1 and out == "" and "tree/nosuch: not found in archive" in err
+    rc, out, err = main_in(capsys, "compare", "-v", "t.lmar", "tree/sub/deeper")
+    assert rc == 0 and out.split() == ["same", "tree/sub/deeper", "same", "tree/sub/deeper/skip.log"]
