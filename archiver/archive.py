@@ -158,6 +158,8 @@ class _AtomicArchiveWriter(ArchiveWriter):
     """Writes to a temp file beside the target and renames it on success: no half archive is ever left."""
 
     def __init__(self, path: str, overwrite: bool = False, **kwargs: Any) -> None:
+        if os.path.isdir(path) and not os.path.islink(path):  # even with overwrite: never replace a directory
+            raise LmarError(f"{path}: is a directory; name the archive file to write")
         if os.path.lexists(path) and not overwrite:
             raise LmarError(f"{path}: already exists (use --overwrite to replace it)")
         directory = os.path.dirname(os.path.abspath(path))

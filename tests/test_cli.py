@@ -239,6 +239,15 @@ def test_odd_names_print_on_one_line_each(capsys, tmp_path, monkeypatch):
     assert json.loads(main_in(capsys, "list", "--json", "x.lmar")[1])[1]["path"] in ("odd/new\nline", "odd/esc\x1b[31m")
 
 
+def test_an_archive_path_that_is_a_directory_is_refused(capsys, tmp_path, tree, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    for extra in ((), ("--overwrite",)):
+        rc, out, err = main_in(capsys, "create", "-q", "-j", "1", *extra, "adir", "tree/text.txt")
+        assert rc == 2 and err == "lmar: " + str(tmp_path / "adir") + ": is a directory; name the archive file to write\n"
+        assert (tmp_path / "adir").is_dir() and no_temp_files(tmp_path)
+
+
 def test_archive_does_not_include_itself(capsys, tmp_path, tree, monkeypatch):
     monkeypatch.chdir(tree)
     rc, out, err = main_in(capsys, "create", "-q", "-j", "1", "--level", "fast", "self.lmar", ".")
