@@ -245,7 +245,8 @@ def cmd_codecs(args: argparse.Namespace) -> int:
             status = "yes  " + r["description"] + (f"  [{needs}]" if needs else "")
         else:  # the reason says what to do; the description of a codec that cannot run adds nothing
             status = f"no   {r['reason']}"
-        print(f"{r['name']:<{width}}  v{r['version']:<3} {r['kind']:<10} {r['provider'] or '?':<{provider_width}}  {status}")
+        provider = r["provider"] or "?"
+        print(f"{r['name']:<{width}}  v{r['version']:<3} {r['kind']:<10} {provider:<{provider_width}}  {status}")
     for f in failures:
         print(f"plugin {f['plugin']} (from {f['provider'] or '?'}) failed to load: {f['error']}")
     return EXIT_OK
