@@ -180,16 +180,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if damaged or wanted.unmatched else EXIT_OK
 
 
-def cmd_test(args: argparse.Namespace) -> int:
+def _visit_members(args: argparse.Namespace, ok_word: str, run: Any) -> Any:
+    """Open ARCHIVE and ``run(reader, on_member, progress)`` (test, compare): each member's problem is printed
+    as it comes, and with ``-v`` each member that went through, after ``ok_word``."""
+    progress = make_progress(args.quiet)
+
     def on_member(info: MemberInfo, problem: str | None) -> None:
         if problem is not None:
             progress.note(f"lmar: {problem}")
         elif args.verbose:
-            print(f"OK      {printable(info.path)}")
+            print(f"{ok_word:<8}{printable(info.path)}")
 
     with _open_reader(args.archive) as reader:
-        progress = make_progress(args.quiet)
-        report = reader.test(on_member=on_member, progress=progress, **_parallel(args))
+        return run(reader, on_member, progress)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    report = _visit_members(args, "OK", lambda reader, on_member, progress: reader.test(
+        on_member=on_member, progress=progress, **_parallel(args)))
     failed = len(report.failures)
     if not args.quiet:
         print(f"{report.visited - failed} of {report.visited} members OK" + (f", {failed} FAILED" if failed else ""),
@@ -198,16 +206,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    def on_member(info: MemberInfo, problem: str | None) -> None:
-        if problem is not None:
-            progress.note(f"lmar: {problem}")
-        elif args.verbose:
-            print(f"same    {printable(info.path)}")
-
-    with _open_reader(args.archive) as reader:
-        progress = make_progress(args.quiet)
-        report = reader.compare(args.directory or ".", args.members, on_member=on_member, progress=progress,
-                                **_parallel(args))
+    report = _visit_members(args, "same", lambda reader, on_member, progress: reader.compare(
+        args.directory or ".", args.members, on_member=on_member, progress=progress, **_parallel(args)))
     for p in report.unmatched:
         error(f"{p}: not found in archive")
     differ = len(report.failures)

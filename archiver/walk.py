@@ -60,31 +60,25 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=256)
-def user_name(uid: int) -> str:
-    """The name of user ``uid`` on this machine, "" when it has none (names are recorded as tar does)."""
+@lru_cache(maxsize=512)
+def owner_name(database: str, number: int) -> str:
+    """The name of user (``database`` "pwd") or group ("grp") ``number`` on this machine, "" when it has
+    none (names are recorded beside the ids, as tar does, since ids differ between machines)."""
     try:
-        import pwd
+        if database == "pwd":
+            import pwd
 
-        return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError, OverflowError):
-        return ""
-
-
-@lru_cache(maxsize=256)
-def group_name(gid: int) -> str:
-    """The name of group ``gid`` on this machine, "" when it has none."""
-    try:
+            return pwd.getpwuid(number).pw_name
         import grp
 
-        return grp.getgrgid(gid).gr_name
+        return grp.getgrgid(number).gr_name
     except (ImportError, KeyError, OverflowError):
         return ""
 
 
 def _owned(info: MemberInfo, st: os.stat_result) -> MemberInfo:
     info.uid, info.gid = st.st_uid, st.st_gid
-    info.uname, info.gname = user_name(st.st_uid), group_name(st.st_gid)
+    info.uname, info.gname = owner_name("pwd", st.st_uid), owner_name("grp", st.st_gid)
     return info
 
 
