@@ -108,8 +108,9 @@ class ArchiveReader:
         Unsafe paths and links are refused, existing files kept unless ``overwrite``; a member that fails
         (damage, checksum, unsafe, disk error) is named in the report and the others still extract. Raises
         only when the archive cannot be read on at all. ``same_owner`` (root only) gives members their
-        recorded owners; ``strip`` drops that many leading path components (tar's --strip-components). ``parallel``: ``jobs``, ``executor`` ("local" or "ray"), ``ray_address``: where
-        blocks are decoded ahead (default: here, one by one)."""
+        recorded owners; ``strip`` drops that many leading path components (tar's --strip-components).
+        ``parallel``: ``jobs``, ``executor`` ("local" or "ray"), ``ray_address``: where blocks are decoded
+        ahead (default: here, one by one)."""
         return extract_all(self, path, members, overwrite, on_member=on_member, progress=progress,
                            same_owner=same_owner, strip=strip, **parallel)
 
