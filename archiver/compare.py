@@ -26,12 +26,13 @@ def differences(info: MemberInfo, root: str, content: Iterator[bytes] | None) ->
     path = os.path.join(root, *safe_relpath(info.path).split("/"))
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # (a parent that is now a file: missing too)
         return ["missing on disk"]
-    kinds = {FILE: stat.S_ISREG, DIR: stat.S_ISDIR, SYMLINK: stat.S_ISLNK, HARDLINK: stat.S_ISREG}
-    is_kind = kinds.get(info.type)
+    kinds = {FILE: (stat.S_ISREG, "regular file"), DIR: (stat.S_ISDIR, "directory"),
+             SYMLINK: (stat.S_ISLNK, "symbolic link"), HARDLINK: (stat.S_ISREG, "regular file")}
+    is_kind, word = kinds.get(info.type, (None, info.type))
     if is_kind is None or not is_kind(st.st_mode):
-        return [f"is not a {'regular file' if info.type == HARDLINK else info.type} on disk"]
+        return [f"is not a {word} on disk"]
     found: list[str] = []
     if info.type == SYMLINK:
         if os.readlink(path) != info.link:

@@ -509,3 +509,16 @@ def test_compare_says_what_differs_from_the_disk(capsys, tmp_path, tree, monkeyp
     assert rc == 1 and out == "" and "tree/nosuch: not found in archive" in err
     rc, out, err = main_in(capsys, "compare", "-v", "t.lmar", "tree/sub/deeper")
     assert rc == 0 and out.split() == ["same", "tree/sub/deeper", "same", "tree/sub/deeper/skip.log"]
+
+
+def test_compare_names_a_kind_change_and_what_is_missing_beneath_it(capsys, tmp_path, tree, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main_in(capsys, "create", "-q", "-j", "1", "--level", "fast", "t.lmar", "tree/sub")[0] == 0
+    import shutil
+
+    shutil.rmtree(tree / "sub" / "deeper")
+    (tree / "sub" / "deeper").write_text("now a file")
+    rc, out, err = main_in(capsys, "compare", "t.lmar")
+    assert rc == 1 and err.splitlines() == ["lmar: tree/sub/deeper: is not a directory on disk",
+                                            "lmar: tree/sub/deeper/skip.log: missing on disk",
+                                            "2 of 4 members match the disk, 2 differ"]
