@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from . import __version__
 from .archive import ArchiveReader, CreateOptions, MemberFilter, MemberResult, open_archive, stdout_writer
 from .grouping import DEFAULT_SOLID_LIMIT, DEFAULT_SOLID_SIZE, LEVEL_SOLID_SIZE, MAX_SOLID_SIZE, GroupingOptions
-from .console import error, make_progress, warn
+from .console import error, make_progress, note, warn
 from .errors import LmarError
 from .listing import json_value, long_line, member_json
 from .members import MemberInfo
@@ -50,6 +50,8 @@ def cmd_create(args: argparse.Namespace) -> int:
             os.chdir(args.directory)
         except OSError as exc:
             raise LmarError(f"{args.directory}: cannot change directory: {exc.strerror}") from None
+    if not args.quiet:
+        _note_renamed(args.paths)
     missing = [p for p in args.paths if not os.path.lexists(p)]
     for p in missing:
         error(f"{p}: no such file or directory")
@@ -67,6 +69,16 @@ def cmd_create(args: argparse.Namespace) -> int:
             results = writer.add([p for p in args.paths if p not in missing])
     failed = _report_create(results, args, time.monotonic() - started)
     return EXIT_SOME_FAILED if failed or missing else EXIT_OK
+
+
+def _note_renamed(paths: list[str]) -> None:
+    """Say once, as tar does, when member names will not be the paths as typed: a leading '/' or a '..'
+    is dropped (extraction would refuse them), so ``/etc`` is stored as ``etc``."""
+    parts = [p.replace(os.sep, "/").split("/") for p in paths]
+    if any(p.startswith("/") for p in paths):
+        note("removing leading '/' from member names")
+    if any(".." in ps for ps in parts):
+        note("removing '..' from member names")
 
 
 def _read_names(source: str, null: bool) -> list[str]:
@@ -350,7 +362,8 @@ def build_parser(optional_commands: bool = True) -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true", help="replace ARCHIVE if it exists")
     c.add_argument("--json", action="store_true", help="print a JSON report (codec and candidate sizes per member)")
     c.add_argument("-v", "--verbose", action="store_true")
-    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar, and no note that a leading '/' or "
+                   "'..' was removed from names (warnings and errors are still printed)")
     c.set_defaults(func=cmd_create)
 
     x = sub.add_parser("extract", help="extract members", description="Extract members (all, or those matching "

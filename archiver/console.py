@@ -60,3 +60,8 @@ def error(message: str) -> None:
 
 def warn(message: str) -> None:
     print(f"lmar: warning: {printable(message)}", file=sys.stderr, flush=True)
+
+
+def note(message: str) -> None:
+    """Information, not a problem (tar's "Removing leading '/' from member names"); ``-q`` silences it."""
+    print(f"lmar: {printable(message)}", file=sys.stderr, flush=True)

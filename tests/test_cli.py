@@ -248,6 +248,19 @@ def test_an_archive_path_that_is_a_directory_is_refused(capsys, tmp_path, tree, 
         assert (tmp_path / "adir").is_dir() and no_temp_files(tmp_path)
 
 
+def test_absolute_and_dotdot_paths_are_stored_relative_and_said_once(capsys, tmp_path, tree, monkeypatch):
+    monkeypatch.chdir(tree / "sub")
+    rc, out, err = main_in(capsys, "create", "-j", "1", "--level", "fast", str(tmp_path / "a.lmar"),
+                           str(tree / "text.txt"), str(tree / "runs.dat"), "../empty")
+    assert rc == 0 and err == ("lmar: removing leading '/' from member names\n"
+                               "lmar: removing '..' from member names\n")
+    rc, out, err = main_in(capsys, "create", "-q", "-j", "1", "--level", "fast", str(tmp_path / "b.lmar"),
+                           str(tree / "text.txt"))
+    assert rc == 0 and err == ""
+    names = set(read_all(str(tmp_path / "a.lmar")))
+    assert names == {str(tree / "text.txt").lstrip("/"), str(tree / "runs.dat").lstrip("/"), "empty"}
+
+
 def test_archive_does_not_include_itself(capsys, tmp_path, tree, monkeypatch):
     monkeypatch.chdir(tree)
     rc, out, err = main_in(capsys, "create", "-q", "-j", "1", "--level", "fast", "self.lmar", ".")
