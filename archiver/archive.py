@@ -102,17 +102,19 @@ class ArchiveReader:
 
     def extractall(self, path: str = ".", members: Sequence[str] | None = None, overwrite: bool = False,
                    on_member: OnMember | None = None, progress: Progress | None = None,
-                   same_owner: bool = False, strip: int = 0, **parallel: Any) -> RunReport:
+                   same_owner: bool = False, strip: int = 0, skip_existing: bool = False,
+                   **parallel: Any) -> RunReport:
         """Extract members (all, or those matching the paths/globs in ``members``) under ``path``.
 
         Unsafe paths and links are refused, existing files kept unless ``overwrite``; a member that fails
         (damage, checksum, unsafe, disk error) is named in the report and the others still extract. Raises
         only when the archive cannot be read on at all. ``same_owner`` (root only) gives members their
-        recorded owners; ``strip`` drops that many leading path components (tar's --strip-components).
+        recorded owners; ``strip`` drops that many leading path components (tar's --strip-components);
+        ``skip_existing`` leaves members whose names exist alone, silently (tar's --skip-old-files).
         ``parallel``: ``jobs``, ``executor`` ("local" or "ray"), ``ray_address``: where blocks are decoded
         ahead (default: here, one by one)."""
         return extract_all(self, path, members, overwrite, on_member=on_member, progress=progress,
-                           same_owner=same_owner, strip=strip, **parallel)
+                           same_owner=same_owner, strip=strip, skip_existing=skip_existing, **parallel)
 
     def extract_to_stream(self, stream: IO[bytes], members: Sequence[str] | None = None,
                           on_member: OnMember | None = None, progress: Progress | None = None,

@@ -114,14 +114,14 @@ def _visit(reader: "ArchiveReader", members: Sequence[str] | None, act: Callable
 
 def extract_all(reader: "ArchiveReader", dest: str = ".", members: Sequence[str] | None = None,
                 overwrite: bool = False, to_stream: IO[bytes] | None = None, same_owner: bool = False,
-                strip: int = 0,
+                strip: int = 0, skip_existing: bool = False,
                 on_member: OnMember | None = None, progress: "Progress | None" = None, jobs: int | None = None,
                 executor: str = "local", ray_address: str | None = None) -> RunReport:
     """Extract matching members under ``dest`` (or write regular files' bytes to ``to_stream``).
 
     ``jobs``/``executor``/``ray_address``: where blocks are decoded ahead (:mod:`lmar.prefetch`); members
     are still visited, checked and written here, in archive order."""
-    extractor = None if to_stream is not None else Extractor(dest, overwrite, same_owner, strip)
+    extractor = None if to_stream is not None else Extractor(dest, overwrite, same_owner, strip, skip_existing)
 
     def act(info: MemberInfo, read: Any) -> None:
         if extractor is not None and extractor.skips(info):

@@ -156,7 +156,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
         else:
             report = reader.extractall(args.directory or ".", args.members, overwrite=args.overwrite,
                                        on_member=on_member, progress=progress, same_owner=args.same_owner,
-                                       strip=args.strip_components, **_parallel(args))
+                                       strip=args.strip_components, skip_existing=args.skip_existing,
+                                       **_parallel(args))
     for p in report.unmatched:
         error(f"{p}: not found in archive")
     return EXIT_OK if report.ok else EXIT_SOME_FAILED
@@ -371,7 +372,10 @@ def build_parser(optional_commands: bool = True) -> argparse.ArgumentParser:
     x.add_argument("archive")
     x.add_argument("members", nargs="*", metavar="MEMBER")
     x.add_argument("-C", "--directory", help="extract into DIR (default: current directory)")
-    x.add_argument("--overwrite", action="store_true", help="replace existing files")
+    existing = x.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing files")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="leave files that already exist as they are, silently (resume an interrupted extract)")
     x.add_argument("--strip-components", type=_count, default=0, metavar="N",
                    help="drop N leading components from member names (and hard link targets); members with no "
                         "more than N components are skipped")

@@ -105,10 +105,15 @@ def _local_id(module: str, name: str, recorded: int) -> int:
     return recorded
 
 
+class _Exists(Exception):
+    """A member left alone because its name exists (``skip_existing``): not a failure."""
+
+
 class Extractor:
     """Materialises members under ``dest``; directory modes and times are applied at ``finish()``."""
 
-    def __init__(self, dest: str, overwrite: bool = False, same_owner: bool = False, strip: int = 0) -> None:
+    def __init__(self, dest: str, overwrite: bool = False, same_owner: bool = False, strip: int = 0,
+                 skip_existing: bool = False) -> None:
         if same_owner and (not hasattr(os, "geteuid") or os.geteuid() != 0):
             raise LmarError("--same-owner needs root: only root can give files to other users")
         self.dest = os.path.abspath(dest)
@@ -118,6 +123,9 @@ class Extractor:
         #: Leading path components dropped from every member name (and hard link target), as tar's
         #: --strip-components; a member with no more components than that is skipped (:meth:`skips`).
         self.strip = strip
+        #: Leave a member whose name already exists on disk as it is, silently (tar's --skip-old-files):
+        #: how an interrupted extraction is resumed. :meth:`extract` then returns False.
+        self.skip_existing = skip_existing and not overwrite
         self._dirs: list[tuple[str, MemberInfo]] = []
         try:
             os.makedirs(self.dest, exist_ok=True)
@@ -190,13 +198,21 @@ class Extractor:
         if info.type == DIR and os.path.isdir(target) and not os.path.islink(target):
             return
         if not self.overwrite:
-            raise LmarError(f"{info.path}: already exists (use --overwrite to replace it)")
+            raise self._exists(info)
         if os.path.isdir(target) and not os.path.islink(target):
             raise LmarError(f"{info.path}: a directory is in the way; not replaced")
 
     # -- writing ---------------------------------------------------------------------------------------
-    def extract(self, info: MemberInfo, chunks: Iterator[bytes] | None) -> None:
-        """Create ``info`` on disk; ``chunks`` supplies a regular file's bytes (already verified)."""
+    def extract(self, info: MemberInfo, chunks: Iterator[bytes] | None) -> bool:
+        """Create ``info`` on disk; ``chunks`` supplies a regular file's bytes (already verified). False when
+        the member was left alone because its name exists (``skip_existing``)."""
+        try:
+            self._extract(info, chunks)
+        except _Exists:
+            return False
+        return True
+
+    def _extract(self, info: MemberInfo, chunks: Iterator[bytes] | None) -> None:
         if info.type not in (DIR, FILE, SYMLINK, HARDLINK):  # devices, FIFOs, unknown kinds: before any mkdir
             raise UnsafeMemberError(f"{info.path}: unsupported member type {info.type}; not extracted")
         target = self.target_of(info)
@@ -246,7 +262,7 @@ class Extractor:
         try:
             fd = os.open(target, _NEW_FILE, 0o600)
         except FileExistsError:
-            raise LmarError(f"{info.path}: already exists (use --overwrite to replace it)") from None
+            raise self._exists(info) from None
         try:
             with os.fdopen(fd, "wb") as f:
                 _write_content(f, target, chunks, info, self._ids(info))
@@ -273,6 +289,11 @@ class Extractor:
         except BaseException:
             os.unlink(tmp)
             raise
+
+    def _exists(self, info: MemberInfo) -> Exception:
+        if self.skip_existing:
+            return _Exists()
+        return LmarError(f"{info.path}: already exists (use --overwrite to replace it, or --skip-existing)")
 
     def _ids(self, info: MemberInfo) -> tuple[int, int] | None:
         """The (uid, gid) to give ``info`` here: None unless restoring owners and the archive recorded one.

@@ -227,3 +227,25 @@ def test_long_runs_of_zeros_extract_as_holes(tmp_path):
         assert r.extractall(str(tmp_path / "out")).ok
     [out] = list((tmp_path / "out").rglob("disk.img"))
     assert out.read_bytes() == image and os.stat(out).st_blocks * 512 <= 4 * hole
+
+
+def test_skip_existing_resumes_an_extraction_without_touching_what_is_there(tmp_path, tree):
+    """tar's --skip-old-files: a member whose name exists is left alone, silently (no failure), and the
+    missing ones are written; without it each existing name is a failure; with --overwrite it cannot go."""
+    arc = make(tmp_path, tree)
+    out = tmp_path / "out"
+    with lmar.open(arc) as r:
+        assert r.extractall(str(out)).ok
+    (out / "proj" / "README").write_text("mine")
+    (out / "proj" / "src" / "m3.py").unlink()
+    (out / "proj" / "link").unlink()
+    with lmar.open(arc) as r:
+        report = r.extractall(str(out), skip_existing=True)
+    assert report.ok and not report.failures
+    assert (out / "proj" / "README").read_text() == "mine"
+    assert (out / "proj" / "src" / "m3.py").read_text() == (tree / "src" / "m3.py").read_text()
+    assert os.readlink(out / "proj" / "link") == "README"
+    with lmar.open(arc) as r:
+        report = r.extractall(str(out))
+    assert len(report.failures) == report.visited - 2  # all but the two directories, which may exist
+    assert all("--skip-existing" in why for _, why in report.failures)
