@@ -5,7 +5,7 @@ The public Python API lives in :mod:`lmar.archive` (``lmar.open``); codecs reach
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .errors import LmarError  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
