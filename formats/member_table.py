@@ -147,14 +147,24 @@ def _owner_columns(ms: Sequence[TableMember]) -> tuple[list[list[Any]], list[int
     index: dict[Owner, int] = {}
     column: list[int | None] = []
     for m in ms:
-        if m.owner is None:
+        owner = _recordable(m.owner)
+        if owner is None:
             column.append(None)
             continue
-        if m.owner not in index:
-            index[m.owner] = len(own)
-            own.append(list(m.owner))
-        column.append(index[m.owner])
+        if owner not in index:
+            index[owner] = len(own)
+            own.append(list(owner))
+        column.append(index[owner])
     return own, column
+
+
+def _recordable(owner: Owner | None) -> Owner | None:
+    """``owner`` within what readers accept: a name over the limit is dropped (""), ids outside 0..2^32-1
+    leave the owner unrecorded; so whatever a system reports, the archive stays readable."""
+    if owner is None or not all(0 <= v <= MAX_OWNER_ID for v in owner[:2]):
+        return None
+    uid, gid, user, group = owner
+    return (uid, gid, user if len(user) <= MAX_OWNER_NAME else "", group if len(group) <= MAX_OWNER_NAME else "")
 
 
 def _owners(own: Any, column: Any, count: int, what: str) -> list[Owner | None]:

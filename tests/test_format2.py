@@ -529,6 +529,8 @@ def test_owners_round_trip_through_a_table_and_hostile_columns_are_refused():
     assert doc["own"] == [list(alice), list(bob)] and doc["owner"] == [0, 1, 0, None]
     assert [m.owner for m in decode_table(body, "t", 0).members] == [alice, bob, alice, None]
     assert "own" not in rec.unpack(rec.decompress(encode_table(Table(0, 0, [TableMember("x", "dir")])), 1 << 20, "t"), "t")
+    odd = [TableMember("a", "dir", owner=(5, 6, "u" * 300, "g")), TableMember("b", "dir", owner=(-1, 0, "x", "y"))]
+    assert [m.owner for m in decode_table(encode_table(Table(0, 0, odd)), "t", 0).members] == [(5, 6, "", "g"), None]
     for own, column in [(None, [0, 0, 0, 0]), ([list(alice)], None), ([list(alice)], [0, 1, 0, 0]),
                         ([list(alice)], [0, 0]), ([[-1, 0, "", ""]], [0, 0, 0, 0]), ([[1 << 32, 0, "", ""]], [0] * 4),
                         ([[0, 0, "x" * 256, ""]], [0] * 4), ([[0, 0, "", 5]], [0] * 4), ([[0, 0, ""]], [0] * 4),
