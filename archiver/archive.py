@@ -91,6 +91,13 @@ class ArchiveReader:
         info = self.getmember(member) if isinstance(member, str) else member
         return b"".join(self._impl.read_member(info))
 
+    def read_aside(self, name: str) -> bytes | None:
+        """The content of the file member ``name`` while :meth:`iter_members` is under way (extraction
+        uses it for a hard link whose target was not extracted); None when the archive cannot seek
+        (a stream, a damaged index, format 1.0) or has no such file."""
+        aside = getattr(self._impl, "read_aside", None)
+        return aside(name) if aside is not None else None
+
     def extractfile(self, member: MemberInfo | str) -> IO[bytes]:
         return io.BytesIO(self.read(member))
 

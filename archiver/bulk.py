@@ -127,7 +127,8 @@ def extract_all(reader: "ArchiveReader", dest: str = ".", members: Sequence[str]
         if extractor is not None and extractor.skips(info):
             return  # its whole name was stripped (``--strip-components``): as tar, nothing to write
         if extractor is not None:
-            extractor.extract(info, read() if info.isfile() else None)
+            extractor.extract(info, read() if info.isfile() else None,
+                              (lambda: reader.read_aside(info.link)) if info.islnk() else None)
         elif info.isfile():
             for chunk in read():
                 to_stream.write(chunk)  # type: ignore[union-attr]

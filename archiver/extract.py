@@ -14,7 +14,7 @@ import os
 import posixpath
 import stat
 import tempfile
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from .errors import UnsafeMemberError, LmarError
 from .members import DIR, FILE, HARDLINK, SYMLINK, MemberInfo
@@ -203,16 +203,20 @@ class Extractor:
             raise LmarError(f"{info.path}: a directory is in the way; not replaced")
 
     # -- writing ---------------------------------------------------------------------------------------
-    def extract(self, info: MemberInfo, chunks: Iterator[bytes] | None) -> bool:
-        """Create ``info`` on disk; ``chunks`` supplies a regular file's bytes (already verified). False when
-        the member was left alone because its name exists (``skip_existing``)."""
+    def extract(self, info: MemberInfo, chunks: Iterator[bytes] | None,
+                link_content: Callable[[], bytes | None] | None = None) -> bool:
+        """Create ``info`` on disk; ``chunks`` supplies a regular file's bytes (already verified). A hard
+        link whose target is not on disk is written as a copy of ``link_content()`` when that gives its
+        bytes (extracting one linked name alone), else refused. False when the member was left alone
+        because its name exists (``skip_existing``)."""
         try:
-            self._extract(info, chunks)
+            self._extract(info, chunks, link_content)
         except _Exists:
             return False
         return True
 
-    def _extract(self, info: MemberInfo, chunks: Iterator[bytes] | None) -> None:
+    def _extract(self, info: MemberInfo, chunks: Iterator[bytes] | None,
+                 link_content: Callable[[], bytes | None] | None = None) -> None:
         if info.type not in (DIR, FILE, SYMLINK, HARDLINK):  # devices, FIFOs, unknown kinds: before any mkdir
             raise UnsafeMemberError(f"{info.path}: unsupported member type {info.type}; not extracted")
         target = self.target_of(info)
@@ -239,7 +243,13 @@ class Extractor:
         elif info.type == HARDLINK:
             source = self.target_of(MemberInfo(info.link, FILE))
             if not os.path.isfile(source) or os.path.islink(source):
-                raise UnsafeMemberError(f"{info.path}: hard link target {info.link} was not extracted")
+                data = link_content() if link_content is not None else None
+                if data is None:
+                    raise UnsafeMemberError(f"{info.path}: hard link target {info.link} was not extracted")
+                copy = MemberInfo(info.path, FILE, info.mode, info.mtime_ns, len(data), uid=info.uid,
+                                  gid=info.gid, uname=info.uname, gname=info.gname)
+                self._write_file(copy, target, iter([data]))
+                return
             self._check_parents(info, source)
             self._place(target, lambda tmp: os.link(source, tmp))
         else:

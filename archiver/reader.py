@@ -198,6 +198,23 @@ class ArchiveReaderV2:
             raise ChecksumError(f"{info.path}: member checksum mismatch (deduplicated from {info.dedup_of})")
         return data
 
+    def read_aside(self, path: str) -> bytes | None:
+        """The verified content of the file member named ``path``, read without disturbing
+        :meth:`iter_members` (as :meth:`serve_ref` does); None when the archive has no index to seek by
+        or no such file."""
+        if self._index is None:
+            return None
+        numbers = [i for i, p in enumerate(self._index.paths) if p == path]
+        if not numbers:
+            return None
+        here, groups, members = self._c.offset, self._c.groups_read, self._c.members_read
+        try:
+            return b"".join(self._read_number(numbers[0], kind=FILE))
+        except _NotThatKind:
+            return None  # a link or directory of that name: a hard link to it is refused
+        finally:
+            self._c.seek_table(here, groups, members)
+
     def retain(self, number: int, data: bytes, uses: int) -> None:
         self._retained.keep(number, data, uses)
 
@@ -211,7 +228,7 @@ class ArchiveReaderV2:
             raise LmarError(f"{info.path}: not a member of this archive")
         return self._read_number(info.number)
 
-    def _read_number(self, number: int, original: bool = False) -> Iterator[bytes]:
+    def _read_number(self, number: int, original: bool = False, kind: str | None = None) -> Iterator[bytes]:
         assert self._index is not None
         g = bisect.bisect_right(self._first, number) - 1
         if g < 0:
@@ -223,10 +240,16 @@ class ArchiveReaderV2:
         local = number - self._first[g]
         if original and not (0 <= local < len(table.members) and table.members[local].has_data):
             raise FormatError(f"member {number} is not a stored file: archive is corrupt")
+        if kind is not None and not (0 <= local < len(table.members) and table.members[local].kind == kind):
+            raise _NotThatKind()
         for info, read in self._group(table, self._first[g], retain=False, only=local):
             if info.number == number:
                 return iter([b"".join(read())])
         raise FormatError(f"member {number} does not exist: archive is corrupt")
+
+
+class _NotThatKind(Exception):
+    """The member asked for by number is not of the kind asked for."""
 
 
 def _raiser(message: str) -> Reader:

@@ -249,3 +249,45 @@ def test_skip_existing_resumes_an_extraction_without_touching_what_is_there(tmp_
         report = r.extractall(str(out))
     assert len(report.failures) == report.visited - 2  # all but the two directories, which may exist
     assert all("--skip-existing" in why for _, why in report.failures)
+
+
+def test_a_hard_link_extracted_without_its_target_gets_the_content(tmp_path):
+    """Asking for one name of a hard-linked file: from a seekable archive it is written as a copy of the
+    target's (verified) content, and the members after it still extract; from a stream it is refused, as
+    tar refuses it, naming the target."""
+    src = tmp_path / "t"
+    (src / "d").mkdir(parents=True)
+    (src / "a.txt").write_text("shared content\n" * 50)
+    os.link(src / "a.txt", src / "d" / "hard.txt")
+    os.symlink("a.txt", src / "s")
+    (src / "z.txt").write_text("last\n")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with lmar.open(tmp_path / "a.lmar", "w", options=fast_options()) as w:
+            w.add(["t"])
+    finally:
+        os.chdir(cwd)
+    with lmar.open(tmp_path / "a.lmar") as r:
+        assert [m.type for m in r.getmembers() if m.path == "t/d/hard.txt"] == ["hardlink"]
+        report = r.extractall(str(tmp_path / "out"), ["t/d/hard.txt", "t/s", "t/z.txt"])
+    assert report.ok, report.failures
+    out = tmp_path / "out" / "t"
+    assert (out / "d" / "hard.txt").read_text() == "shared content\n" * 50 and not (out / "a.txt").exists()
+    assert os.readlink(out / "s") == "a.txt" and (out / "z.txt").read_text() == "last\n"
+
+    class Pipe(io.RawIOBase):  # a stream that cannot seek, as stdin from a pipe
+        def __init__(self, data: bytes) -> None:
+            self._data = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+            chunk = self._data.read(len(b))
+            b[:len(chunk)] = chunk
+            return len(chunk)
+
+    with ArchiveReader(io.BufferedReader(Pipe((tmp_path / "a.lmar").read_bytes())), "<stdin>") as r:
+        report = r.extractall(str(tmp_path / "out2"), ["t/d/hard.txt"])
+    assert [why for _, why in report.failures] == ["t/d/hard.txt: hard link target t/a.txt was not extracted"]
