@@ -200,8 +200,8 @@ class ArchiveReaderV2:
 
     def read_aside(self, path: str) -> bytes | None:
         """The verified content of the file member named ``path``, read without disturbing
-        :meth:`iter_members` (as :meth:`serve_ref` does); None when the archive has no index to seek by
-        or no such file."""
+        :meth:`iter_members` (as :meth:`serve_ref` does); None when the archive has no index to seek by,
+        no such file, or one over :data:`READ_ASIDE_LIMIT` (memory stays bounded)."""
         if self._index is None:
             return None
         numbers = [i for i, p in enumerate(self._index.paths) if p == path]
@@ -209,9 +209,9 @@ class ArchiveReaderV2:
             return None
         here, groups, members = self._c.offset, self._c.groups_read, self._c.members_read
         try:
-            return b"".join(self._read_number(numbers[0], kind=FILE))
+            return b"".join(self._read_number(numbers[0], kind=FILE, max_size=READ_ASIDE_LIMIT))
         except _NotThatKind:
-            return None  # a link or directory of that name: a hard link to it is refused
+            return None  # a link or directory of that name, or a file too large to hold: refused
         finally:
             self._c.seek_table(here, groups, members)
 
@@ -228,7 +228,8 @@ class ArchiveReaderV2:
             raise LmarError(f"{info.path}: not a member of this archive")
         return self._read_number(info.number)
 
-    def _read_number(self, number: int, original: bool = False, kind: str | None = None) -> Iterator[bytes]:
+    def _read_number(self, number: int, original: bool = False, kind: str | None = None,
+                     max_size: int | None = None) -> Iterator[bytes]:
         assert self._index is not None
         g = bisect.bisect_right(self._first, number) - 1
         if g < 0:
@@ -240,12 +241,17 @@ class ArchiveReaderV2:
         local = number - self._first[g]
         if original and not (0 <= local < len(table.members) and table.members[local].has_data):
             raise FormatError(f"member {number} is not a stored file: archive is corrupt")
-        if kind is not None and not (0 <= local < len(table.members) and table.members[local].kind == kind):
+        if kind is not None and not (0 <= local < len(table.members) and table.members[local].kind == kind
+                                     and (max_size is None or table.members[local].size <= max_size)):
             raise _NotThatKind()
         for info, read in self._group(table, self._first[g], retain=False, only=local):
             if info.number == number:
                 return iter([b"".join(read())])
         raise FormatError(f"member {number} does not exist: archive is corrupt")
+
+
+#: The largest content :meth:`ArchiveReaderV2.read_aside` holds in memory (a hard link's target).
+READ_ASIDE_LIMIT = 256 << 20
 
 
 class _NotThatKind(Exception):

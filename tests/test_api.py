@@ -276,6 +276,17 @@ def test_a_hard_link_extracted_without_its_target_gets_the_content(tmp_path):
     assert (out / "d" / "hard.txt").read_text() == "shared content\n" * 50 and not (out / "a.txt").exists()
     assert os.readlink(out / "s") == "a.txt" and (out / "z.txt").read_text() == "last\n"
 
+    from lmar import reader as reader_module
+
+    saved = reader_module.READ_ASIDE_LIMIT
+    reader_module.READ_ASIDE_LIMIT = 100  # a target larger than this is not held in memory: refused
+    try:
+        with lmar.open(tmp_path / "a.lmar") as r:
+            report = r.extractall(str(tmp_path / "out3"), ["t/d/hard.txt"])
+        assert [why for _, why in report.failures] == ["t/d/hard.txt: hard link target t/a.txt was not extracted"]
+    finally:
+        reader_module.READ_ASIDE_LIMIT = saved
+
     class Pipe(io.RawIOBase):  # a stream that cannot seek, as stdin from a pipe
         def __init__(self, data: bytes) -> None:
             self._data = io.BytesIO(data)
