@@ -7,6 +7,7 @@ member whose table is damaged is still named (from the index) and reported, neve
 from __future__ import annotations
 
 import bisect
+import contextlib
 import tempfile
 from typing import Any, Callable, Iterator
 
@@ -184,13 +185,11 @@ class ArchiveReaderV2:
         if self._retained.has(target):
             data = self._retained.take(target)
         elif self._index is not None:
-            here, groups, members = self._c.offset, self._c.groups_read, self._c.members_read
             try:
-                data = b"".join(self._read_number(target, original=True))
+                with self._aside():
+                    data = b"".join(self._read_number(target, original=True))
             except LmarError as exc:
                 raise LmarError(f"{info.path}: deduplicated from {info.dedup_of}, which cannot be read: {exc}") from None
-            finally:
-                self._c.seek_table(here, groups, members)
         else:
             raise FormatError(f"{info.path}: deduplicated from {info.dedup_of}, whose content was not read "
                               f"(damaged or missing): archive is corrupt")
@@ -202,16 +201,21 @@ class ArchiveReaderV2:
         """The verified content of the file member named ``path``, read without disturbing
         :meth:`iter_members` (as :meth:`serve_ref` does); None when the archive has no index to seek by,
         no such file, or one over :data:`READ_ASIDE_LIMIT` (memory stays bounded)."""
-        if self._index is None:
+        if self._index is None or path not in self._index.paths:
             return None
-        numbers = [i for i, p in enumerate(self._index.paths) if p == path]
-        if not numbers:
-            return None
-        here, groups, members = self._c.offset, self._c.groups_read, self._c.members_read
+        number = self._index.paths.index(path)
         try:
-            return b"".join(self._read_number(numbers[0], kind=FILE, max_size=READ_ASIDE_LIMIT))
+            with self._aside():
+                return b"".join(self._read_number(number, kind=FILE, max_size=READ_ASIDE_LIMIT))
         except _NotThatKind:
             return None  # a link or directory of that name, or a file too large to hold: refused
+
+    @contextlib.contextmanager
+    def _aside(self) -> Iterator[None]:
+        """Read elsewhere in the archive, then come back to where :meth:`iter_members` was reading."""
+        here, groups, members = self._c.offset, self._c.groups_read, self._c.members_read
+        try:
+            yield
         finally:
             self._c.seek_table(here, groups, members)
 
