@@ -212,9 +212,7 @@ class ArchiveWriter:
                                                    "info": plan.info})
         warnings = list(plan.warnings) if plan is not None else []
         if group.kind == "large" and plan is not None and plan.blocks is not None:  # read whole by its plan
-            if plan.size != members[0].info.size or (group.refs and plan.xxh3_128 != group.dup_digest):
-                warnings.append(CHANGED + _copies_note(group))
-                members[0].info.size = plan.size
+            warnings += _read_as_walked(group, plan.size, plan.xxh3_128)
         table = self._table(group, codec_id, plan)
         self._container.begin_group(table)
         stored = 0
@@ -229,9 +227,7 @@ class ArchiveWriter:
         elif plan is not None:  # a large file: read and coded block by block
             streamed = True
             stored, hashes[0], size, digest = self._stream_large(members[0], plan, executor, jobs)
-            if size != members[0].info.size or (group.refs and digest != group.dup_digest):
-                warnings.append(CHANGED + _copies_note(group))
-                members[0].info.size = size
+            warnings += _read_as_walked(group, size, digest)
         file_hashes = []
         for i, m in enumerate(table.members):
             if m.kind == FILE:
@@ -304,10 +300,16 @@ class ArchiveWriter:
             self._container.close()
 
 
-def _copies_note(group: Group) -> str:
-    """What a large file's change means for the duplicates already written as references to it."""
+def _read_as_walked(group: Group, size: int, digest: bytes | None) -> list[str]:
+    """[] when a large file read (by its plan, or streamed) at ``size`` bytes hashing to ``digest`` is what
+    the walk and the duplicate search saw; else the warning, naming the copies already written as
+    references to it. The member takes the size read."""
+    src = group.members[0]
+    if size == src.info.size and not (group.refs and digest != group.dup_digest):
+        return []
+    src.info.size = size
     copies = [m.info.path for i, m in enumerate(group.members) if i in group.refs]
     if not copies:
-        return ""
-    return (f"; {len(copies)} file(s) that were identical to it ({', '.join(copies[:3])}"
-            f"{' ...' if len(copies) > 3 else ''}) are stored as references and extract with its new content")
+        return [CHANGED]
+    return [CHANGED + f"; {len(copies)} file(s) that were identical to it ({', '.join(copies[:3])}"
+            f"{' ...' if len(copies) > 3 else ''}) are stored as references and extract with its new content"]
