@@ -235,6 +235,24 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
         pool_bytes[kind].append(data)
         _with_refs(g, at, copies)
 
+    def read_and_place(src: Source, kept: bytes | None, copies: list[Source],
+                       digest: bytes | None) -> Iterator[Group]:
+        """Read one small file and place it with the duplicates matched on ``digest``; when it cannot be
+        read, or no longer has that digest, the duplicates are read and placed on their own."""
+        try:
+            data, changed = _read_small(src, kept)
+        except OSError as exc:
+            yield _unreadable(src, exc)
+            data, changed = None, False
+        if data is None or (copies and xxhash.xxh3_128_digest(data) != digest):
+            alone, copies = copies, []
+        else:
+            alone = []
+        if data is not None:
+            yield from place(src, data, copies, [CHANGED] if changed else [])
+        for copy in alone:
+            yield from read_and_place(copy, None, [], None)
+
     for pos, src in enumerate(ordered):
         if pos in dups:
             continue
@@ -242,24 +260,7 @@ def plan_groups(sources: list[Source], opts: GroupingOptions,
         if pos >= len(small):
             yield _with_refs(Group("large", [src], dup_digest=digests.get(pos)), 0, copies)
             continue
-        read_again: list[Source] = []
-        try:
-            data, changed = _read_small(src, read.pop(pos, None))
-        except OSError as exc:
-            yield _unreadable(src, exc)
-            # its duplicates were matched on bytes read moments ago: they are stored on their own
-            read_again, copies = copies, []
-        else:
-            if copies and xxhash.xxh3_128_digest(data) != digests.get(pos):
-                read_again, copies = copies, []  # it changed after they were matched: they stand alone
-            yield from place(src, data, copies, [CHANGED] if changed else [])
-        for copy in read_again:
-            try:
-                data, changed = _read_small(copy, None)
-            except OSError as exc:
-                yield _unreadable(copy, exc)
-                continue
-            yield from place(copy, data, [], [CHANGED] if changed else [])
+        yield from read_and_place(src, read.pop(pos, None), copies, digests.get(pos))
     for kind in sorted(pools):
         if pools[kind].members:
             yield _close(pools[kind], pool_bytes[kind])
