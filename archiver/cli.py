@@ -158,9 +158,14 @@ def cmd_extract(args: argparse.Namespace) -> int:
                                        on_member=on_member, progress=progress, same_owner=args.same_owner,
                                        strip=args.strip_components, skip_existing=args.skip_existing,
                                        **_parallel(args))
-    for p in report.unmatched:
-        error(f"{p}: not found in archive")
+    _say_unmatched(report.unmatched)
     return EXIT_OK if report.ok else EXIT_SOME_FAILED
+
+
+def _say_unmatched(patterns: list[str]) -> None:
+    """Name each MEMBER pattern of extract, list or compare that matched nothing."""
+    for p in patterns:
+        error(f"{p}: not found in archive")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -188,8 +193,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     damaged = [m for m in listed if m.damage]
     for m in damaged:
         error(m.damage or m.path)
-    for p in wanted.unmatched:
-        error(f"{p}: not found in archive")
+    _say_unmatched(wanted.unmatched)
     return EXIT_SOME_FAILED if damaged or wanted.unmatched else EXIT_OK
 
 
@@ -221,8 +225,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     report = _visit_members(args, "same", lambda reader, on_member, progress: reader.compare(
         args.directory or ".", args.members, on_member=on_member, progress=progress, **_parallel(args)))
-    for p in report.unmatched:
-        error(f"{p}: not found in archive")
+    _say_unmatched(report.unmatched)
     differ = len(report.failures)
     if not args.quiet:
         print(f"{report.visited - differ} of {report.visited} members match the disk"
