@@ -23,7 +23,7 @@ _CHUNK = 1 << 20
 def differences(info: MemberInfo, root: str, content: Iterator[bytes] | None) -> list[str]:
     """What differs between ``info`` and its path under ``root`` ("" list: nothing). ``content`` yields a
     file member's bytes (checked against the archive's checksums as they come)."""
-    path = os.path.join(root, *safe_relpath(info.path).split("/"))
+    path = _on_disk(root, info.path)
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):  # (a parent that is now a file: missing too)
@@ -33,18 +33,16 @@ def differences(info: MemberInfo, root: str, content: Iterator[bytes] | None) ->
     is_kind, word = kinds.get(info.type, (None, info.type))
     if is_kind is None or not is_kind(st.st_mode):
         return [f"is not a {word} on disk"]
-    found: list[str] = []
     if info.type == SYMLINK:
-        if os.readlink(path) != info.link:
-            found.append(f"symlink differs (archive: {info.link}, disk: {os.readlink(path)})")
-        return found
+        disk = os.readlink(path)
+        return [] if disk == info.link else [f"symlink differs (archive: {info.link}, disk: {disk})"]
     if info.type == HARDLINK:
-        target = os.path.join(root, *safe_relpath(info.link).split("/"))
         try:
-            same = os.path.samefile(path, target)
+            same = os.path.samefile(path, _on_disk(root, info.link))
         except OSError:
             same = False
         return [] if same else [f"not linked to {info.link}"]
+    found: list[str] = []
     if (st.st_mode & SAFE_MODE_MASK) != (info.mode & SAFE_MODE_MASK):
         found.append(f"mode differs (archive: {info.mode & 0o777:o}, disk: {st.st_mode & 0o777:o})")
     if info.type == FILE:
@@ -55,6 +53,11 @@ def differences(info: MemberInfo, root: str, content: Iterator[bytes] | None) ->
         elif content is not None and not _same_bytes(path, content):
             found.append("contents differ")
     return found
+
+
+def _on_disk(root: str, name: str) -> str:
+    """Where member ``name`` extracts to under ``root`` (unsafe names refused, as extraction refuses them)."""
+    return os.path.join(root, *safe_relpath(name).split("/"))
 
 
 def _same_bytes(path: str, content: Iterator[bytes]) -> bool:

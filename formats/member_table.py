@@ -158,13 +158,21 @@ def _owner_columns(ms: Sequence[TableMember]) -> tuple[list[list[Any]], list[int
     return own, column
 
 
+def _owner_id_ok(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_OWNER_ID
+
+
+def _owner_name_ok(v: Any) -> bool:
+    return isinstance(v, str) and len(v) <= MAX_OWNER_NAME
+
+
 def _recordable(owner: Owner | None) -> Owner | None:
-    """``owner`` within what readers accept: a name over the limit is dropped (""), ids outside 0..2^32-1
-    leave the owner unrecorded; so whatever a system reports, the archive stays readable."""
-    if owner is None or not all(0 <= v <= MAX_OWNER_ID for v in owner[:2]):
+    """``owner`` within what readers accept (the same checks): a name over the limit is dropped (""), ids
+    outside 0..2^32-1 leave the owner unrecorded; so whatever a system reports, the archive stays readable."""
+    if owner is None or not (_owner_id_ok(owner[0]) and _owner_id_ok(owner[1])):
         return None
     uid, gid, user, group = owner
-    return (uid, gid, user if len(user) <= MAX_OWNER_NAME else "", group if len(group) <= MAX_OWNER_NAME else "")
+    return (uid, gid, user if _owner_name_ok(user) else "", group if _owner_name_ok(group) else "")
 
 
 def _owners(own: Any, column: Any, count: int, what: str) -> list[Owner | None]:
@@ -176,9 +184,8 @@ def _owners(own: Any, column: Any, count: int, what: str) -> list[Owner | None]:
         raise bad
     owners: list[Owner] = []
     for o in own:
-        if not (isinstance(o, list) and len(o) == 4
-                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_OWNER_ID for v in o[:2])
-                and all(isinstance(v, str) and len(v) <= MAX_OWNER_NAME for v in o[2:])):
+        if not (isinstance(o, list) and len(o) == 4 and all(map(_owner_id_ok, o[:2]))
+                and all(map(_owner_name_ok, o[2:]))):
             raise bad
         owners.append((o[0], o[1], o[2], o[3]))
     out: list[Owner | None] = []
